@@ -1,0 +1,46 @@
+"""Writes that never leave a half-written file: write beside the target, fsync, then rename over it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; on success it replaces `target` atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(target: Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(target: Path, data: Any) -> None:
+    write_text(target, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_records(target: Path, records: list[dict[str, Any]], features: Any = None) -> None:
+    """Write records as a parquet file through `datasets` (the format every stage exchanges).
+
+    `features` (a `datasets.Features`) fixes the schema, so an empty file still has its columns.
+    """
+    import datasets
+
+    with atomic_path(target) as tmp:
+        datasets.Dataset.from_list(records, features=features).to_parquet(str(tmp))

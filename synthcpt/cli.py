@@ -1,0 +1,148 @@
+"""The `synthcpt` command line: `run` for the whole pipeline, one command per stage, and tools."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from synthcpt.errors import SynthcptError
+from synthcpt.progress import console
+
+app = typer.Typer(help="synthcpt: teach a language model a small corpus with synthetic continued pretraining.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="The embedded default model and other prepared models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override: section.key=value.")]
+
+
+def _runner(config_path: Path | None, overrides: list[str] | None):
+    from synthcpt.config import load_config
+    from synthcpt.pipeline import Runner
+
+    return Runner(load_config(config_path, overrides or []), reporter=console.print)
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("synthcpt.yaml"),
+         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
+    """Write the default config, every setting commented."""
+    from synthcpt.atomic import write_text
+    from synthcpt.config import commented_default_config
+
+    if path.exists() and not force:
+        raise SynthcptError(f"{path} exists (use --force to overwrite)")
+    write_text(path, commented_default_config())
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def run(config: ConfigOption = None, set_: SetOption = None,
+        start: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on.")] = None,
+        only: Annotated[Optional[str], typer.Option("--only", help="Rerun only this stage.")] = None) -> None:
+    """Run the pipeline: stages already complete for the same inputs and settings are skipped."""
+    from synthcpt.pipeline import select, stage_names
+
+    runner = _runner(config, set_)
+    selected = select(stage_names(), start, only)
+    runner.execute(selected, force=set(selected) if (start or only) else set())
+    console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
+
+
+def _add_stage_command(name: str, help_text: str) -> None:
+    def command(config: ConfigOption = None, set_: SetOption = None,
+                force: Annotated[bool, typer.Option(help="Rerun even if complete.")] = False) -> None:
+        runner = _runner(config, set_)
+        runner.execute([name], force={name} if force else set())
+        console.print(f"{name} output: [bold]{runner.run.dir / name}[/bold]")
+
+    command.__doc__ = f"Run the {name} stage: {help_text}."
+    app.command(name=name)(command)
+
+
+@app.command()
+def status(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Show each stage's status for a run."""
+    from synthcpt.config import load_config
+    from synthcpt.pipeline import fingerprints
+
+    cfg = load_config(config, set_ or [])
+    manifest_path = Path(cfg.run.dir) / "manifest.json"
+    stages = json.loads(manifest_path.read_text())["stages"] if manifest_path.exists() else {}
+    table = Table("stage", "status", "seconds", "stats", title=str(cfg.run.dir))
+    for name, fingerprint in fingerprints(cfg).items():
+        entry = stages.get(name, {})
+        state = entry.get("status", "pending")
+        if state == "complete" and entry.get("fingerprint") != fingerprint:
+            state = "stale"
+        stats = {k: v for k, v in (entry.get("stats") or {}).items() if isinstance(v, (int, float))}
+        table.add_row(name, state, str(entry.get("seconds", "")), ", ".join(f"{k}={v}" for k, v in stats.items()))
+    console.print(table)
+
+
+@models_app.command("prepare")
+def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even if ready.")] = False) -> None:
+    """Convert the embedded SmolLM2-135M-Instruct GGUF into an HF folder (no hub access)."""
+    from synthcpt.models import prepare
+
+    with console.status("converting the embedded model"):
+        path = prepare(force=force)
+    console.print(f"ready: {path}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the prepared models."""
+    from synthcpt.models import models_dir, prepared_models
+
+    found = prepared_models()
+    if not found:
+        console.print(f"no prepared models in {models_dir()} (run: synthcpt models prepare)")
+        return
+    table = Table("name", "path", "source")
+    for model in found:
+        table.add_row(model.name, str(model.path), model.source)
+    console.print(table)
+
+
+def _register_commands() -> None:
+    """A command per stage, then the extra commands that packages define in a `commands` module
+    (a `register(app)` function), e.g. `synthcpt plan` from the engine."""
+    import importlib
+    import pkgutil
+
+    import synthcpt
+    from synthcpt.pipeline import stages
+
+    for stage in stages():
+        _add_stage_command(stage.name, stage.help)
+    for package in pkgutil.iter_modules(synthcpt.__path__):
+        if package.ispkg and importlib.util.find_spec(f"synthcpt.{package.name}.commands"):
+            importlib.import_module(f"synthcpt.{package.name}.commands").register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except SynthcptError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: rerun the same command to resume")
+        sys.exit(130)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        console.print(f"[red]error:[/red] disk full ({e.filename or 'writing'}): free space and rerun to resume")
+        sys.exit(1)

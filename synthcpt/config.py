@@ -1,0 +1,129 @@
+"""One pydantic config for the whole pipeline, assembled from the stage sections.
+
+The non-stage sections are `run` (here) and `engine` (`synthcpt.engine.settings`); every stage contributes its own
+section (its `Stage.settings`), so a new stage adds its settings without touching this file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from synthcpt.errors import SynthcptError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class RunSettings(Section):
+    """Where the run lives and what makes it reproducible."""
+
+    dir: Path = Field(Path("runs/default"), description="Run folder: config, manifest and one subfolder per stage.")
+    seed: int = Field(0, description="Seed for every sampling decision of the run.")
+
+
+def _engine_settings() -> type[BaseModel]:
+    from synthcpt.engine.settings import EngineSettings
+
+    return EngineSettings
+
+
+def _stage_sections() -> dict[str, Any]:
+    from synthcpt.pipeline import stages
+
+    return {stage.name: (stage.settings, Field(default_factory=stage.settings, description=stage.help))
+            for stage in stages()}
+
+
+@lru_cache(maxsize=1)
+def config_model() -> type[BaseModel]:
+    """The Config class: `run`, `engine`, then one section per stage in pipeline order."""
+    engine_settings = _engine_settings()
+    return create_model(
+        "Config",
+        __config__=ConfigDict(extra="forbid", validate_assignment=True),
+        run=(RunSettings, Field(default_factory=RunSettings, description=RunSettings.__doc__)),
+        engine=(engine_settings, Field(default_factory=engine_settings, description=engine_settings.__doc__)),
+        **_stage_sections(),
+    )
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown setting '{key}'")
+        else:
+            parts.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return "invalid config: " + "; ".join(parts)
+
+
+def _apply_override(data: dict[str, Any], assignment: str) -> None:
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise SynthcptError(f"--set expects section.key=value, got {assignment!r}")
+    path = key.strip().split(".")
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SynthcptError(f"--set {key}: '{part}' is a value, not a section")
+        node = child
+    try:
+        node[path[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        node[path[-1]] = raw
+
+
+def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """Read a YAML config (or the defaults when `path` is None) and apply `--set` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise SynthcptError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise SynthcptError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SynthcptError(f"{path}: the config must be a mapping of sections")
+        data = loaded or {}
+    for assignment in overrides:
+        _apply_override(data, assignment)
+    try:
+        return config_model().model_validate(data)
+    except ValidationError as e:
+        raise SynthcptError(_format_validation_error(e)) from None
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _yaml_value(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip().removesuffix("\n...")
+
+
+def commented_default_config() -> str:
+    """The default config as YAML, every section and key preceded by its description."""
+    config = config_model()()
+    lines = ["# synthcpt config. Every key is optional; the values shown are the defaults.",
+             "# Override any key on the command line: --set section.key=value", ""]
+    for section_name, section_field in type(config).model_fields.items():
+        section = getattr(config, section_name)
+        lines.append(f"# {section_field.description or section_name}")
+        lines.append(f"{section_name}:")
+        for key, field in type(section).model_fields.items():
+            if field.description:
+                lines.append(f"  # {field.description}")
+            lines.append(f"  {key}: {_yaml_value(section.model_dump(mode='json')[key])}")
+        lines.append("")
+    return "\n".join(lines) + "\n"

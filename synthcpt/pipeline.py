@@ -1,0 +1,202 @@
+"""The spine: stages discovered in pipeline order, fingerprinted, run, skipped or resumed.
+
+A stage is a package `synthcpt/s<N>_<name>/` whose `__init__` defines `STAGE`. Its number gives
+its place in the pipeline, its name the config section and the run subfolder. A stage reads the
+outputs of earlier stages from the run folder and writes its own into `run_dir/<name>/`.
+
+A stage is complete for a config when its manifest entry holds the fingerprint of its settings,
+the sections it `uses`, its external inputs and the fingerprint of the stage before it: so a
+change to one stage invalidates it and every stage after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import pkgutil
+import re
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from synthcpt.errors import SynthcptError
+
+STAGE_PACKAGE = re.compile(r"^s(\d+)_([a-z]+)$")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    help: str
+    settings: type[BaseModel]
+    run: Callable[["StageContext"], dict[str, Any]]
+    # Other config sections the stage's output depends on (e.g. "engine").
+    uses: tuple[str, ...] = ()
+    # Fingerprint of what the stage reads from outside the run folder (input files).
+    external_inputs: Callable[[Any], str] | None = None
+    # Bump when the stage's output format or logic changes, so old outputs are redone.
+    version: int = 1
+
+
+@lru_cache(maxsize=1)
+def stages() -> tuple[Stage, ...]:
+    import synthcpt
+
+    found = []
+    for module in pkgutil.iter_modules(synthcpt.__path__):
+        match = STAGE_PACKAGE.match(module.name)
+        if module.ispkg and match:
+            stage = importlib.import_module(f"synthcpt.{module.name}").STAGE
+            if stage.name != match.group(2):
+                raise RuntimeError(f"stage package {module.name} defines stage {stage.name!r}")
+            found.append((int(match.group(1)), stage))
+    return tuple(stage for _, stage in sorted(found, key=lambda item: item[0]))
+
+
+def stage_names() -> list[str]:
+    return [s.name for s in stages()]
+
+
+@dataclass
+class StageContext:
+    """What a running stage gets: the whole config, its own settings and its folders."""
+
+    config: Any
+    stage: Stage
+    run: "RunFolder"
+
+    @property
+    def settings(self) -> Any:
+        return getattr(self.config, self.stage.name)
+
+    @property
+    def out(self) -> Path:
+        path = self.run.dir / self.stage.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def input(self, stage_name: str) -> Path:
+        """The output folder of an earlier stage, which must be complete."""
+        entry = self.run.manifest["stages"].get(stage_name, {})
+        if entry.get("status") != "complete":
+            raise SynthcptError(f"stage '{self.stage.name}' needs the output of '{stage_name}', which has not run")
+        return self.run.dir / stage_name
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprints(config: Any) -> dict[str, str]:
+    """Each stage's fingerprint for this config, chained through the stages before it."""
+    previous = ""
+    result = {}
+    for stage in stages():
+        payload = {
+            "stage": stage.name,
+            "version": stage.version,
+            "settings": getattr(config, stage.name).model_dump(mode="json"),
+            "uses": {name: getattr(config, name).model_dump(mode="json") for name in stage.uses},
+            "inputs": stage.external_inputs(config) if stage.external_inputs else None,
+            "previous": previous,
+        }
+        previous = result[stage.name] = _digest(payload)
+    return result
+
+
+class RunFolder:
+    """A run's folder: `config.yaml`, `manifest.json` and one subfolder per stage."""
+
+    def __init__(self, directory: Path):
+        from synthcpt.manifest import load_or_create
+
+        self.dir = directory
+        self.manifest = load_or_create(directory)
+
+    def save(self) -> None:
+        from synthcpt.manifest import save
+
+        save(self.dir, self.manifest)
+
+    def stage_entry(self, name: str) -> dict[str, Any]:
+        return self.manifest["stages"].setdefault(name, {"status": "pending"})
+
+    def is_complete(self, name: str, fingerprint: str) -> bool:
+        entry = self.manifest["stages"].get(name, {})
+        return entry.get("status") == "complete" and entry.get("fingerprint") == fingerprint
+
+
+def select(names: list[str], start: str | None, only: str | None) -> list[str]:
+    for given in (start, only):
+        if given is not None and given not in names:
+            raise SynthcptError(f"unknown stage '{given}' (stages: {', '.join(names)})")
+    if only:
+        return [only]
+    if start:
+        return names[names.index(start):]
+    return names
+
+
+@dataclass
+class Runner:
+    """Runs the selected stages in order; forced ones always, the others only when not complete."""
+
+    config: Any
+    reporter: Callable[[str], None] = print
+    run: RunFolder = field(init=False)
+
+    def __post_init__(self) -> None:
+        from synthcpt.config import config_to_yaml
+        from synthcpt.atomic import write_text
+
+        self.run = RunFolder(Path(self.config.run.dir))
+        write_text(self.run.dir / "config.yaml", config_to_yaml(self.config))
+
+    def execute(self, selected: list[str], force: set[str]) -> None:
+        prints = fingerprints(self.config)
+        names = stage_names()
+        last = max(names.index(n) for n in selected)
+        for stage in stages()[: last + 1]:
+            fingerprint = prints[stage.name]
+            done = self.run.is_complete(stage.name, fingerprint)
+            if stage.name not in selected:
+                if not done:
+                    raise SynthcptError(
+                        f"stage '{stage.name}' is not complete for this config: run it first "
+                        f"(synthcpt run --from {stage.name})")
+                continue
+            if done and stage.name not in force:
+                self.reporter(f"[dim]{stage.name}: up to date, skipped[/dim]")
+                continue
+            self._run_stage(stage, fingerprint)
+
+    def _run_stage(self, stage: Stage, fingerprint: str) -> None:
+        entry = self.run.stage_entry(stage.name)
+        entry.update(status="running", fingerprint=fingerprint, started=time.time(), error=None)
+        self.run.save()
+        self.reporter(f"[bold]{stage.name}[/bold]: {stage.help}")
+        start = time.perf_counter()
+        try:
+            stats = stage.run(StageContext(self.config, stage, self.run))
+        except KeyboardInterrupt:
+            entry.update(status="interrupted", seconds=round(time.perf_counter() - start, 2))
+            self.run.save()
+            raise
+        except BaseException as e:
+            entry.update(status="failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__,
+                         seconds=round(time.perf_counter() - start, 2))
+            self.run.save()
+            raise
+        entry.update(status="complete", finished=time.time(),
+                     seconds=round(time.perf_counter() - start, 2), stats=stats)
+        self.run.save()
+        self.reporter(f"[green]{stage.name}: done[/green] in {entry['seconds']:.1f} s  {_brief(stats)}")
+
+
+def _brief(stats: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={v}" for k, v in stats.items() if isinstance(v, (int, float, str)))[:200]

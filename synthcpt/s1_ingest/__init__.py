@@ -1,0 +1,54 @@
+"""Stage 1, ingest: input files → `corpus/documents.parquet`, `chunks.parquet`, `questions.parquet`."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from synthcpt.config import Section
+from synthcpt.pipeline import Stage
+
+
+class IngestSettings(Section):
+    inputs: list[Path] = Field(default_factory=list, description="Files or folders to read: .txt/.md, .jsonl, "
+                               ".parquet, saved HF dataset folders, L-Eval .jsonl (questions kept for evaluation).")
+    text_field: str = Field("text", description="Field holding the text in .jsonl / .parquet / dataset inputs.")
+    title_field: str | None = Field("title", description="Field holding the title (else the first line is used).")
+    id_field: str | None = Field("id", description="Field holding a document id (else an id from the content).")
+    on_error: Literal["fail", "skip"] = Field("fail", description="On a bad input: stop with its reason, or "
+                                              "skip it and count it.")
+    max_document_mb: float = Field(10.0, gt=0, description="Largest document accepted, in MB.")
+    unicode_form: Literal["NFC", "NFKC"] = Field("NFC", description="Unicode normalisation of every text.")
+    deduplicate: bool = Field(True, description="Drop documents whose normalised text was seen before.")
+    chunk_tokens: int = Field(300, gt=0, description="Token window of the sentence-aware chunks "
+                              "(WRAP rephrases ~300-token chunks).")
+
+
+def _input_fingerprint(config) -> str:
+    """The tokenizer's model and the paths, sizes and modification times of every input file."""
+    digest = hashlib.sha256(config.engine.model.encode())
+    for root in config.ingest.inputs:
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            stat = path.stat() if path.exists() else None
+            digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _run(ctx):
+    from synthcpt.s1_ingest.ingest import ingest
+
+    return ingest(ctx)
+
+
+STAGE = Stage(
+    name="ingest",
+    help="read the corpus: normalise, deduplicate, count tokens, chunk; keep evaluation questions aside",
+    settings=IngestSettings,
+    run=_run,
+    external_inputs=_input_fingerprint,
+)
