@@ -57,15 +57,19 @@ def run(config: ConfigOption = None, set_: SetOption = None,
     console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
 
 
-def _add_stage_command(name: str, help_text: str) -> None:
+def _add_stage_command(stage) -> None:
     def command(config: ConfigOption = None, set_: SetOption = None,
                 force: Annotated[bool, typer.Option(help="Rerun even if complete.")] = False) -> None:
-        runner = _runner(config, set_)
-        runner.execute([name], force={name} if force else set())
-        console.print(f"{name} output: [bold]{runner.run.dir / name}[/bold]")
+        from synthcpt.pipeline import StageContext
 
-    command.__doc__ = f"Run the {name} stage: {help_text}."
-    app.command(name=name)(command)
+        runner = _runner(config, set_)
+        runner.execute([stage.name], force={stage.name} if force else set())
+        if stage.show:
+            stage.show(StageContext(runner.config, stage, runner.run))
+        console.print(f"{stage.name} output: [bold]{runner.run.dir / stage.output_folder}[/bold]")
+
+    command.__doc__ = f"Run the {stage.name} stage: {stage.help}."
+    app.command(name=stage.name)(command)
 
 
 @app.command()
@@ -123,7 +127,7 @@ def _register_commands() -> None:
     from synthcpt.pipeline import stages
 
     for stage in stages():
-        _add_stage_command(stage.name, stage.help)
+        _add_stage_command(stage)
     for package in pkgutil.iter_modules(synthcpt.__path__):
         if package.ispkg and importlib.util.find_spec(f"synthcpt.{package.name}.commands"):
             importlib.import_module(f"synthcpt.{package.name}.commands").register(app)

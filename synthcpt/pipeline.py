@@ -41,6 +41,14 @@ class Stage:
     external_inputs: Callable[[Any], str] | None = None
     # Bump when the stage's output format or logic changes, so old outputs are redone.
     version: int = 1
+    # The run subfolder of its outputs, when it differs from the name (e.g. "synthetic").
+    folder: str | None = None
+    # Prints a summary of the stage's outputs; the stage's command calls it after running or skipping.
+    show: Callable[["StageContext"], None] | None = None
+
+    @property
+    def output_folder(self) -> str:
+        return self.folder or self.name
 
 
 @lru_cache(maxsize=1)
@@ -62,6 +70,13 @@ def stage_names() -> list[str]:
     return [s.name for s in stages()]
 
 
+def stage_by_name(name: str) -> Stage:
+    for stage in stages():
+        if stage.name == name:
+            return stage
+    raise SynthcptError(f"unknown stage '{name}' (stages: {', '.join(stage_names())})")
+
+
 @dataclass
 class StageContext:
     """What a running stage gets: the whole config, its own settings and its folders."""
@@ -76,7 +91,7 @@ class StageContext:
 
     @property
     def out(self) -> Path:
-        path = self.run.dir / self.stage.name
+        path = self.run.dir / self.stage.output_folder
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -85,7 +100,7 @@ class StageContext:
         entry = self.run.manifest["stages"].get(stage_name, {})
         if entry.get("status") != "complete":
             raise SynthcptError(f"stage '{self.stage.name}' needs the output of '{stage_name}', which has not run")
-        return self.run.dir / stage_name
+        return self.run.dir / stage_by_name(stage_name).output_folder
 
 
 def _digest(data: Any) -> str:

@@ -1,0 +1,13 @@
+"""The generation engine: one small interface, two backends (vLLM in-process, OpenAI-compatible HTTP).
+
+    with open_engine(config.engine, run_dir) as engine:
+        for result in engine.generate(requests, description="entities"):
+            ...
+
+`generate` takes an iterable of `Request`s (consumed lazily) and yields a `Result` for each as it
+completes, in any order; cached results come back without calling the model.
+"""
+
+from synthcpt.engine.types import Request, Result, Sampling
+
+__all__ = ["Request", "Result", "Sampling"]
