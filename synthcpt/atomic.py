@@ -42,5 +42,9 @@ def write_records(target: Path, records: list[dict[str, Any]], features: Any = N
     """
     import datasets
 
+    if features is None:
+        dataset = datasets.Dataset.from_list(records)
+    else:
+        dataset = datasets.Dataset.from_dict({k: [r[k] for r in records] for k in features}, features=features)
     with atomic_path(target) as tmp:
-        datasets.Dataset.from_list(records, features=features).to_parquet(str(tmp))
+        dataset.to_parquet(str(tmp))
