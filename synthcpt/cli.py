@@ -22,47 +22,51 @@ app.add_typer(models_app, name="models")
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override: section.key=value.")]
+PresetOption = Annotated[Optional[str], typer.Option(
+    "--preset", "-p", help="Start from a preset (cpu-demo, gpu-local, hosted-api); the config file and --set "
+                           "override it.")]
 
 
-def _runner(config_path: Path | None, overrides: list[str] | None):
+def _runner(config_path: Path | None, overrides: list[str] | None, preset: str | None):
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
 
-    return Runner(load_config(config_path, overrides or []), reporter=console.print)
+    return Runner(load_config(config_path, overrides or [], preset), reporter=console.print)
 
 
 @app.command()
 def init(path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("synthcpt.yaml"),
+         preset: PresetOption = None,
          force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
-    """Write the default config, every setting commented."""
+    """Write a config (the defaults, or a preset's values), every setting commented."""
     from synthcpt.atomic import write_text
-    from synthcpt.config import commented_default_config
+    from synthcpt.config import commented_config, load_config
 
     if path.exists() and not force:
         raise SynthcptError(f"{path} exists (use --force to overwrite)")
-    write_text(path, commented_default_config())
+    write_text(path, commented_config(load_config(None, [], preset)))
     console.print(f"wrote {path}")
 
 
 @app.command()
-def run(config: ConfigOption = None, set_: SetOption = None,
+def run(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None,
         start: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on.")] = None,
         only: Annotated[Optional[str], typer.Option("--only", help="Rerun only this stage.")] = None) -> None:
     """Run the pipeline: stages already complete for the same inputs and settings are skipped."""
     from synthcpt.pipeline import select, stage_names
 
-    runner = _runner(config, set_)
+    runner = _runner(config, set_, preset)
     selected = select(stage_names(), start, only)
     runner.execute(selected, force=set(selected) if (start or only) else set())
     console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
 
 
 def _add_stage_command(stage) -> None:
-    def command(config: ConfigOption = None, set_: SetOption = None,
+    def command(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None,
                 force: Annotated[bool, typer.Option(help="Rerun even if complete.")] = False) -> None:
         from synthcpt.pipeline import StageContext
 
-        runner = _runner(config, set_)
+        runner = _runner(config, set_, preset)
         runner.execute([stage.name], force={stage.name} if force else set())
         if stage.show:
             stage.show(StageContext(runner.config, stage, runner.run))
@@ -73,12 +77,12 @@ def _add_stage_command(stage) -> None:
 
 
 @app.command()
-def status(config: ConfigOption = None, set_: SetOption = None) -> None:
+def status(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None) -> None:
     """Show each stage's status for a run."""
     from synthcpt.config import load_config
     from synthcpt.pipeline import fingerprints
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(config, set_ or [], preset)
     manifest_path = Path(cfg.run.dir) / "manifest.json"
     stages = json.loads(manifest_path.read_text())["stages"] if manifest_path.exists() else {}
     table = Table("stage", "status", "seconds", "stats", title=str(cfg.run.dir))

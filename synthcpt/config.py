@@ -83,19 +83,43 @@ def _apply_override(data: dict[str, Any], assignment: str) -> None:
         node[path[-1]] = raw
 
 
-def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
-    """Read a YAML config (or the defaults when `path` is None) and apply `--set` overrides."""
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SynthcptError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise SynthcptError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise SynthcptError(f"{path}: the config must be a mapping of sections")
+    return loaded or {}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both_sections else value
+    return merged
+
+
+def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                preset: str | None = None) -> Any:
+    """The config: defaults, then a preset, then the YAML file, then `--set` overrides."""
     data: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in preset_names():
+            raise SynthcptError(f"unknown preset '{preset}' (presets: {', '.join(preset_names())})")
+        data = _read_yaml(PRESETS_DIR / f"{preset}.yaml")
     if path is not None:
-        if not path.is_file():
-            raise SynthcptError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise SynthcptError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise SynthcptError(f"{path}: the config must be a mapping of sections")
-        data = loaded or {}
+        data = _merge(data, _read_yaml(path))
     for assignment in overrides:
         _apply_override(data, assignment)
     try:
@@ -112,10 +136,10 @@ def _yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip().removesuffix("\n...")
 
 
-def commented_default_config() -> str:
-    """The default config as YAML, every section and key preceded by its description."""
-    config = config_model()()
-    lines = ["# synthcpt config. Every key is optional; the values shown are the defaults.",
+def commented_config(config: BaseModel | None = None) -> str:
+    """A config as YAML (the defaults when None), every section and key preceded by its description."""
+    config = config or config_model()()
+    lines = ["# synthcpt config. Every key is optional; a key left out takes its default.",
              "# Override any key on the command line: --set section.key=value", ""]
     for section_name, section_field in type(config).model_fields.items():
         section = getattr(config, section_name)

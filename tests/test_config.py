@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from synthcpt.config import commented_default_config, config_model, load_config
+from synthcpt.config import commented_config, config_model, load_config, preset_names
 from synthcpt.errors import SynthcptError
 from tests.helpers import assert_one_line_error, synthcpt
 
@@ -46,7 +46,7 @@ def test_bad_yaml_file(tmp_path):
 
 
 def test_commented_default_config_round_trips(tmp_path):
-    text = commented_default_config()
+    text = commented_config()
     assert text.count("\n  # ") >= 10, "every key carries its description"
     path = tmp_path / "synthcpt.yaml"
     path.write_text(text)
@@ -64,3 +64,27 @@ def test_init_command_writes_and_refuses_to_overwrite(tmp_path):
 def test_cli_rejects_unknown_setting_in_one_line(tmp_path):
     proc = synthcpt("run", "--set", "ingest.bogus=1", "--set", f"run.dir={tmp_path}")
     assert_one_line_error(proc, "unknown setting 'ingest.bogus'")
+
+
+@pytest.mark.parametrize("preset", ["cpu-demo", "gpu-local", "hosted-api"])
+def test_presets_validate_and_layer_under_file_and_overrides(tmp_path, preset):
+    assert preset in preset_names()
+    defaults = config_model()()
+    config = load_config(None, [], preset)
+    assert config.model_dump() != defaults.model_dump()
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\n")
+    layered = load_config(path, ["run.seed=5"], preset)
+    assert layered.train.epochs == 3 and layered.run.seed == 5
+    assert layered.engine == config.engine, "the file overrides only the keys it names"
+
+
+def test_unknown_preset():
+    with pytest.raises(SynthcptError, match="unknown preset 'tiny'"):
+        load_config(None, [], "tiny")
+
+
+def test_init_with_preset_writes_its_values(tmp_path):
+    target = tmp_path / "hosted.yaml"
+    assert synthcpt("init", str(target), "--preset", "hosted-api").returncode == 0
+    assert load_config(target).engine.backend == "openai"
