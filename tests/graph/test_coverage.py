@@ -1,0 +1,60 @@
+import json
+
+from synthcpt.s3_graph.build import build_graph, save_graph
+from synthcpt.s3_graph.coverage import coverage
+from tests.helpers import synthcpt
+
+
+def _row(doc_id, entity, aliases=None):
+    return {"doc_id": doc_id, "entity": entity, "type": "PERSON", "mentions": 1, "extractor": "spacy",
+            "salience": 1.0, "aliases": aliases or [entity]}
+
+
+DOCS = [{"doc_id": "a", "text": "Korvin met the Ruler. The Ruler questioned Korvin. Didyak watched the ship."},
+        {"doc_id": "b", "text": "Ivy Hendricks flew the Aphrodite to Mars."}]
+ROWS = [_row("a", "Korvin"), _row("a", "Ruler"), _row("a", "Didyak"), _row("a", "ship"),
+        _row("b", "Ivy Hendricks", ["Ivy Hendricks", "Ivy"]), _row("b", "Aphrodite"), _row("b", "Mars")]
+
+
+def test_coverage_on_hand_made_passages(tmp_path):
+    save_graph(build_graph(DOCS, ROWS, window_sentences=1), tmp_path)
+    records = [
+        {"doc_id": "a", "text": "Korvin and the Ruler argue about ships."},  # korvin, ruler, ship
+        {"doc_id": "a", "text": "KORVIN escapes; Didyak is silent."},       # korvin, didyak
+        {"doc_id": "b", "text": "Ivy lands on Mars."},                       # ivy hendricks (alias), mars
+        {"doc_id": "c", "text": "A passage of a document outside the graph."},
+    ]
+    report = coverage(tmp_path, records)
+    a, b = report["per_document"]["a"], report["per_document"]["b"]
+    assert (a["entities"], a["entities_covered"], a["entity_coverage"]) == (4, 4, 1.0)
+    # Pairs named together in one passage: korvin-ruler, korvin-ship, ruler-ship, korvin-didyak (of 6).
+    assert (a["pairs"], a["pairs_covered"]) == (6, 4)
+    # Source edges: korvin-ruler (sentences 1, 2) and didyak-ship (sentence 3); only the first is covered.
+    assert (a["edges"], a["edges_covered"], a["edge_coverage"]) == (2, 1, 0.5)
+    assert (b["entities_covered"], b["pairs"], b["pairs_covered"], b["passages"]) == (2, 3, 1, 1)
+    assert report["entities"] == 7 and report["entities_covered"] == 6 and report["entity_coverage"] == round(6 / 7, 4)
+    assert report["pairs"] == 9 and report["pairs_covered"] == 5
+    assert report["unmatched_passages"] == 1 and report["documents_covered"] == 2
+
+
+def test_no_passages_means_zero_coverage(tmp_path):
+    save_graph(build_graph(DOCS, ROWS, window_sentences=1), tmp_path)
+    report = coverage(tmp_path, [])
+    assert report["entities_covered"] == 0 and report["entity_coverage"] == 0.0 and report["passages"] == 0
+
+
+def test_graph_command_shows_the_latest_coverage(spacy_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(spacy_run, run_dir)
+    (run_dir / "config.yaml").write_text((spacy_run / "config.yaml").read_text().replace(str(spacy_run), str(run_dir)))
+    passages = [{"doc_id": d, "text": "Korvin, the Ruler, Strykalski and Cob Whitley; Madison and Parnell."}
+                for d in json.loads((run_dir / "graphs" / "graph.json").read_text())["graph"]["documents"]]
+    report = coverage(run_dir / "graphs", passages)
+    (run_dir / "synthetic").mkdir()
+    (run_dir / "synthetic" / "coverage.json").write_text(json.dumps({"entigraph": report, "all": report}))
+    proc = synthcpt("graph", "--config", str(run_dir / "config.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "coverage of the graph" in proc.stderr
+    assert f"({report['entities_covered']}/{report['entities']})" in proc.stderr
