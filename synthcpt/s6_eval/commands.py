@@ -1,0 +1,69 @@
+"""`synthcpt evaluate`: closed-book QA of any models on any question files, outside a run.
+
+`synthcpt eval` is the pipeline stage (the run's questions, its base and trained model); `evaluate`
+takes the models and questions on the command line, e.g. to compare checkpoints or other models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def evaluate(
+        model: Annotated[list[str], typer.Option("--model", "-m", help="Model to evaluate: HF folder, hub id or "
+                                                 "'default'; repeat to compare, the first is the baseline.")],
+        qa: Annotated[list[Path], typer.Option("--qa", help="Question file (L-Eval, original QuALITY or simple "
+                                               "JSONL); repeat for several.")],
+        out: Annotated[Path, typer.Option(help="Folder for results.json, questions.parquet and caches.")] = Path(
+            "runs/evaluate"),
+        text: Annotated[Path | None, typer.Option(help="General text (.jsonl/.parquet/.txt or a folder) to "
+                                                     "measure each model's perplexity on.")] = None,
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (its eval and "
+                                                       "engine sections are used).")] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: section.key=value, "
+                                                          "e.g. eval.cot_shots=3.")] = None,
+    ) -> None:
+        """Evaluate models on question files (closed book), outside a run; the first model is the baseline."""
+        from rich.console import Console
+
+        from synthcpt.atomic import write_json, write_records
+        from synthcpt.config import load_config
+        from synthcpt.s5_train.replay import read_texts
+        from synthcpt.s6_eval.evaluate import RECORD_FEATURES, evaluate_models, summarise
+        from synthcpt.s6_eval.qa import load_qa_file
+        from synthcpt.s6_eval.stage import QUESTIONS_FILE, RESULTS_FILE, results_table
+
+        cfg = load_config(config, set_ or [])
+        items = [item for path in qa for item in load_qa_file(path)]
+        candidates = _named(model)
+        general = read_texts(text) if text else None
+        records, perplexity = evaluate_models(candidates, items, cfg.eval, cfg.engine, out, cfg.run.seed, general)
+        baseline = candidates[0].name
+        results = {"questions": len(items), "documents": len({i.doc_id for i in items}),
+                   "qa_sets": sorted({i.qa_set for i in items}), "models": {c.name: c.model for c in candidates},
+                   "baseline": baseline, "methods": list(cfg.eval.methods), "confidence": cfg.eval.confidence,
+                   **summarise(records, baseline, cfg.eval, cfg.run.seed),
+                   "forgetting": {"texts": len(general or []), "perplexity": perplexity}}
+        write_records(out / QUESTIONS_FILE, records, RECORD_FEATURES)
+        write_json(out / RESULTS_FILE, results)
+        Console(width=160).print(results_table(results))
+
+
+def _named(models: list[str]) -> list:
+    """A short unique name per model: its folder name (numbered when two share one)."""
+    from synthcpt.errors import SynthcptError
+    from synthcpt.s6_eval.evaluate import Candidate
+
+    if not models:
+        raise SynthcptError("name at least one --model")
+    names: list[str] = []
+    for setting in models:
+        name = Path(setting.rstrip("/")).name or setting
+        name = name if name not in names else f"{name}-{len(names) + 1}"
+        names.append(name)
+    return [Candidate(n, m) for n, m in zip(names, models)]

@@ -1,0 +1,105 @@
+"""The eval stage: the run's questions, the base model (`train.model`) and the trained one (`train/model/`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from synthcpt.atomic import write_json, write_records
+from synthcpt.errors import SynthcptError
+from synthcpt.progress import console
+from synthcpt.s6_eval.evaluate import RECORD_FEATURES, Candidate, evaluate_models, summarise
+from synthcpt.s6_eval.qa import QAItem, load_qa_file, load_run_questions
+
+BASELINE = "base"
+RESULTS_FILE = "results.json"
+QUESTIONS_FILE = "questions.parquet"
+
+
+def run_candidates(config, run_dir: Path) -> list[Candidate]:
+    """The base model and, when the train stage has produced it, the trained model."""
+    candidates = [Candidate(BASELINE, config.train.model)]
+    trained = run_dir / "train" / "model"
+    if (trained / "config.json").is_file():
+        candidates.append(Candidate("trained", str(trained)))
+    else:
+        console.print(f"[yellow]eval: no trained model in {trained}; evaluating the base model alone")
+    return candidates
+
+
+def heldout_texts(config) -> list[str]:
+    """The held-out part of the replay text (the same split the train stage made), or nothing."""
+    from synthcpt.s5_train.replay import split_replay
+
+    if config.train.replay_path is None or config.train.replay_heldout_share == 0:
+        return []
+    return split_replay(config.train.replay_path, config.train.replay_heldout_share, config.run.seed)[1]
+
+
+def questions(ctx) -> list[QAItem]:
+    items = load_run_questions(ctx.input("ingest"))
+    for path in ctx.settings.qa_files:
+        items += load_qa_file(Path(path))
+    unique = {item.question_id: item for item in reversed(items)}
+    if len(unique) < len(items):
+        console.print(f"[yellow]eval: {len(items) - len(unique)} questions appear twice; each is asked once")
+        items = [item for item in items if unique.get(item.question_id) is item]
+    if not items:
+        raise SynthcptError("no questions to evaluate: ingest an L-Eval file (its questions are kept aside) "
+                            "or name question files in eval.qa_files")
+    return items
+
+
+def evaluate_run(config, run_dir: Path, items: list[QAItem], out: Path) -> dict[str, Any]:
+    settings = config.eval
+    candidates = run_candidates(config, run_dir)
+    general = heldout_texts(config)
+    records, perplexity = evaluate_models(candidates, items, settings, config.engine, out, config.run.seed, general)
+    results = {
+        "questions": len(items),
+        "documents": len({item.doc_id for item in items}),
+        "qa_sets": sorted({item.qa_set for item in items}),
+        "models": {c.name: c.model for c in candidates},
+        "baseline": BASELINE,
+        "methods": list(settings.methods),
+        "confidence": settings.confidence,
+        **summarise(records, BASELINE, settings, config.run.seed),
+        "forgetting": {"texts": len(general), "perplexity": perplexity},
+    }
+    write_records(out / QUESTIONS_FILE, records, RECORD_FEATURES)
+    write_json(out / RESULTS_FILE, results)
+    return results
+
+
+def run(ctx) -> dict[str, Any]:
+    results = evaluate_run(ctx.config, ctx.run.dir, questions(ctx), ctx.out)
+    stats: dict[str, Any] = {"questions": results["questions"], "models": len(results["models"])}
+    for score in results["scores"]:
+        if score["metric"] == "acc":
+            stats[f"{score['model']}_{score['method']}_acc"] = round(score["value"], 4)
+    return stats
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """Each model's scores with their intervals, and the difference to the baseline."""
+    table = Table("model", "method", "metric", "n", "value", f"{results['confidence']:.0%} interval",
+                  f"vs {results['baseline']}", title="closed-book QA")
+    differences = {(c["model"], c["method"], c["metric"]): c for c in results["comparisons"]}
+    for score in results["scores"]:
+        low, high = score["ci"]
+        diff = differences.get((score["model"], score["method"], score["metric"]))
+        table.add_row(score["model"], score["method"], score["metric"], str(score["n"]), f"{score['value']:.3f}",
+                      f"[{low:.3f}, {high:.3f}]",
+                      f"{diff['difference']:+.3f} [{diff['ci'][0]:+.3f}, {diff['ci'][1]:+.3f}]" if diff else "")
+    for model, value in results["forgetting"]["perplexity"].items():
+        table.add_row(model, "held-out text", "perplexity", str(value["tokens"]), f"{value['perplexity']:.2f}", "", "")
+    return table
+
+
+def show(ctx) -> None:
+    path = ctx.run.dir / "eval" / RESULTS_FILE
+    if path.is_file():
+        console.print(results_table(json.loads(path.read_text(encoding="utf-8"))))

@@ -1,0 +1,25 @@
+"""Few-shot chain-of-thought through the engine (real vLLM with the embedded model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthcpt.s6_eval import EvalSettings
+from synthcpt.s6_eval.evaluate import Candidate, score_generative
+from synthcpt.s6_eval.metrics import parse_answer
+
+
+@pytest.mark.slow
+def test_chain_of_thought_answers_are_parsed_and_cached(demo_items, vllm_engine_settings, tmp_path):
+    settings = EvalSettings(methods=["generative"], cot_shots=2, max_tokens=64)
+    items = demo_items[:4]
+    records = score_generative(Candidate("base", "default"), items, settings, vllm_engine_settings, tmp_path, seed=0)
+    assert [r["question_id"] for r in records] == [i.question_id for i in items]
+    for item, record in zip(items, records):
+        [text] = record["outputs"]
+        assert text.strip()
+        parsed = parse_answer(text, item.letters)
+        assert record["unparsed"] == float(parsed is None)
+        assert record["acc"] == float(parsed is not None and set(parsed) == set(item.answers))
+    again = score_generative(Candidate("base", "default"), items, settings, vllm_engine_settings, tmp_path, seed=0)
+    assert again == records
