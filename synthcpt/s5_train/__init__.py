@@ -1,0 +1,107 @@
+"""Stage 5, train: continued pretraining on the synthetic mix (or the raw corpus, or instruction pairs).
+
+Outputs in `run_dir/train/`: the HF model folder `model/`, `checkpoints/`, `log.jsonl`, `stats.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from synthcpt.config import Section
+from synthcpt.pipeline import Stage
+
+
+class TrainSettings(Section):
+    model: str = Field("default", description="Base model: 'default' (embedded SmolLM2-135M-Instruct), an HF "
+                       "folder or a hub id; any causal LM that transformers loads.")
+    data: Literal["mix", "raw", "instructions"] = Field(
+        "mix", description="Training data: 'mix' (synthetic/mix, the synthetic corpus), 'raw' (the ingested "
+        "corpus alone, the raw-CPT baseline) or 'instructions' (synthetic/instructions pairs, loss on responses).")
+    replay_path: Path | None = Field(None, description="General text mixed in as replay to limit forgetting: "
+                                     ".jsonl/.parquet with a text field, .txt/.md, or a folder of them; "
+                                     "null for no replay.")
+    replay_share: float = Field(0.1, ge=0, lt=1, description="Share of training sequences taken from the "
+                                "replay text (EntiGraph: 10%).")
+    replay_heldout_share: float = Field(0.1, ge=0, lt=1, description="Share of replay documents kept out of "
+                                        "training; evaluation measures forgetting on them.")
+    block_size: int = Field(2048, gt=1, description="Tokens per packed training sequence.")
+    batch_size: int = Field(16, gt=0, description="Sequences per optimizer step, over all GPUs.")
+    micro_batch_size: int = Field(2, gt=0, description="Sequences per forward pass on one device; the rest "
+                                  "of the batch is gradient accumulation. Lower it on out-of-memory.")
+    epochs: int = Field(2, gt=0, description="Passes over the training data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps to train for, repeating the data "
+                                  "as needed; null: as many as the epochs give.")
+    lr: float = Field(5e-6, gt=0, description="Peak learning rate (EntiGraph, Llama 3 8B: 5e-6).")
+    schedule: Literal["cosine", "constant", "wsd"] = Field(
+        "cosine", description="After warm-up: cosine decay to the floor, constant, or warm-up-stable-decay "
+        "(constant, then a linear decay to the floor over the last decay_share of steps).")
+    warmup_share: float = Field(0.05, ge=0, lt=1, description="Share of steps of linear warm-up (re-warming "
+                                "the learning rate; EntiGraph: 5%).")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Floor of the decay, times the peak learning rate.")
+    decay_share: float = Field(0.2, gt=0, le=1, description="wsd schedule: share of steps of the final decay.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (matrices only, not norms/biases).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping: largest global gradient norm.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="Compute precision: 'auto' is bf16 autocast on a GPU (fp32 weights and optimizer) "
+        "and fp32 on a CPU.")
+    attention: Literal["sdpa", "flash_attention_2", "eager"] = Field(
+        "sdpa", description="Attention implementation (transformers' attn_implementation).")
+    document_attention: bool = Field(False, description="No attention across the documents packed into one "
+                                     "sequence (position ids restart at each document).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: "
+                                         "less memory, about a third more compute.")
+    compile: bool = Field(False, description="torch.compile each decoder layer (faster on GPUs after a "
+                          "warm-up).")
+    checkpoint_every: int = Field(500, gt=0, description="Save a resumable checkpoint every this many steps.")
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept; older ones are deleted (the "
+                                  "previous one is the fallback when the latest is corrupt).")
+    log_every: int = Field(1, gt=0, description="Write a line to log.jsonl every this many steps.")
+    peak_tflops: float | None = Field(None, gt=0, description="Peak dense bf16 TFLOP/s of one device, for "
+                                      "MFU; null: known GPUs are detected, other devices report no MFU.")
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> TrainSettings:
+        if self.schedule == "wsd" and self.warmup_share + self.decay_share > 1:
+            raise ValueError("warmup_share + decay_share must not exceed 1 for the wsd schedule")
+        return self
+
+
+def _input_fingerprint(config) -> str:
+    """The replay file(s): paths, sizes and modification times."""
+    digest = hashlib.sha256(config.train.model.encode())
+    if config.train.replay_path is not None:
+        root = Path(config.train.replay_path)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            stat = path.stat() if path.exists() else None
+            digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _run(ctx):
+    from synthcpt.s5_train.stage import run
+
+    return run(ctx)
+
+
+def _show(ctx):
+    from synthcpt.s5_train.stage import show
+
+    show(ctx)
+
+
+STAGE = Stage(
+    name="train",
+    help="continued pretraining: packed data with replay, re-warmed schedule, checkpoints, HF model out",
+    settings=TrainSettings,
+    run=_run,
+    uses=("run",),
+    external_inputs=_input_fingerprint,
+    folder="train",
+    show=_show,
+)

@@ -1,0 +1,13 @@
+"""Trains a model folder on a parquet file under `torchrun` (argv: model, parquet, output folder)."""
+
+import json
+import sys
+from pathlib import Path
+
+from synthcpt.s5_train import TrainSettings
+from synthcpt.s5_train.stage import train_on_files
+
+if __name__ == "__main__":
+    settings = TrainSettings(model=sys.argv[1], block_size=64, batch_size=4, micro_batch_size=1, max_steps=6,
+                             lr=1e-3, checkpoint_every=3)
+    print(json.dumps(train_on_files(settings, [Path(sys.argv[2])], Path(sys.argv[3]), seed=0)))
