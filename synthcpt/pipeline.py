@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import pkgutil
 import re
 import time
@@ -103,6 +104,11 @@ class StageContext:
         return self.run.dir / stage_by_name(stage_name).output_folder
 
 
+def is_main_process() -> bool:
+    """False in the other processes of a `torchrun` launch: only rank 0 writes the run's files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -136,7 +142,8 @@ class RunFolder:
     def save(self) -> None:
         from synthcpt.manifest import save
 
-        save(self.dir, self.manifest)
+        if is_main_process():
+            save(self.dir, self.manifest)
 
     def stage_entry(self, name: str) -> dict[str, Any]:
         return self.manifest["stages"].setdefault(name, {"status": "pending"})
@@ -170,7 +177,8 @@ class Runner:
         from synthcpt.atomic import write_text
 
         self.run = RunFolder(Path(self.config.run.dir))
-        write_text(self.run.dir / "config.yaml", config_to_yaml(self.config))
+        if is_main_process():
+            write_text(self.run.dir / "config.yaml", config_to_yaml(self.config))
 
     def execute(self, selected: list[str], force: set[str]) -> None:
         prints = fingerprints(self.config)
