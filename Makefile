@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(VENV)/bin/synthcpt models prepare
-	$(VENV)/bin/synthcpt run --config examples/demo.yaml
+	$(VENV)/bin/synthcpt run --preset cpu-demo --config examples/demo.yaml
 
 # pytest exits 5 when no test was collected: not a failure of the suite.
 test: setup
