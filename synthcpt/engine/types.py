@@ -20,7 +20,10 @@ class Sampling:
 class Request:
     """One generation: chat `messages` (or a raw `prompt`), sampling settings, an optional JSON
     schema that constrains the output, the `prefix_key` it shares with other requests (e.g. the
-    document) and `metadata` that travels to the result without being part of the cache key."""
+    document) and `metadata` that travels to the result without being part of the cache key.
+
+    `sample` tells apart repeated draws of the same prompt and settings: it is part of the cache
+    key, so requests that differ only by `sample` are generated (and cached) separately."""
 
     messages: list[dict[str, str]] | None = None
     prompt: str | None = None
@@ -28,10 +31,20 @@ class Request:
     json_schema: dict[str, Any] | None = None
     prefix_key: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    sample: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a Request needs exactly one of `messages` and `prompt`")
 
 
 @dataclass
 class Result:
+    """What came back for a request. `error` is set when the request failed (after retries) or
+    when the output of a JSON-schema request does not parse; `parsed` holds the parsed JSON of
+    each text for schema requests. `prefix_cached_tokens` counts prompt tokens served from the
+    engine's prefix cache (vLLM backend)."""
+
     request: Request
     texts: list[str] = field(default_factory=list)
     finish_reasons: list[str] = field(default_factory=list)
@@ -40,6 +53,8 @@ class Result:
     latency: float = 0.0
     error: str | None = None
     cached: bool = False
+    parsed: list[Any] | None = None
+    prefix_cached_tokens: int = 0
 
     @property
     def ok(self) -> bool:

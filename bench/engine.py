@@ -1,0 +1,307 @@
+"""Generation-engine benchmark. Every figure is a ratio measured in this one run, against a baseline
+run on the same machine with the same model, prompts and settings:
+
+1. synthcpt `vllm` backend vs raw `vllm.LLM.generate` (completion tokens/s; target >= 0.97);
+2. an EntiGraph-shaped workload (long documents, several prompts each, more document tokens than the
+   KV cache holds) in prefix-grouped vs shuffled order, prefix caching on (target >= 3);
+3. `openai` backend vs a plain asyncio loop of the openai client at the same concurrency, against
+   the same local vLLM server (completion tokens/s; target >= 0.95);
+4. `openai` backend vs the reference pattern, one blocking request at a time (speedup);
+5. peak Python memory of a run streamed through the engine at two sizes (their ratio; flat is 1).
+
+    python bench/engine.py --quick    # a few minutes on 2 CPU cores
+    python bench/engine.py            # the full figures (documents of ~1,850 tokens; ~30 minutes on CPU)
+
+The last stdout line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import sys
+import tempfile
+import time
+import tracemalloc
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # the last stdout line is the JSON
+
+from synthcpt.engine import Request, Sampling, open_engine
+from synthcpt.engine.cache import Response, ResponseCache, request_key
+from synthcpt.engine.settings import EngineSettings
+from synthcpt.engine.vllm_backend import release_models
+from synthcpt.progress import console
+
+CORPUS = ROOT / "examples" / "quality" / "quality-demo.jsonl"
+TOPICS = ["a lighthouse", "a lost key", "the first snow", "a night train", "an old map", "a quiet library",
+          "a broken clock", "a river crossing"]
+
+
+@dataclass(frozen=True)
+class Size:
+    overhead_requests: int
+    overhead_max_tokens: int
+    documents: int
+    prompts_per_document: int
+    document_tokens: int
+    kv_cache_gb: float
+    max_model_len: int
+    server_requests: int
+    sequential_requests: int
+    memory_sizes: tuple[int, int]
+    rounds: int
+    server_rounds: int
+
+
+QUICK = Size(96, 48, 4, 8, 1500, 0.1, 2048, 64, 12, (10_000, 50_000), 2, 2)
+FULL = Size(512, 64, 24, 6, 1850, 1.0, 4096, 256, 32, (50_000, 500_000), 2, 4)
+
+
+def log(message: str) -> None:
+    console.print(f"[dim]{message}[/dim]")
+
+
+def story_requests(n: int, max_tokens: int, offset: int = 0) -> list[Request]:
+    return [Request(prompt=f"Write a short story about {TOPICS[i % len(TOPICS)]} (number {offset + i}).\n",
+                    sampling=Sampling(temperature=0.8, top_p=0.95, max_tokens=max_tokens, seed=offset + i))
+            for i in range(n)]
+
+
+def chat_requests(n: int, max_tokens: int, offset: int) -> list[Request]:
+    return [Request(messages=[{"role": "user", "content": f"In two sentences, describe {TOPICS[i % len(TOPICS)]} "
+                                                          f"(variation {offset + i})."}],
+                    sampling=Sampling(temperature=0.0, max_tokens=max_tokens, seed=offset + i))
+            for i in range(n)]
+
+
+def engine_rate(settings: EngineSettings, requests: list[Request], run_dir: Path) -> tuple[float, float]:
+    """(completion tokens/s, seconds) of one run through the engine with an empty response cache."""
+    start = time.perf_counter()
+    with open_engine(settings, run_dir) as engine:
+        for result in engine.generate(requests, description="bench"):
+            assert result.ok, result.error
+        tokens = engine.usage.completion_tokens
+    seconds = time.perf_counter() - start
+    return tokens / seconds, seconds
+
+
+def bench_vllm_overhead(size: Size, tmp: Path) -> dict:
+    from vllm import SamplingParams
+
+    from synthcpt.engine.vllm_backend import shared_llm
+    from synthcpt.models import resolve
+
+    settings = EngineSettings()
+    llm = shared_llm(settings, resolve(settings.model))
+    llm.generate(["Warm up."] * 8, SamplingParams(max_tokens=8), use_tqdm=False)
+    raw_tokens = raw_seconds = ours_tokens = ours_seconds = 0.0
+    for round_ in range(size.rounds):
+        requests = story_requests(size.overhead_requests, size.overhead_max_tokens, offset=round_ * 10_000)
+        params = [SamplingParams(temperature=r.sampling.temperature, top_p=r.sampling.top_p,
+                                 max_tokens=r.sampling.max_tokens, seed=r.sampling.seed) for r in requests]
+        # The same requests for both, the order swapped every round, so drift on the machine cancels out.
+        for name in ("raw", "synthcpt") if round_ % 2 == 0 else ("synthcpt", "raw"):
+            llm.reset_prefix_cache()
+            if name == "raw":
+                start = time.perf_counter()
+                outputs = llm.generate([r.prompt for r in requests], params, use_tqdm=False)
+                raw_seconds += time.perf_counter() - start
+                raw_tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
+            else:
+                rate, seconds = engine_rate(settings, requests, tmp / f"overhead{round_}")
+                ours_seconds += seconds
+                ours_tokens += rate * seconds
+        log(f"vllm overhead round {round_}: raw {raw_tokens / raw_seconds:.1f} tok/s, "
+            f"synthcpt {ours_tokens / ours_seconds:.1f} tok/s")
+    raw_rate, ours_rate = raw_tokens / raw_seconds, ours_tokens / ours_seconds
+    return {"requests": size.overhead_requests * size.rounds, "raw_tok_s": round(raw_rate, 1),
+            "synthcpt_tok_s": round(ours_rate, 1), "ratio": round(ours_rate / raw_rate, 3)}
+
+
+def documents(size: Size, tokenizer) -> list[str]:
+    """Windows of the demo stories, each with its own heading first (so no two share a prefix)."""
+    ids = []
+    for line in CORPUS.read_text().splitlines():
+        ids += tokenizer(json.loads(line)["input"], add_special_tokens=False)["input_ids"]
+    step = max(1, (len(ids) - size.document_tokens) // max(1, size.documents - 1))
+    return [f"Archive record {d + 1}.\n" + tokenizer.decode(ids[(d * step) % (len(ids) - size.document_tokens):][
+        :size.document_tokens]) for d in range(size.documents)]
+
+
+def entigraph_requests(size: Size, tokenizer) -> list[Request]:
+    requests = []
+    for d, document in enumerate(documents(size, tokenizer)):
+        names = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]{3,}\b", document)))[: 2 * size.prompts_per_document + 1]
+        for p in range(size.prompts_per_document):
+            a, b = names[p % len(names)], names[(p + 1) % len(names)]
+            requests.append(Request(
+                messages=[{"role": "system", "content": f"Document:\n{document}"},
+                          {"role": "user", "content": f"Discuss how {a} and {b} are related in the document."}],
+                sampling=Sampling(temperature=0.0, max_tokens=16), prefix_key=f"doc{d}"))
+    random.Random(0).shuffle(requests)
+    return requests
+
+
+def bench_prefix_order(size: Size, tmp: Path) -> dict:
+    from synthcpt.engine.vllm_backend import shared_llm
+    from synthcpt.models import load_tokenizer, resolve
+
+    settings = EngineSettings(kv_cache_gb=size.kv_cache_gb, max_model_len=size.max_model_len)
+    llm = shared_llm(settings, resolve(settings.model))
+    requests = entigraph_requests(size, load_tokenizer(settings.model))
+    figures = {"documents": size.documents, "prompts_per_document": size.prompts_per_document,
+               "document_tokens": size.document_tokens, "kv_cache_gb": size.kv_cache_gb}
+    for name, window in (("shuffled", 1), ("grouped", settings.prefix_window)):
+        llm.reset_prefix_cache()
+        start = time.perf_counter()
+        with open_engine(settings.model_copy(update={"prefix_window": window}), tmp / f"order-{name}") as engine:
+            for result in engine.generate(requests, description=name):
+                assert result.ok, result.error
+            usage = engine.usage
+        figures[f"{name}_s"] = round(time.perf_counter() - start, 1)
+        figures[f"{name}_prefix_hit"] = round(usage.prefix_cached_tokens / usage.prompt_tokens, 3)
+        log(f"{name}: {figures[f'{name}_s']} s, prefix cache hit {figures[f'{name}_prefix_hit']:.0%}")
+    figures["ratio"] = round(figures["shuffled_s"] / figures["grouped_s"], 2)
+    return figures
+
+
+async def plain_asyncio(base_url: str, requests: list[Request], concurrency: int) -> float:
+    """The baseline: the openai client in a plain asyncio loop, a semaphore for the concurrency."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(request: Request) -> int:
+        async with slots:
+            s = request.sampling
+            completion = await client.chat.completions.create(
+                model="default", messages=request.messages, temperature=s.temperature, max_tokens=s.max_tokens,
+                seed=s.seed)
+            return completion.usage.completion_tokens
+
+    start = time.perf_counter()
+    tokens = sum(await asyncio.gather(*(one(r) for r in requests)))
+    await client.close()
+    return tokens / (time.perf_counter() - start)
+
+
+def sequential(base_url: str, requests: list[Request]) -> float:
+    """The reference pattern: one blocking API call at a time."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+    start = time.perf_counter()
+    tokens = 0
+    for request in requests:
+        s = request.sampling
+        tokens += client.chat.completions.create(model="default", messages=request.messages,
+                                                 temperature=s.temperature, max_tokens=s.max_tokens,
+                                                 seed=s.seed).usage.completion_tokens
+    return tokens / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_openai(size: Size, tmp: Path) -> tuple[dict, dict]:
+    from synthcpt.engine.server import local_server
+
+    concurrency = 16
+    with open(tmp / "server.log", "wb") as server_log, \
+            local_server(EngineSettings(), free_port(), log=server_log) as base_url:
+        settings = EngineSettings(backend="openai", base_url=base_url, concurrency=concurrency)
+        asyncio.run(plain_asyncio(base_url, chat_requests(concurrency, 8, offset=-1000), concurrency))  # warm-up
+        plain_rates, ours_rates = [], []
+        for round_ in range(size.server_rounds):
+            # The same requests for both, the order swapped every round, so drift on the machine cancels out.
+            requests = chat_requests(size.server_requests, 32, offset=round_ * 10_000)
+            for name in ("plain", "synthcpt") if round_ % 2 == 0 else ("synthcpt", "plain"):
+                if name == "plain":
+                    plain_rates.append(asyncio.run(plain_asyncio(base_url, requests, concurrency)))
+                else:
+                    ours_rates.append(engine_rate(settings, requests, tmp / f"openai{round_}")[0])
+            log(f"openai round {round_}: plain asyncio {plain_rates[-1]:.1f} tok/s, synthcpt {ours_rates[-1]:.1f} tok/s")
+        one_at_a_time = sequential(base_url, chat_requests(size.sequential_requests, 32, offset=90_000))
+        log(f"one blocking request at a time: {one_at_a_time:.1f} tok/s")
+    plain, ours = sum(plain_rates) / len(plain_rates), sum(ours_rates) / len(ours_rates)
+    return ({"requests": size.server_requests * size.server_rounds, "concurrency": concurrency,
+             "plain_asyncio_tok_s": round(plain, 1), "synthcpt_tok_s": round(ours, 1), "ratio": round(ours / plain, 3)},
+            {"sequential_tok_s": round(one_at_a_time, 1), "synthcpt_tok_s": round(ours, 1),
+             "speedup": round(ours / one_at_a_time, 1)})
+
+
+def peak_memory(n: int, run_dir: Path) -> int:
+    """Peak Python heap (bytes) while streaming n requests through the engine, all answered by the cache
+    (filled beforehand), so what is measured is the engine's own bookkeeping per request."""
+    settings = EngineSettings()
+
+    def requests():
+        for i in range(n):
+            yield Request(prompt=f"Prompt {i}", sampling=Sampling(max_tokens=8), prefix_key=str(i % 97))
+
+    cache = ResponseCache(run_dir / "cache" / "engine.sqlite")
+    batch = []
+    for request in requests():
+        batch.append((request_key(settings.model, request), Response(["some text " * 20], ["stop"], 5, 8, 0.1)))
+        if len(batch) == 10_000:
+            cache.put_many("bench", batch)
+            batch = []
+    cache.put_many("bench", batch)
+    cache.close()
+    with open_engine(settings, run_dir) as engine:
+        tracemalloc.start()
+        count = sum(1 for _ in engine.generate(requests(), description="bench"))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert count == n
+    return peak
+
+
+def bench_memory(size: Size, tmp: Path) -> dict:
+    small, large = size.memory_sizes
+    peak_memory(100, tmp / "memory-warm-up")  # first-use allocations (imports, caches) are not per request
+    peaks = [peak_memory(n, tmp / f"memory{n}") for n in (small, large)]
+    log(f"peak memory: {peaks[0] / 2**20:.1f} MiB at {small:,} requests, {peaks[1] / 2**20:.1f} MiB at {large:,}")
+    return {"requests": [small, large], "peak_mib": [round(p / 2**20, 2) for p in peaks],
+            "ratio": round(peaks[1] / peaks[0], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small workloads (CI)")
+    size = QUICK if parser.parse_args().quick else FULL
+    with tempfile.TemporaryDirectory() as folder, release_at_end():
+        tmp = Path(folder)
+        figures = {"mode": "quick" if size is QUICK else "full"}
+        figures["memory"] = bench_memory(size, tmp)
+        figures["vllm_vs_raw_generate"] = bench_vllm_overhead(size, tmp)
+        figures["prefix_grouped_vs_shuffled"] = bench_prefix_order(size, tmp)
+        figures["openai_vs_plain_asyncio"], figures["openai_vs_one_at_a_time"] = bench_openai(size, tmp)
+    print(json.dumps(figures))
+
+
+@contextmanager
+def release_at_end():
+    """Stop the loaded models' engine processes before printing or failing, not at interpreter exit."""
+    try:
+        yield
+    finally:
+        release_models()
+
+
+if __name__ == "__main__":
+    main()

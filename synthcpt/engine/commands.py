@@ -1,0 +1,86 @@
+"""Engine commands: `synthcpt plan` (tokens, time and cost before generating) and `synthcpt serve`
+(a local OpenAI-compatible server with the engine's model and CPU settings)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from synthcpt.errors import SynthcptError
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: section.key=value.")]
+
+
+def _planned_steps(config, stage_name: str | None):
+    """(stage, description, requests) for each generating stage that declares its requests."""
+    from synthcpt.pipeline import RunFolder, StageContext, stage_by_name, stages
+
+    chosen = [stage_by_name(stage_name)] if stage_name else list(stages())
+    run = RunFolder(Path(config.run.dir))
+    found = []
+    for stage in chosen:
+        package = stage.run.__module__.split(".")[1]
+        module = f"synthcpt.{package}.plan"
+        if importlib.util.find_spec(module) is None:
+            continue
+        for description, requests in importlib.import_module(module).requests(StageContext(config, stage, run)).items():
+            found.append((stage.name, description, requests))
+    if not found:
+        raise SynthcptError(f"stage {stage_name} makes no model requests to plan" if stage_name
+                            else "no stage declares model requests to plan")
+    return found
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown (no throughput measured yet)"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] = None,
+         config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Estimate the requests, tokens, time and cost of the generations still to run."""
+    from rich.table import Table
+
+    from synthcpt.config import load_config
+    from synthcpt.engine.plan import estimate
+    from synthcpt.progress import console
+
+    cfg = load_config(config, set_ or [])
+    table = Table("stage", "step", "requests", "cached", "prompt tokens", "completion tokens", "time", "cost",
+                  title=f"plan for {cfg.run.dir} ({cfg.engine.backend}, {cfg.engine.model})")
+    notes = set()
+    for stage_name, description, requests in _planned_steps(cfg, stage):
+        p = estimate(cfg.engine, Path(cfg.run.dir), description, requests)
+        table.add_row(stage_name, description, f"{p.requests:,}", f"{p.cached:,}", f"{p.prompt_tokens:,}",
+                      f"{p.completion_tokens:,} ({p.completion_basis})", _format_seconds(p.seconds), f"${p.cost:,.2f}")
+        if not p.exact_prompt_tokens:
+            notes.add("prompt tokens estimated at ~4 characters per token (set engine.tokenizer for exact counts)")
+    console.print(table)
+    for note in sorted(notes):
+        console.print(f"[dim]{note}[/dim]")
+
+
+def serve(config: ConfigOption = None, set_: SetOption = None,
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000) -> None:
+    """Serve engine.model as an OpenAI-compatible API with vLLM (CPU settings on CPU builds)."""
+    from synthcpt.config import load_config
+    from synthcpt.engine.server import server_command, server_environment
+    from synthcpt.progress import console
+
+    cfg = load_config(config, set_ or [])
+    command = server_command(cfg.engine, host, port)
+    console.print(f"serving {cfg.engine.model!r} at http://{host}:{port}/v1")
+    os.execve(command[0], command, server_environment())
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="plan")(plan)
+    app.command(name="serve")(serve)

@@ -1,0 +1,76 @@
+"""Estimates of a generation before it runs: requests still to do (the cache answers the rest),
+exact prompt tokens, completion tokens from max_tokens or the running average of the responses
+already generated for the same step, time from the throughput measured so far, and cost.
+
+Stages that generate declare their requests for planning in a module `plan.py` of their package:
+`def requests(ctx: StageContext) -> dict[str, Iterable[Request]]`, keyed by the description they
+pass to `engine.generate`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthcpt.engine.cache import ResponseCache, request_key
+from synthcpt.engine.engine import CACHE_FILE, USAGE_FILE, cache_dir
+from synthcpt.engine.settings import EngineSettings, Price
+from synthcpt.engine.tokens import prompt_counter
+from synthcpt.engine.types import Request
+
+# Responses of a step needed before their mean completion length replaces max_tokens.
+MIN_RESPONSES_FOR_AVERAGE = 20
+
+
+@dataclass
+class Plan:
+    description: str
+    requests: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    completion_basis: str = "max_tokens"
+    exact_prompt_tokens: bool = True
+    seconds: float | None = None
+    cost: float = 0.0
+
+
+def measured_completion_rate(run_dir: Path, description: str) -> float | None:
+    """Completion tokens per second of earlier model calls of this step (else of the whole run folder)."""
+    path = cache_dir(run_dir) / USAGE_FILE
+    if not path.is_file():
+        return None
+    totals = json.loads(path.read_text())
+    for name in (description, "total"):
+        entry = totals.get(name, {})
+        if entry.get("completion_tokens") and entry.get("seconds"):
+            return entry["completion_tokens"] / entry["seconds"]
+    return None
+
+
+def estimate(settings: EngineSettings, run_dir: Path, description: str, requests: Iterable[Request]) -> Plan:
+    count_prompt, exact = prompt_counter(settings)
+    plan = Plan(description, exact_prompt_tokens=exact)
+    path = cache_dir(run_dir) / CACHE_FILE
+    cache = ResponseCache(path) if path.is_file() else None
+    mean, responses = cache.mean_completion_tokens(description) if cache else (0.0, 0)
+    if responses >= MIN_RESPONSES_FOR_AVERAGE:
+        plan.completion_basis = f"mean of {responses} responses"
+    try:
+        for request in requests:
+            plan.requests += 1
+            if cache and cache.get(request_key(settings.model, request)) is not None:
+                plan.cached += 1
+                continue
+            plan.prompt_tokens += count_prompt(request)
+            ceiling = request.sampling.max_tokens * request.sampling.n
+            plan.completion_tokens += round(min(mean, ceiling)) if responses >= MIN_RESPONSES_FOR_AVERAGE else ceiling
+    finally:
+        if cache:
+            cache.close()
+    rate = measured_completion_rate(run_dir, description)
+    plan.seconds = plan.completion_tokens / rate if rate else None
+    price = settings.prices.get(settings.model, Price())
+    plan.cost = (plan.prompt_tokens * price.input + plan.completion_tokens * price.output) / 1e6
+    return plan

