@@ -31,6 +31,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 bench: setup
+	$(PY) -m pip install -q -e '.[cpu,dev,bench]'
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script --quick || exit 1; done
 
 clean:
