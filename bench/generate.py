@@ -1,0 +1,140 @@
+"""Throughput of the synthetic generators on this machine, each against a baseline from the same run.
+
+- LLM generators on the chunks (wrap, rc_llm, bonito): synthetic tokens per
+  second through the generator layer (requests, waves, parsing, token counting), with a fresh cache,
+  against the engine's own rate on the very same requests sent in one batch (the baseline): the
+  ratio is what the generator layer costs (1.0: nothing).
+- Pattern mining (rc_mined): documents per second, against splitting the same documents into
+  sentences alone (the baseline every mining pass starts with).
+
+Every generator runs with the same settings (max_tokens, requests). Prints one JSON object on its
+last stdout line.
+
+    python bench/generate.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+for key, value in {"VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+                   "VLLM_CPU_KVCACHE_SPACE": "2", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}.items():
+    os.environ.setdefault(key, value)
+
+DEMO = ROOT / "examples" / "quality" / "quality-demo.jsonl"
+SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
+LLM_GENERATORS = ("wrap", "rc_llm", "bonito")
+
+
+def ingest(corpus: Path, run_dir: Path, overrides: list[str]):
+    from synthcpt.config import load_config
+    from synthcpt.pipeline import Runner
+
+    config = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{corpus}]", *overrides])
+    Runner(config, reporter=lambda _: None).execute(["ingest"], force=set())
+    return config
+
+
+def warm_up(config, run_dir: Path) -> None:
+    """Load the model once (the engine keeps it for the process) so no measurement pays for it."""
+    from synthcpt.engine import Request, Sampling, open_engine
+
+    with open_engine(config.engine, run_dir / "warm-up") as engine:
+        list(engine.generate([Request(prompt="Hello", sampling=Sampling(max_tokens=4))], description="warm-up"))
+
+
+def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
+    """One generator through the generator layer, then the same requests straight to the engine."""
+    from synthcpt.engine import open_engine
+    from synthcpt.s4_generate.generators import GENERATOR_CLASSES
+    from synthcpt.s4_generate.run import generation_context, run_generator
+
+    gen_ctx = generation_context(config, run_dir)
+    generator = GENERATOR_CLASSES[name](gen_ctx)
+    planned = list(islice(generator.requests(), requests))
+    # A budget the planned requests can just meet, so the generator sends about as many in waves.
+    target = requests * generator.max_tokens // 2
+    with open_engine(config.engine, run_dir / f"layer-{name}") as engine:
+        start = time.perf_counter()
+        outcome = run_generator(generator, engine, target, gen_ctx.tokenizer)
+        layer_seconds = time.perf_counter() - start
+        layer_usage = engine.usage.as_dict()
+    sent = list(islice(GENERATOR_CLASSES[name](gen_ctx).requests(), outcome.requests))
+    with open_engine(config.engine, run_dir / f"baseline-{name}") as engine:
+        start = time.perf_counter()
+        completion = sum(r.completion_tokens for r in engine.generate(sent, description=f"baseline {name}"))
+        base_seconds = time.perf_counter() - start
+    layer_rate = layer_usage["completion_tokens"] / layer_seconds
+    base_rate = completion / base_seconds
+    return {"requests": outcome.requests, "planned": len(planned), "waves": outcome.waves,
+            "records": len(outcome.records), "rejected": dict(outcome.rejected),
+            "completion_tokens": layer_usage["completion_tokens"],
+            "synthetic_tokens": sum(r["n_tokens"] for r in outcome.records),
+            "seconds": round(layer_seconds, 2), "completion_tokens_per_s": round(layer_rate, 1),
+            "synthetic_tokens_per_s": round(sum(r["n_tokens"] for r in outcome.records) / layer_seconds, 1),
+            "baseline_completion_tokens_per_s": round(base_rate, 1),
+            "ratio_vs_engine": round(layer_rate / base_rate, 3) if base_rate else None}
+
+
+def bench_mining(config, run_dir: Path, repeats: int) -> dict:
+    from synthcpt.s4_generate.mining import split_sentences
+    from synthcpt.s4_generate.rc import RcMined
+    from synthcpt.s4_generate.run import generation_context
+
+    gen_ctx = generation_context(config, run_dir)
+    documents = gen_ctx.corpus.documents
+    split_sentences(documents[0].text)  # load spaCy before timing
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for doc in documents:
+            split_sentences(doc.text)
+    split_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(repeats):
+        mined = list(RcMined(gen_ctx).records())
+    mine_seconds = time.perf_counter() - start
+    n = len(documents) * repeats
+    return {"documents": len(documents), "repeats": repeats, "records": len(mined),
+            "examples_per_record": round(sum(r["text"].count("\n\n") for r in mined) / max(1, len(mined)), 1),
+            "documents_per_s": round(n / mine_seconds, 2), "baseline_sentence_split_documents_per_s":
+                round(n / split_seconds, 2), "ratio_vs_sentence_split": round(split_seconds / mine_seconds, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few requests and short answers (a few minutes)")
+    parser.add_argument("--requests", type=int, help="requests per generator (default 8 quick, 32 full)")
+    parser.add_argument("--max-tokens", type=int, help="max_tokens of every generator (default 64 quick, 256 full)")
+    parser.add_argument("--model", default="default", help="engine model (default: the embedded one)")
+    args = parser.parse_args()
+    requests = args.requests or (8 if args.quick else 32)
+    max_tokens = args.max_tokens or (64 if args.quick else 256)
+    overrides = [f"engine.model={args.model}", f"generate.wrap_max_tokens={max_tokens}",
+                 f"generate.rc_max_tokens={max_tokens}", f"generate.bonito_max_tokens={max_tokens}",
+                 "generate.bonito_format=instruct"]
+    results: dict = {"requests_per_generator": requests, "max_tokens": max_tokens, "model": args.model}
+    with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
+        tmp_dir = Path(tmp)
+        config = ingest(DEMO, tmp_dir / "demo", overrides)
+        warm_up(config, tmp_dir)
+        for name in LLM_GENERATORS:
+            results[name] = bench_llm(config, tmp_dir / "demo", name, requests)
+        corpus = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
+        mining_config = ingest(corpus, tmp_dir / "mining", [])
+        results["rc_mined"] = bench_mining(mining_config, tmp_dir / "mining", 1 if args.quick else 3)
+        results["rc_mined"]["corpus"] = corpus.name
+    results["device"] = f"CPU, {os.cpu_count()} cores"
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

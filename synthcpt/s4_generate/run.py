@@ -1,0 +1,251 @@
+"""The generate stage: run each selected generator to its token budget, write its records, build the
+mix, and measure how much of the entity graph the synthetic text covers.
+
+Budgets are deterministic: a generator's requests have a fixed order, and its records are the
+shortest prefix of that order whose tokens reach the target. Requests go out in waves sized from
+the tokens per request seen so far, so little is generated past the target; whatever was, stays in
+the engine's cache. A rerun (after a kill, or with a larger budget) regenerates the same requests,
+gets the finished ones from the cache, and so yields the same records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from synthcpt.atomic import write_json, write_text
+from synthcpt.engine.types import Request
+from synthcpt.errors import SynthcptError
+from synthcpt.progress import console
+from synthcpt.s4_generate.base import Chunk, Corpus, Document, GenerationContext, Generator, Rejected
+from synthcpt.s4_generate.generators import GENERATOR_CLASSES
+from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, count_tokens, write_shards
+
+# Requests of the next wave: the tokens still missing over the tokens per request so far, plus a
+# margin, so most budgets finish in two or three waves; never fewer than MIN_WAVE, so the engine
+# always has a full batch (a small wave leaves the model idle far more than a few extra requests cost).
+WAVE_MARGIN = 1.15
+MIN_WAVE = 32
+# Ordering key of records made without the model: before every request.
+DIRECT = -1
+
+
+@dataclass
+class Outcome:
+    """What one generator produced: records in budget order, and its counts."""
+
+    name: str
+    target: int | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+    cached: int = 0
+    waves: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    produced_records: int = 0
+    produced_tokens: int = 0
+
+    def stats(self) -> dict[str, Any]:
+        return {"target_tokens": self.target, "requests": self.requests, "cached": self.cached, "waves": self.waves,
+                "rejected": dict(sorted(self.rejected.items())), "produced_records": self.produced_records,
+                "produced_tokens": self.produced_tokens, "records": len(self.records),
+                "tokens": sum(r["n_tokens"] for r in self.records)}
+
+
+def load_corpus(run_dir: Path) -> Corpus:
+    import datasets
+
+    ingest = run_dir / "ingest"
+    if not (ingest / "documents.parquet").is_file():
+        raise SynthcptError(f"no ingested corpus in {run_dir}: run `synthcpt ingest` first")
+    documents = []
+    for row in datasets.Dataset.from_parquet(str(ingest / "documents.parquet")):
+        author = json.loads(row["metadata"] or "{}").get("author")
+        documents.append(Document(row["doc_id"], row["title"], row["text"], author, row["n_tokens"]))
+    chunks = [Chunk(**row) for row in datasets.Dataset.from_parquet(str(ingest / "chunks.parquet"))]
+    corpus = Corpus(documents, chunks)
+    entities_dir = run_dir / "entities"
+    if entities_dir.is_dir():
+        from synthcpt.s2_entities.outputs import load_entities, load_summaries
+
+        corpus.summaries = load_summaries(entities_dir)
+        for row in sorted(load_entities(entities_dir), key=lambda r: -(r.get("salience") or 0.0)):
+            corpus.entities.setdefault(row["doc_id"], []).append(row["entity"])
+    if (run_dir / "graphs").is_dir():
+        corpus.graph_dir = run_dir / "graphs"
+    return corpus
+
+
+def load_questions(run_dir: Path) -> list[dict]:
+    import datasets
+
+    path = run_dir / "ingest" / "questions.parquet"
+    return datasets.Dataset.from_parquet(str(path)).to_list() if path.is_file() else []
+
+
+def context_window(engine_settings) -> int | None:
+    """The generator model's context length: set, or read from its HF config (vllm backend)."""
+    if engine_settings.max_model_len:
+        return engine_settings.max_model_len
+    if engine_settings.backend != "vllm":
+        return None
+    from transformers import AutoConfig
+
+    from synthcpt.models import resolve
+
+    return getattr(AutoConfig.from_pretrained(resolve(engine_settings.model)), "max_position_embeddings", None)
+
+
+def token_counter(engine_settings):
+    """The tokenizer that counts synthetic tokens: the engine's, else the embedded model's."""
+    from synthcpt.models import DEFAULT_MODEL, load_tokenizer
+
+    try:
+        return load_tokenizer(engine_settings.tokenizer or engine_settings.model)
+    except SynthcptError:
+        console.print(f"[yellow]generate: no tokenizer for {engine_settings.model}; tokens are counted with the "
+                      "embedded model's tokenizer (set engine.tokenizer for exact counts)")
+        return load_tokenizer(DEFAULT_MODEL)
+
+
+def generation_context(config, run_dir: Path, tokenizer=None) -> GenerationContext:
+    return GenerationContext(settings=config.generate, corpus=load_corpus(Path(run_dir)), seed=config.run.seed,
+                             model=config.engine.model, context_window=context_window(config.engine),
+                             tokenizer=tokenizer if tokenizer is not None else token_counter(config.engine))
+
+
+def planned_requests(config, run_dir: Path) -> dict[str, Iterator[Request]]:
+    """Every request each selected LLM generator would send for this config, before budgets cut them
+    (`config.generate.targets()` gives the token target of each), for planning."""
+    ctx = generation_context(config, run_dir)
+    generators = [GENERATOR_CLASSES[name](ctx) for name in config.generate.generators]
+    return {g.name: g.requests() for g in generators if g.max_tokens}
+
+
+def _with_tokens(records: list[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:
+    for record, n in zip(records, count_tokens(tokenizer, [r["text"] for r in records])):
+        record["n_tokens"] = n
+    return records
+
+
+def _numbered(requests: Iterable[Request], start: int) -> Iterator[Request]:
+    for order, request in enumerate(requests, start):
+        request.metadata["order"] = order
+        yield request
+
+
+def run_generator(generator: Generator, engine, target: int | None, tokenizer) -> Outcome:
+    outcome = Outcome(generator.name, target)
+    ranked: list[tuple[int, int, dict[str, Any]]] = [
+        (DIRECT, i, r) for i, r in enumerate(_with_tokens(list(generator.records()), tokenizer))]
+    produced = sum(r["n_tokens"] for _, _, r in ranked)
+    pending = generator.requests()
+    sent = generated = size = 0
+    while target is None or produced < target:
+        if target is None:
+            wave: Iterable[Request] = _numbered(pending, sent)
+        else:
+            if sent and not generated:  # nothing accepted yet: widen the search geometrically
+                size = 2 * size
+            else:
+                per_request = generated / sent if generated else generator.max_tokens
+                size = math.ceil(WAVE_MARGIN * (target - produced) / max(1, per_request))
+            size = max(MIN_WAVE, size)
+            wave = list(_numbered(islice(pending, size), sent))
+            if not wave:
+                break
+        outcome.waves += 1
+        for result in engine.generate(wave, description=f"generate: {generator.name}"):
+            sent += 1
+            outcome.cached += result.cached
+            parsed = generator.parse(result)
+            if isinstance(parsed, Rejected):
+                outcome.rejected[parsed.reason] += 1
+                continue
+            order = result.request.metadata["order"]
+            for part, record in enumerate(_with_tokens(parsed, tokenizer)):
+                ranked.append((order, part, record))
+                produced += record["n_tokens"]
+                generated += record["n_tokens"]
+        if target is None:
+            break
+    outcome.requests = sent
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    outcome.produced_records, outcome.produced_tokens = len(ranked), produced
+    total = 0
+    for _, _, record in ranked:
+        if target is not None and total >= target:
+            break
+        outcome.records.append(record)
+        total += record["n_tokens"]
+    return outcome
+
+
+def _coverage(graph_dir: Path | None, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if graph_dir is None:
+        return None
+    from synthcpt.s3_graph.coverage import coverage
+
+    synthetic = [{"doc_id": r["doc_id"], "text": r["text"]} for r in records if r["generator"] != "raw"]
+    entigraph = [{"doc_id": r["doc_id"], "text": r["text"]} for r in records if r["generator"] == "entigraph"]
+    return {"entigraph": coverage(graph_dir, entigraph), "all": coverage(graph_dir, synthetic)}
+
+
+def _overall(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {name: {k: v for k, v in part.items() if not isinstance(v, (dict, list))}
+            for name, part in report.items()}
+
+
+def generate(ctx) -> dict[str, Any]:
+    from synthcpt.engine import open_engine
+    from synthcpt.s4_generate.mix import build_mix
+
+    config, settings, out = ctx.config, ctx.settings, ctx.out
+    run_dir = ctx.run.dir
+    ctx.input("ingest")
+    gen_ctx = generation_context(config, run_dir)
+    generators = [GENERATOR_CLASSES[name](gen_ctx) for name in settings.generators]
+    targets = settings.targets()
+    outcomes: dict[str, Outcome] = {}
+    with open_engine(config.engine, run_dir) as engine:
+        for generator in generators:
+            outcome = run_generator(generator, engine, targets[generator.name], gen_ctx.tokenizer)
+            outcomes[generator.name] = outcome
+            write_shards(out / generator.name, [_record_only(r) for r in outcome.records], RECORD_FEATURES,
+                         settings.mix_shard_records)
+            console.print(f"generate: {generator.name}: {len(outcome.records)} records, "
+                          f"{sum(r['n_tokens'] for r in outcome.records):,} tokens")
+        engine_usage = engine.usage.as_dict()
+
+    for name in set(GENERATOR_CLASSES) - set(settings.generators):
+        shutil.rmtree(out / name, ignore_errors=True)  # outputs of an earlier config, no longer in the mix
+    mix = build_mix({name: o.records for name, o in outcomes.items()}, gen_ctx.corpus.documents,
+                    load_questions(run_dir), settings, config.run.seed)
+    write_shards(out / "mix", [_record_only(r) for r in mix.records], RECORD_FEATURES, settings.mix_shard_records)
+    pairs = [{"id": r["id"], **r["pair"], "doc_id": r["doc_id"]}
+             for o in outcomes.values() for r in o.records if "pair" in r and r["id"] in mix.kept_ids]
+    write_shards(out / "instructions", pairs, INSTRUCTION_FEATURES, settings.mix_shard_records)
+    write_text(out / "leaks.jsonl", "".join(json.dumps(leak) + "\n" for leak in mix.leaks))
+
+    coverage = _coverage(gen_ctx.corpus.graph_dir, mix.records)
+    if coverage is not None:
+        write_json(out / "coverage.json", coverage)
+    details = {"targets": targets, "generators": {n: o.stats() for n, o in outcomes.items()}, "mix": mix.stats,
+               "instructions": len(pairs), "engine": engine_usage, "coverage": _overall(coverage)}
+    write_json(out / "stats.json", details)
+    return {"records": mix.stats["records"], "tokens": mix.stats["tokens"],
+            "synthetic_tokens": mix.stats["synthetic_tokens"], "raw_copies": mix.stats["raw_copies"],
+            "eval_leaks": mix.stats["rejected"].get("eval_leak", 0), "instructions": len(pairs),
+            "by_generator": mix.stats["by_generator"], "coverage": _overall(coverage)}
+
+
+def _record_only(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: record[key] for key in RECORD_FEATURES}

@@ -1,0 +1,38 @@
+"""The summary `synthcpt generate` prints: per generator, what was made and what the mix kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from synthcpt.progress import console
+
+
+def show(folder: Path) -> None:
+    path = folder / "stats.json"
+    if not path.is_file():
+        return
+    stats = json.loads(path.read_text())
+    table = Table(title="synthetic data")
+    for column in ("generator", "requests", "cached", "parse rejects", "records", "mix records", "mix tokens",
+                   "mix rejects"):
+        table.add_column(column, justify="left" if column == "generator" else "right")
+    generators = stats["generators"]
+    for name, part in stats["mix"]["by_generator"].items():
+        made = generators.get(name, {})
+        table.add_row(name, str(made.get("requests", "")), str(made.get("cached", "")),
+                      _reasons(made.get("rejected", {})), str(made.get("records", "")), str(part["records"]),
+                      f"{part['tokens']:,}", _reasons(part["rejected"]))
+    console.print(table)
+    mix = stats["mix"]
+    console.print(f"mix: {mix['records']:,} records, {mix['tokens']:,} tokens "
+                  f"({mix['synthetic_tokens']:,} synthetic, raw corpus x{mix['raw_copies']}); "
+                  f"evaluation leaks dropped: {mix['rejected'].get('eval_leak', 0)}")
+    for name, part in (stats.get("coverage") or {}).items():
+        console.print(f"graph coverage ({name}): " + ", ".join(f"{k}={v}" for k, v in part.items()))
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"

@@ -1,0 +1,115 @@
+"""The mix's rules: quality filters, duplicates, the evaluation-leak guard, raw-corpus ratio, budgets."""
+
+import pytest
+
+from synthcpt.config import load_config
+from synthcpt.errors import SynthcptError
+from synthcpt.s4_generate.base import Document
+from synthcpt.s4_generate.dedup import Deduplicator
+from synthcpt.s4_generate.filters import duplicated_ngram_share, quality_rejection
+from synthcpt.s4_generate.leak import LeakGuard
+from synthcpt.s4_generate.mix import build_mix, raw_copies
+from synthcpt.s4_generate.records import make_record
+
+QUESTION = {"question_id": "d1/q0", "question": "Why did the Tr'en leave Korvin's door unlocked and a weapon nearby?",
+            "options": ["They were so caught up trying to figure out Korvin's answers that they became careless.",
+                        "Their subconscious wanted him gone.", "Yes", "Because the Ruler ordered them to do it."]}
+STORY = ("Korvin spent the first night in the cell counting the stones of the wall. In the morning the Tr'en "
+         "came back with their questions, and he answered each one with a careful lie that they could not check. ")
+
+
+def record(text, generator="wrap", n_tokens=None, id=None):
+    return make_record(id=id or f"{generator}-{abs(hash(text))}", text=text, generator=generator, style="x",
+                       doc_id="d1", n_tokens=n_tokens if n_tokens is not None else len(text.split()))
+
+
+def settings(*overrides):
+    return load_config(None, list(overrides)).generate
+
+
+def test_leak_guard_catches_planted_questions_and_options_but_not_the_story():
+    guard = LeakGuard.from_questions([QUESTION], ngram=8, threshold=0.5)
+    assert guard.leaked(STORY) is None
+    planted = STORY + " Question: why did the Tr'en leave Korvin's door unlocked, and a weapon nearby?"
+    assert guard.leaked(planted) == "d1/q0 question"
+    option = STORY + "They were so caught up trying to figure out Korvin's answers that they became careless."
+    assert guard.leaked(option) == "d1/q0 option A"
+    short = STORY + "Their subconscious wanted him gone."  # shorter than n: matched as a whole phrase
+    assert guard.leaked(short) == "d1/q0 option B"
+    assert guard.unguarded == 1  # "Yes" is too short to tell a leak from a mention
+
+
+def test_leak_guard_threshold():
+    words = QUESTION["question"].split()
+    half = " ".join(words[: len(words) // 2])  # too few of the question's 8-grams
+    assert LeakGuard.from_questions([QUESTION], 8, 0.5).leaked(STORY + half) is None
+    assert LeakGuard.from_questions([QUESTION], 4, 0.3).leaked(STORY + half) is not None
+
+
+def test_quality_rules():
+    assert quality_rejection("   ", 0, 16, 0.15) == "empty"
+    assert quality_rejection("Too short.", 3, 16, 0.15) == "too_short"
+    assert quality_rejection("I'm sorry, but I cannot rephrase this text. " * 1 + STORY, 60, 16, 0.15) == "refusal"
+    assert quality_rejection(STORY + "\nQuestion: Who?\nAnswer:\n", 60, 16, 0.15) == "refusal"
+    loop = "The ship flew to Mars and back again. " * 12
+    assert duplicated_ngram_share(loop) > 0.9
+    assert quality_rejection(loop, 120, 16, 0.15) == "repetition"
+    assert duplicated_ngram_share(STORY) == 0.0
+    assert quality_rejection(STORY, 60, 16, 0.15) is None
+
+
+LONGER = STORY + ("On the third day the Ruler himself came down to the cells, tall and grey and silent, and "
+                   "asked Korvin what the humans wanted from the planet. Korvin told him that they wanted nothing "
+                   "at all, which was true, and that they would take everything, which was also true.")
+
+
+def test_exact_and_near_duplicates():
+    dedup = Deduplicator(threshold=0.8)
+    assert dedup.check(LONGER) is None
+    assert dedup.check(LONGER.upper().replace(",", "")) == "exact_duplicate"
+    assert dedup.check(LONGER.replace("careful", "clever")) == "near_duplicate"
+    assert dedup.check("An entirely different text about the crew of the Jinx ship and its repairs.") is None
+
+
+def test_raw_copies_follow_the_ratio_within_bounds():
+    assert raw_copies(1000, 3000, 1.0, 4) == 3
+    assert raw_copies(1000, 100_000, 1.0, 4) == 4
+    assert raw_copies(1000, 10, 1.0, 4) == 1
+    assert raw_copies(1000, 3000, 0.0, 4) == 0
+
+
+def test_build_mix_counts_every_rejection_by_generator_and_rule():
+    docs = [Document("d1", "LOST IN TRANSLATION", STORY * 3, "Larry M. Harris", 150)]
+    synthetic = {
+        "wrap": [record(STORY, id="a"), record(STORY, id="b"), record("tiny", id="c"),
+                 record(STORY + QUESTION["options"][0], id="d")],
+        "bonito": [record("Korvin lied to the Tr'en about everything, and they believed every word of it for days.",
+                          "bonito", id="e")],
+    }
+    result = build_mix(synthetic, docs, [QUESTION], settings(), seed=0)
+    stats = result.stats
+    assert stats["by_generator"]["wrap"]["rejected"] == {"eval_leak": 1, "exact_duplicate": 1, "too_short": 1}
+    assert stats["by_generator"]["wrap"]["records"] == 1 and stats["by_generator"]["bonito"]["records"] == 1
+    assert [leak["id"] for leak in result.leaks] == ["d"]
+    assert stats["raw_copies"] == 1 and stats["by_generator"]["raw"]["records"] == 1
+    assert {r["generator"] for r in result.records} == {"wrap", "bonito", "raw"}
+    assert result.kept_ids == {"a", "e"}
+    again = build_mix(synthetic, docs, [QUESTION], settings(), seed=0)
+    assert [r["id"] for r in again.records] == [r["id"] for r in result.records]
+
+
+def test_targets_from_tokens_total_and_shares():
+    s = settings("generate.generators=[entigraph, wrap, bonito]", "generate.total_tokens=1000",
+                 "generate.shares={entigraph: 2}", "generate.tokens={bonito: 50}")
+    assert s.targets() == {"entigraph": 667, "wrap": 333, "bonito": 50}
+    assert settings().targets() == dict.fromkeys(["entigraph", "wrap", "rc_mined", "rc_llm", "bonito"])
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("generate.tokens={wrap: 5}", "not selected"),
+    ("generate.bonito_task_types=[poetry]", "unknown Bonito task types"),
+    ("generate.wrap_styles=[fancy]", "generate.wrap_styles"),
+])
+def test_bad_settings_are_one_clear_error(override, fragment):
+    with pytest.raises(SynthcptError, match=fragment):
+        load_config(None, ["generate.generators=[rc_mined]", override])

@@ -1,0 +1,85 @@
+"""Parsers on the awkward outputs models really produce."""
+
+import pytest
+
+from synthcpt.s4_generate.bonito import parse_raw_pair, with_context
+from synthcpt.s4_generate.parsing import (
+    extract_json,
+    parse_instruction_pair,
+    parse_qa_pairs,
+    strip_preamble,
+    trim_truncated,
+)
+
+BODY = "The ship reached Mars after nine months. Its crew of four survived the landing."
+
+
+@pytest.mark.parametrize("raw", [
+    f"Here is a paraphrase of the text:\n\n{BODY}",
+    f"Sure! Here's the rewritten paragraph:\n{BODY}\n\nI hope this helps!",
+    f"**Paraphrased version:**\n{BODY}",
+    f"Rephrased text:\n\n{BODY}\nLet me know if you need anything else.",
+    f"Here is a simpler version: {BODY}",
+    f'"{BODY}"',
+    BODY,
+])
+def test_preambles_and_closers_are_stripped(raw):
+    assert strip_preamble(raw) == BODY
+
+
+def test_text_that_merely_starts_like_a_preamble_is_kept():
+    text = "Here is where the story begins: on a cold morning, Korvin woke in a cell."
+    assert strip_preamble(text).startswith("Here is where") or strip_preamble(text).startswith("on a cold")
+    story = "Sure enough, the Ruler came back the next day.\nHe had questions."
+    assert strip_preamble(story) == story
+
+
+def test_truncated_text_is_cut_back_to_its_last_sentence():
+    assert trim_truncated("The crew slept. Then the alarm rang and every") == "The crew slept."
+    assert trim_truncated('He said "Stop!" and the ship') == 'He said "Stop!"'
+    assert trim_truncated("no sentence end at all") == ""
+
+
+def test_json_in_prose_and_in_fences():
+    assert extract_json('Sure, here it is: {"a": [1, 2]} -- done') == {"a": [1, 2]}
+    assert extract_json('```json\n[{"q": "x"}]\n```') == [{"q": "x"}]
+    assert extract_json("Sets like {this} are not JSON {") is None
+
+
+def test_qa_pairs_in_several_layouts():
+    text = ("Sure! Here are the questions:\n1. **Question:** Who flew the ship?\n**Answer:** Captain Kane flew it.\n\n"
+            "Q2: Where did it land?\nA2: It landed on Mars.\n")
+    assert parse_qa_pairs(text) == [("Who flew the ship?", "Captain Kane flew it."),
+                                    ("Where did it land?", "It landed on Mars.")]
+
+
+def test_truncated_last_answer_is_dropped_and_unanswered_questions_ignored():
+    text = "Question: Who?\nAnswer: Kane.\nQuestion: Why did he\nQuestion: Where?\nAnswer: On Mars, near the"
+    assert parse_qa_pairs(text, truncated=True) == [("Who?", "Kane.")]
+    assert parse_qa_pairs(text, truncated=False)[-1] == ("Where?", "On Mars, near the")
+
+
+def test_qa_pairs_from_json_in_prose():
+    text = 'Here you go: {"questions": [{"question": "Who?", "answer": "Kane."}, {"question": "", "answer": "x"}]}'
+    assert parse_qa_pairs(text) == [("Who?", "Kane.")]
+
+
+def test_instruction_pairs_with_markers_json_or_nothing():
+    assert parse_instruction_pair("Instruction: Who is Korvin?\nResponse: A human prisoner.") == \
+        ("Who is Korvin?", "A human prisoner.")
+    assert parse_instruction_pair("**Task:** Summarize the passage.\n\n**Output:**\nKorvin escapes.") == \
+        ("Summarize the passage.", "Korvin escapes.")
+    assert parse_instruction_pair('Okay. {"instruction": "Is Korvin human?", "response": "Yes"}') == \
+        ("Is Korvin human?", "Yes")
+    assert parse_instruction_pair("Who is Korvin? He is a human prisoner.") is None  # no separator
+    assert parse_instruction_pair("Instruction: Who is Korvin?\nResponse:") is None  # empty response
+
+
+def test_bonito_raw_format():
+    assert parse_raw_pair("Answer the question about {{context}}\nWho?<|pipe|>Kane") == \
+        ("Answer the question about {{context}}\nWho?", "Kane")
+    assert parse_raw_pair("no separator here") is None
+    assert parse_raw_pair("a<|pipe|>b<|pipe|>c") is None
+    assert parse_raw_pair("instruction only<|pipe|>  ") is None
+    assert with_context("Read: {{context}}\nWho?", "CTX") == "Read: CTX\nWho?"
+    assert with_context("Who flew the ship?", "CTX") == "CTX\n\nWho flew the ship?"

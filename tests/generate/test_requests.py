@@ -1,0 +1,80 @@
+"""What the generators would send, without a model: deterministic, with provenance, in budget order."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from synthcpt.s4_generate.generators import GENERATOR_CLASSES
+from synthcpt.s4_generate.run import generation_context, planned_requests
+
+
+def context(prepared_run, **settings):
+    config, run_dir = prepared_run
+    config = config.model_copy(deep=True)
+    for key, value in settings.items():
+        setattr(config.generate, key, value)
+    return generation_context(config, run_dir)
+
+
+def test_requests_are_deterministic_and_carry_provenance(prepared_run):
+    config, run_dir = prepared_run
+    first, second = planned_requests(config, run_dir), planned_requests(config, run_dir)
+    assert set(first) == {"entigraph", "wrap", "rc_llm", "bonito"}  # rc_mined needs no model
+    for name in first:
+        a, b = list(first[name]), list(second[name])
+        assert a and [r.messages or r.prompt for r in a] == [r.messages or r.prompt for r in b]
+        assert [r.sampling for r in a] == [r.sampling for r in b]
+        for request in a:
+            meta = request.metadata
+            assert meta["generator"] == name and meta["doc_id"] and meta["prompt_file"] and meta["prompt_hash"]
+
+
+def test_wrap_sweeps_cover_every_chunk_before_repeating_and_rotate_styles(prepared_run):
+    ctx = context(prepared_run, wrap_styles=["easy", "medium", "hard", "qa"], wrap_rephrasings=2)
+    requests = list(GENERATOR_CLASSES["wrap"](ctx).requests())
+    chunks = [c for c in ctx.corpus.chunks if c.n_tokens >= ctx.settings.min_chunk_tokens]
+    n = len(chunks)
+    assert len(requests) == n * 4 * 2
+    first_sweep = requests[:n]
+    assert {r.metadata["unit"] for r in first_sweep} == {c.chunk_id for c in chunks}
+    assert set(Counter(r.metadata["style"] for r in first_sweep)) == {"easy", "medium", "hard", "qa"}
+    assert first_sweep[0].metadata["doc_id"] != first_sweep[1].metadata["doc_id"]  # documents interleaved
+    pairs = Counter((r.metadata["unit"], r.metadata["style"], r.sample) for r in requests)
+    assert max(pairs.values()) == 1 and {r.sample for r in requests} == {0, 1}
+
+
+def test_bonito_raw_format_for_the_bonito_model(prepared_run):
+    ctx = context(prepared_run, bonito_format="auto")
+    ctx.model = "BatsResearch/bonito-v1"
+    requests = list(GENERATOR_CLASSES["bonito"](ctx).requests())
+    assert requests[0].prompt.startswith("<|tasktype|>\n") and requests[0].prompt.endswith("\n<|task|>\n")
+    assert requests[0].messages is None
+    assert len({r.metadata["style"] for r in requests}) == 16  # task types rotate over the chunks
+    sampling = requests[0].sampling
+    assert (sampling.temperature, sampling.top_p) == (0.5, 0.95)
+    ctx.model = "default"
+    instruct = list(GENERATOR_CLASSES["bonito"](ctx).requests())
+    assert instruct[0].messages and "Instruction:" in instruct[0].messages[0]["content"]
+
+
+def test_entigraph_requests_share_the_document_prefix_and_fit_the_context(prepared_run):
+    ctx = context(prepared_run, entigraph_max_relations=6)
+    requests = list(GENERATOR_CLASSES["entigraph"](ctx).requests())
+    assert len(requests) == 6
+    for request in requests:
+        doc = ctx.corpus.by_id[request.prefix_key]
+        content = request.messages[0]["content"]
+        assert content.startswith(f'Here is a document, "{doc.header}"')
+        assert all(f'"{e}"' in content for e in request.metadata["entities"])
+    ctx.context_window = 2048
+    short = next(iter(GENERATOR_CLASSES["entigraph"](ctx).requests())).messages[0]["content"]
+    assert len(ctx.tokenizer(short)["input_ids"]) + ctx.settings.entigraph_max_tokens <= 2048
+
+
+def test_mined_records_need_no_model(prepared_run):
+    ctx = context(prepared_run)
+    records = list(GENERATOR_CLASSES["rc_mined"](ctx).records())
+    assert {r["doc_id"] for r in records} == set(ctx.corpus.by_id)
+    assert records == list(GENERATOR_CLASSES["rc_mined"](ctx).records())
+    for record in records:
+        assert "title" in record["style"] and record["prompt_file"] == "rc/mined.yaml"

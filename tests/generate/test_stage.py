@@ -1,0 +1,92 @@
+"""The generate stage end to end with the embedded model: records parse, carry provenance, respect
+their budgets, and the mix, instruction pairs and stats are written."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+
+from synthcpt.s4_generate.prompts import load_prompt
+from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, read_shards
+from tests.generate.conftest import TARGETS
+
+pytestmark = pytest.mark.slow
+
+
+def records(run_dir, folder):
+    return read_shards(run_dir / "synthetic" / folder).to_list()
+
+
+def test_every_generator_made_records_with_provenance(generated_run):
+    config, run_dir = generated_run
+    documents = {r["doc_id"] for r in datasets.Dataset.from_parquet(str(run_dir / "ingest/documents.parquet"))}
+    for generator in TARGETS:
+        rows = records(run_dir, generator)
+        assert rows, f"{generator} made no records"
+        assert len({r["id"] for r in rows}) == len(rows)
+        for row in rows:
+            assert row["generator"] == generator and row["doc_id"] in documents
+            assert row["text"].strip() and row["n_tokens"] > 0 and row["style"]
+            prompt = load_prompt(row["prompt_file"])
+            assert row["prompt_hash"] == prompt.hash
+            assert row["model"] == ("" if generator == "rc_mined" else config.engine.model)
+    assert {r["style"] for r in records(run_dir, "wrap")} <= {"easy", "qa"}
+    for row in records(run_dir, "rc_llm"):
+        assert "\nQuestion: " in row["text"] and "\nAnswer: " in row["text"]
+    for row in records(run_dir, "entigraph"):
+        assert row["style"] == {2: "pair", 3: "triple"}[len(row["entities"])]
+        assert all(entity in row["text"].split("\n\n")[0] for entity in row["entities"])  # the heading
+
+
+def test_coverage_of_the_graph_is_measured(generated_run):
+    _, run_dir = generated_run
+    coverage = json.loads((run_dir / "synthetic/coverage.json").read_text())
+    stats = json.loads((run_dir / "synthetic/stats.json").read_text())["coverage"]
+    for part in ("entigraph", "all"):
+        assert 0 < coverage[part]["entity_coverage"] <= 1
+        assert stats[part]["entity_coverage"] == coverage[part]["entity_coverage"]
+    mix = records(run_dir, "mix")
+    assert coverage["entigraph"]["passages"] == sum(1 for r in mix if r["generator"] == "entigraph")
+    assert coverage["all"]["passages"] == sum(1 for r in mix if r["generator"] != "raw")
+
+
+def test_budgets_are_met_and_not_exceeded_by_more_than_one_record(generated_run):
+    _, run_dir = generated_run
+    stats = json.loads((run_dir / "synthetic/stats.json").read_text())
+    for generator, target in TARGETS.items():
+        rows = records(run_dir, generator)
+        tokens = sum(r["n_tokens"] for r in rows)
+        assert stats["generators"][generator]["tokens"] == tokens
+        assert tokens - rows[-1]["n_tokens"] < target, f"{generator} went past its budget"
+        exhausted = stats["generators"][generator]["produced_records"] == len(rows)
+        assert tokens >= target or exhausted, f"{generator} stopped short of its budget"
+
+
+def test_mix_holds_raw_and_synthetic_with_stats(generated_run):
+    _, run_dir = generated_run
+    mix = records(run_dir, "mix")
+    stats = json.loads((run_dir / "synthetic/stats.json").read_text())["mix"]
+    assert stats["records"] == len(mix) and stats["tokens"] == sum(r["n_tokens"] for r in mix)
+    assert {r["generator"] for r in mix} == {"raw", *TARGETS}
+    assert stats["raw_copies"] >= 1
+    assert sum(1 for r in mix if r["generator"] == "raw") == 3 * stats["raw_copies"]
+    made = sum(len(records(run_dir, g)) for g in TARGETS)
+    rejected = sum(stats["rejected"].values())
+    assert len(mix) - 3 * stats["raw_copies"] == made - rejected  # every record kept or counted
+    assert datasets.Dataset.from_parquet(str(next((run_dir / "synthetic/mix").glob("*.parquet")))).features == \
+        RECORD_FEATURES
+
+
+def test_instruction_pairs_match_kept_bonito_records(generated_run):
+    _, run_dir = generated_run
+    files = sorted(str(p) for p in (run_dir / "synthetic/instructions").glob("*.parquet"))
+    pairs = datasets.Dataset.from_parquet(files)
+    assert pairs.features == INSTRUCTION_FEATURES
+    kept = {r["id"]: r for r in records(run_dir, "mix") if r["generator"] == "bonito"}
+    assert {p["id"] for p in pairs} == set(kept)
+    for pair in pairs:
+        assert pair["instruction"] and pair["response"]
+        assert kept[pair["id"]]["text"] == f"{pair['instruction']}\n\n{pair['response']}"
+        assert pair["task_type"] == kept[pair["id"]]["style"]
