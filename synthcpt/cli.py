@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import importlib.util
 import json
 import sys
@@ -124,7 +125,6 @@ def models_list() -> None:
 def _register_commands() -> None:
     """A command per stage, then the extra commands that packages define in a `commands` module
     (a `register(app)` function), e.g. `synthcpt plan` from the engine."""
-    import importlib
     import pkgutil
 
     import synthcpt

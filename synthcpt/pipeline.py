@@ -109,8 +109,25 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def files_fingerprint(roots: list[Path | str], salt: str = "") -> str:
+    """Paths, sizes and modification times of the files under `roots` (files or folders): an
+    `external_inputs` fingerprint that changes when an input file does."""
+    digest = hashlib.sha256(salt.encode())
+    for root in map(Path, roots):
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            stat = path.stat() if path.exists() else None
+            digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _section_identity(config: Any, name: str) -> dict[str, Any]:
+    # Where the run folder lies is not what a stage computes: moving a run must not redo it.
+    return getattr(config, name).model_dump(mode="json", exclude={"dir"} if name == "run" else None)
 
 
 def fingerprints(config: Any) -> dict[str, str]:
@@ -122,7 +139,7 @@ def fingerprints(config: Any) -> dict[str, str]:
             "stage": stage.name,
             "version": stage.version,
             "settings": getattr(config, stage.name).model_dump(mode="json"),
-            "uses": {name: getattr(config, name).model_dump(mode="json") for name in stage.uses},
+            "uses": {name: _section_identity(config, name) for name in stage.uses},
             "inputs": stage.external_inputs(config) if stage.external_inputs else None,
             "previous": previous,
         }

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from synthcpt.config import Section
-from synthcpt.pipeline import Stage
+from synthcpt.pipeline import Stage, files_fingerprint
 
 
 class IngestSettings(Section):
@@ -29,14 +28,7 @@ class IngestSettings(Section):
 
 def _input_fingerprint(config) -> str:
     """The tokenizer's model and the paths, sizes and modification times of every input file."""
-    digest = hashlib.sha256(config.engine.model.encode())
-    for root in config.ingest.inputs:
-        root = Path(root)
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in files:
-            stat = path.stat() if path.exists() else None
-            digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    return files_fingerprint(config.ingest.inputs, salt=config.engine.model)
 
 
 def _run(ctx):

@@ -5,14 +5,13 @@ Outputs in `run_dir/train/`: the HF model folder `model/`, `checkpoints/`, `log.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from synthcpt.config import Section
-from synthcpt.pipeline import Stage
+from synthcpt.pipeline import Stage, files_fingerprint
 
 
 class TrainSettings(Section):
@@ -72,15 +71,9 @@ class TrainSettings(Section):
 
 
 def _input_fingerprint(config) -> str:
-    """The replay file(s): paths, sizes and modification times."""
-    digest = hashlib.sha256(config.train.model.encode())
-    if config.train.replay_path is not None:
-        root = Path(config.train.replay_path)
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in files:
-            stat = path.stat() if path.exists() else None
-            digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    """The base model and the replay file(s): paths, sizes and modification times."""
+    replay = [config.train.replay_path] if config.train.replay_path is not None else []
+    return files_fingerprint(replay, salt=config.train.model)
 
 
 def _run(ctx):

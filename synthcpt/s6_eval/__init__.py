@@ -7,14 +7,13 @@ base model, per-document accuracy, perplexity on held-out general text) and `que
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from synthcpt.config import Section
-from synthcpt.pipeline import Stage
+from synthcpt.pipeline import Stage, files_fingerprint
 
 
 class EvalSettings(Section):
@@ -53,11 +52,7 @@ class EvalSettings(Section):
 
 def _input_fingerprint(config) -> str:
     """The extra question files: paths, sizes and modification times."""
-    digest = hashlib.sha256()
-    for path in config.eval.qa_files:
-        stat = Path(path).stat() if Path(path).exists() else None
-        digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    return files_fingerprint(config.eval.qa_files)
 
 
 def _run(ctx):
