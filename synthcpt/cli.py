@@ -65,12 +65,12 @@ def run(config: ConfigOption = None, set_: SetOption = None, preset: PresetOptio
 def _add_stage_command(stage) -> None:
     def command(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None,
                 force: Annotated[bool, typer.Option(help="Rerun even if complete.")] = False) -> None:
-        from synthcpt.pipeline import StageContext
+        from synthcpt.pipeline import StageContext, call
 
         runner = _runner(config, set_, preset)
         runner.execute([stage.name], force={stage.name} if force else set())
         if stage.show:
-            stage.show(StageContext(runner.config, stage, runner.run))
+            call(stage.show, StageContext(runner.config, stage, runner.run))
         console.print(f"{stage.name} output: [bold]{runner.run.dir / stage.output_folder}[/bold]")
 
     command.__doc__ = f"Run the {stage.name} stage: {stage.help}."

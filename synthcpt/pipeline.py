@@ -30,12 +30,25 @@ from synthcpt.errors import SynthcptError
 STAGE_PACKAGE = re.compile(r"^s(\d+)_([a-z]+)$")
 
 
+# A stage's code: a callable, or "module:function", imported only when called so that the CLI,
+# which loads every stage package, starts without importing torch, vLLM or spaCy.
+Hook = Callable[["StageContext"], Any] | str
+
+
+def call(hook: Hook, ctx: "StageContext") -> Any:
+    if isinstance(hook, str):
+        module, _, name = hook.partition(":")
+        hook = getattr(importlib.import_module(module), name)
+    return hook(ctx)
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
     help: str
     settings: type[BaseModel]
-    run: Callable[["StageContext"], dict[str, Any]]
+    # Runs the stage and returns its stats for the manifest.
+    run: Hook
     # Other config sections the stage's output depends on (e.g. "engine").
     uses: tuple[str, ...] = ()
     # Fingerprint of what the stage reads from outside the run folder (input files).
@@ -45,7 +58,7 @@ class Stage:
     # The run subfolder of its outputs, when it differs from the name (e.g. "synthetic").
     folder: str | None = None
     # Prints a summary of the stage's outputs; the stage's command calls it after running or skipping.
-    show: Callable[["StageContext"], None] | None = None
+    show: Hook | None = None
 
     @property
     def output_folder(self) -> str:
@@ -222,7 +235,7 @@ class Runner:
         self.reporter(f"[bold]{stage.name}[/bold]: {stage.help}")
         start = time.perf_counter()
         try:
-            stats = stage.run(StageContext(self.config, stage, self.run))
+            stats = call(stage.run, StageContext(self.config, stage, self.run))
         except KeyboardInterrupt:
             entry.update(status="interrupted", seconds=round(time.perf_counter() - start, 2))
             self.run.save()

@@ -31,16 +31,10 @@ def _input_fingerprint(config) -> str:
     return files_fingerprint(config.ingest.inputs, salt=config.engine.model)
 
 
-def _run(ctx):
-    from synthcpt.s1_ingest.ingest import ingest
-
-    return ingest(ctx)
-
-
 STAGE = Stage(
     name="ingest",
     help="read the corpus: normalise, deduplicate, count tokens, chunk; keep evaluation questions aside",
     settings=IngestSettings,
-    run=_run,
+    run="synthcpt.s1_ingest.ingest:ingest",
     external_inputs=_input_fingerprint,
 )

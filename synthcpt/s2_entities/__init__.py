@@ -47,16 +47,10 @@ class EntitiesSettings(Section):
     llm_temperature: float = Field(0.0, ge=0, description="LLM: sampling temperature (0: greedy, a stable list).")
 
 
-def _run(ctx):
-    from synthcpt.s2_entities.extract import extract
-
-    return extract(ctx)
-
-
 STAGE = Stage(
     name="entities",
     help="find the salient entities of each document (and the LLM's summary) for the EntiGraph graph",
     settings=EntitiesSettings,
-    run=_run,
+    run="synthcpt.s2_entities.extract:extract",
     uses=("engine",),
 )

@@ -14,23 +14,11 @@ class GraphSettings(Section):
                              "sentences (1: the same sentence); the edge's weight counts such windows.")
 
 
-def _run(ctx):
-    from synthcpt.s3_graph.run import run
-
-    return run(ctx)
-
-
-def _show(ctx):
-    from synthcpt.s3_graph.show import show
-
-    show(ctx)
-
-
 STAGE = Stage(
     name="graph",
     help="build the EntiGraph knowledge graph: entities joined by their co-occurrences, with stats",
     settings=GraphSettings,
-    run=_run,
+    run="synthcpt.s3_graph.run:run",
     folder="graphs",
-    show=_show,
+    show="synthcpt.s3_graph.show:show",
 )

@@ -14,12 +14,6 @@ def _prompts_fingerprint(config) -> str:
     return prompts_fingerprint(prompt_files(config.generate), config.generate.prompts_dir)
 
 
-def _run(ctx):
-    from synthcpt.s4_generate.run import generate
-
-    return generate(ctx)
-
-
 def _show(ctx) -> None:
     from synthcpt.s4_generate.show import show
 
@@ -30,7 +24,7 @@ STAGE = Stage(
     name="generate",
     help="generate synthetic text (EntiGraph, WRAP, reading comprehension, Bonito pairs) and build the mix",
     settings=GenerateSettings,
-    run=_run,
+    run="synthcpt.s4_generate.run:generate",
     uses=("engine",),
     external_inputs=_prompts_fingerprint,
     folder="synthetic",

@@ -76,25 +76,13 @@ def _input_fingerprint(config) -> str:
     return files_fingerprint(replay, salt=config.train.model)
 
 
-def _run(ctx):
-    from synthcpt.s5_train.stage import run
-
-    return run(ctx)
-
-
-def _show(ctx):
-    from synthcpt.s5_train.stage import show
-
-    show(ctx)
-
-
 STAGE = Stage(
     name="train",
     help="continued pretraining: packed data with replay, re-warmed schedule, checkpoints, HF model out",
     settings=TrainSettings,
-    run=_run,
+    run="synthcpt.s5_train.stage:run",
     uses=("run",),
     external_inputs=_input_fingerprint,
     folder="train",
-    show=_show,
+    show="synthcpt.s5_train.stage:show",
 )

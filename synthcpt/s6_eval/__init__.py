@@ -55,24 +55,12 @@ def _input_fingerprint(config) -> str:
     return files_fingerprint(config.eval.qa_files)
 
 
-def _run(ctx):
-    from synthcpt.s6_eval.stage import run
-
-    return run(ctx)
-
-
-def _show(ctx):
-    from synthcpt.s6_eval.stage import show
-
-    show(ctx)
-
-
 STAGE = Stage(
     name="eval",
     help="closed-book QA of the base and trained models: log-likelihood, open-book reference, chain-of-thought",
     settings=EvalSettings,
-    run=_run,
+    run="synthcpt.s6_eval.stage:run",
     uses=("engine",),
     external_inputs=_input_fingerprint,
-    show=_show,
+    show="synthcpt.s6_eval.stage:show",
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from synthcpt.pipeline import call
 from tests.helpers import synthcpt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
     # The trained model of this fixture run is the embedded model itself: both must score the same.
     (run_dir / "train").mkdir()
     (run_dir / "train" / "model").symlink_to(embedded_model, target_is_directory=True)
-    stats = STAGE.run(ctx)
+    stats = call(STAGE.run, ctx)
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     assert stats["questions"] == results["questions"] == 50 and stats["models"] == 2
     assert set(results["models"]) == {"base", "trained"}
@@ -54,10 +55,10 @@ def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
 
     # A rerun reuses the finished parts: the same results, the part files untouched.
     parts = {p: p.stat().st_mtime_ns for p in (run_dir / "eval" / "parts").iterdir()}
-    STAGE.run(ctx)
+    call(STAGE.run, ctx)
     assert json.loads((run_dir / "eval" / "results.json").read_text()) == results
     assert {p: p.stat().st_mtime_ns for p in (run_dir / "eval" / "parts").iterdir()} == parts
-    STAGE.show(ctx)
+    call(STAGE.show, ctx)
     assert "closed-book QA" in capsys.readouterr().err
 
 
