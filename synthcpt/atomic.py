@@ -1,4 +1,5 @@
-"""Writes that never leave a half-written file: write beside the target, fsync, then rename over it."""
+"""Run-folder files: writes that never leave a half-written file (write beside the target, fsync, then
+rename over it), and the parquet records the stages exchange, read back."""
 
 from __future__ import annotations
 
@@ -48,3 +49,11 @@ def write_records(target: Path, records: list[dict[str, Any]], features: Any = N
         dataset = datasets.Dataset.from_dict({k: [r[k] for r in records] for k in features}, features=features)
     with atomic_path(target) as tmp:
         dataset.to_parquet(str(tmp))
+
+
+def read_records(*paths: Path | str) -> list[dict[str, Any]]:
+    """The rows of parquet files, in memory. Unlike `datasets.Dataset.from_parquet`, this reads files
+    with no rows and leaves no cache copy behind."""
+    import pyarrow.parquet as pq
+
+    return [row for path in paths for row in pq.read_table(path).to_pylist()]

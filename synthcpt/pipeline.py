@@ -59,6 +59,9 @@ class Stage:
     folder: str | None = None
     # Prints a summary of the stage's outputs; the stage's command calls it after running or skipping.
     show: Hook | None = None
+    # For `synthcpt plan`: the model requests the stage would send, keyed by the engine step
+    # (the description it passes to `engine.generate`); None when the stage calls no model.
+    plan: Hook | None = None
 
     @property
     def output_folder(self) -> str:
@@ -203,8 +206,8 @@ class Runner:
     run: RunFolder = field(init=False)
 
     def __post_init__(self) -> None:
-        from synthcpt.config import config_to_yaml
         from synthcpt.atomic import write_text
+        from synthcpt.config import config_to_yaml
 
         self.run = RunFolder(Path(self.config.run.dir))
         if is_main_process():

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Annotated
@@ -18,21 +17,19 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Overri
 
 def _planned_steps(config, stage_name: str | None):
     """(stage, description, requests) for each generating stage that declares its requests."""
-    from synthcpt.pipeline import RunFolder, StageContext, stage_by_name, stages
+    from synthcpt.pipeline import RunFolder, StageContext, call, stage_by_name, stages
 
-    chosen = [stage_by_name(stage_name)] if stage_name else list(stages())
+    chosen = [stage_by_name(stage_name)] if stage_name else [s for s in stages() if s.plan]
     run = RunFolder(Path(config.run.dir))
     found = []
     for stage in chosen:
-        package = stage.run.__module__.split(".")[1]
-        module = f"synthcpt.{package}.plan"
-        if importlib.util.find_spec(module) is None:
-            continue
-        for description, requests in importlib.import_module(module).requests(StageContext(config, stage, run)).items():
-            found.append((stage.name, description, requests))
+        if stage.plan is None:
+            raise SynthcptError(f"stage {stage.name} makes no model requests to plan")
+        planned = call(stage.plan, StageContext(config, stage, run))
+        found += [(stage.name, step, requests) for step, requests in planned.items()]
     if not found:
-        raise SynthcptError(f"stage {stage_name} makes no model requests to plan" if stage_name
-                            else "no stage declares model requests to plan")
+        raise SynthcptError(f"no model requests to plan with this config (stage {stage_name})" if stage_name
+                            else "no stage makes model requests with this config")
     return found
 
 
@@ -46,11 +43,11 @@ def _format_seconds(seconds: float | None) -> str:
 def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] = None,
          config: ConfigOption = None, set_: SetOption = None) -> None:
     """Estimate the requests, tokens, time and cost of the generations still to run."""
+    from rich.console import Console
     from rich.table import Table
 
     from synthcpt.config import load_config
     from synthcpt.engine.plan import estimate
-    from synthcpt.progress import console
 
     cfg = load_config(config, set_ or [])
     table = Table("stage", "step", "requests", "cached", "prompt tokens", "completion tokens", "time", "cost",
@@ -62,9 +59,10 @@ def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] =
                       f"{p.completion_tokens:,} ({p.completion_basis})", _format_seconds(p.seconds), f"${p.cost:,.2f}")
         if not p.exact_prompt_tokens:
             notes.add("prompt tokens estimated at ~4 characters per token (set engine.tokenizer for exact counts)")
-    console.print(table)
+    out = Console()  # the plan is the command's output: stdout, unlike progress and messages
+    out.print(table)
     for note in sorted(notes):
-        console.print(f"[dim]{note}[/dim]")
+        out.print(f"[dim]{note}[/dim]")
 
 
 def serve(config: ConfigOption = None, set_: SetOption = None,

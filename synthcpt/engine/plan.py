@@ -2,9 +2,9 @@
 exact prompt tokens, completion tokens from max_tokens or the running average of the responses
 already generated for the same step, time from the throughput measured so far, and cost.
 
-Stages that generate declare their requests for planning in a module `plan.py` of their package:
-`def requests(ctx: StageContext) -> dict[str, Iterable[Request]]`, keyed by the description they
-pass to `engine.generate`."""
+Stages that generate declare their requests through the `plan` hook of their `Stage`:
+`(ctx: StageContext) -> dict[str, Iterable[Request]]`, keyed by the description they pass to
+`engine.generate`."""
 
 from __future__ import annotations
 
@@ -49,11 +49,27 @@ def measured_completion_rate(run_dir: Path, description: str) -> float | None:
     return None
 
 
+def _cache(run_dir: Path) -> ResponseCache | None:
+    path = cache_dir(run_dir) / CACHE_FILE
+    return ResponseCache(path) if path.is_file() else None
+
+
+def mean_completion_tokens(run_dir: Path, description: str) -> float | None:
+    """Mean completion tokens of the step's responses so far, once there are enough to trust."""
+    cache = _cache(run_dir)
+    if cache is None:
+        return None
+    try:
+        mean, responses = cache.mean_completion_tokens(description)
+    finally:
+        cache.close()
+    return mean if responses >= MIN_RESPONSES_FOR_AVERAGE else None
+
+
 def estimate(settings: EngineSettings, run_dir: Path, description: str, requests: Iterable[Request]) -> Plan:
     count_prompt, exact = prompt_counter(settings)
     plan = Plan(description, exact_prompt_tokens=exact)
-    path = cache_dir(run_dir) / CACHE_FILE
-    cache = ResponseCache(path) if path.is_file() else None
+    cache = _cache(run_dir)
     mean, responses = cache.mean_completion_tokens(description) if cache else (0.0, 0)
     if responses >= MIN_RESPONSES_FOR_AVERAGE:
         plan.completion_basis = f"mean of {responses} responses"

@@ -52,5 +52,6 @@ STAGE = Stage(
     help="find the salient entities of each document (and the LLM's summary) for the EntiGraph graph",
     settings=EntitiesSettings,
     run="synthcpt.s2_entities.extract:extract",
+    plan="synthcpt.s2_entities.extract:planned_requests",
     uses=("engine",),
 )

@@ -14,7 +14,8 @@ from typing import Any
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from synthcpt.atomic import write_json, write_records
+from synthcpt.atomic import read_records, write_json, write_records
+from synthcpt.engine.types import Request
 from synthcpt.progress import console, track
 from synthcpt.s2_entities.mentions import MentionMatcher
 from synthcpt.s2_entities.normalize import Candidate, Entity, merge_aliases, merge_candidates, merge_plurals
@@ -35,12 +36,6 @@ AGREEMENT_BONUS = 1.5  # found by both spaCy and the LLM
 WORD = re.compile(r"[^\W\d_]+")
 # English prose is ~40-50% stop words; below this share a document is reported as likely not English.
 MIN_ENGLISH_STOP_SHARE = 0.1
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
 
 
 def _header(doc: dict[str, Any]) -> str:
@@ -116,12 +111,33 @@ def document_entities(text: str, candidates: list[Candidate], settings: Any, cou
              "aliases": sorted(e.aliases)} for e in ranked]
 
 
-def extract(ctx) -> dict[str, Any]:
-    settings, out = ctx.settings, ctx.out
-    ingest = ctx.input("ingest")
-    documents = _read_rows(ingest / "documents.parquet")
+def _documents(ctx) -> list[dict[str, Any]]:
+    documents = read_records(ctx.input("ingest") / "documents.parquet")
     for doc in documents:
         doc["header"] = _header(doc)
+    return documents
+
+
+def _llm_requests(ctx, documents: list[dict[str, Any]]) -> tuple[list[Request], dict[str, int]]:
+    from synthcpt.s2_entities.llm_extractor import llm_requests
+
+    chunks_by_doc: dict[str, list[dict[str, Any]]] = {}
+    for chunk in read_records(ctx.input("ingest") / "chunks.parquet"):
+        chunks_by_doc.setdefault(chunk["doc_id"], []).append(chunk)
+    return llm_requests(documents, chunks_by_doc, ctx.settings, ctx.config.run.seed)
+
+
+def planned_requests(ctx) -> dict[str, list[Request]]:
+    from synthcpt.s2_entities.llm_extractor import LLM_STEP
+
+    if ctx.settings.extractor == "spacy":
+        return {}
+    return {LLM_STEP: _llm_requests(ctx, _documents(ctx))[0]}
+
+
+def extract(ctx) -> dict[str, Any]:
+    settings, out = ctx.settings, ctx.out
+    documents = _documents(ctx)
     candidates: dict[str, list[Candidate]] = {d["doc_id"]: [] for d in documents}
     counts: Counter = Counter()
     summaries: dict[str, str] = {}
@@ -132,12 +148,9 @@ def extract(ctx) -> dict[str, Any]:
                                    total=len(documents)):
             candidates[doc_id].extend(found)
     if settings.extractor in ("llm", "hybrid"):
-        from synthcpt.s2_entities.llm_extractor import extract_with_llm, llm_requests
+        from synthcpt.s2_entities.llm_extractor import extract_with_llm
 
-        chunks_by_doc: dict[str, list[dict[str, Any]]] = {}
-        for chunk in _read_rows(ingest / "chunks.parquet"):
-            chunks_by_doc.setdefault(chunk["doc_id"], []).append(chunk)
-        requests, n_windows = llm_requests(documents, chunks_by_doc, settings, ctx.config.run.seed)
+        requests, n_windows = _llm_requests(ctx, documents)
         outcome = extract_with_llm(ctx.config.engine, ctx.run.dir, requests, n_windows)
         for doc_id, found in outcome.candidates.items():
             candidates[doc_id].extend(found)

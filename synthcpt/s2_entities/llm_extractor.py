@@ -28,6 +28,9 @@ ENTITIES_FIELD = re.compile(r'"entities"\s*:\s*\[')
 CODE_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
+LLM_STEP = "entities: LLM extraction"
+
+
 def extraction_schema(max_entities: int, summary_chars: int) -> dict[str, Any]:
     """The reply's JSON schema, bounded, so a model caught in a repetition loop must close the object
     instead of running on to max_tokens."""
@@ -197,4 +200,4 @@ def extract_with_llm(engine_settings: Any, run_dir: Path, requests: list[Request
     from synthcpt.engine import open_engine
 
     with open_engine(engine_settings, run_dir) as engine:
-        return collect(engine.generate(requests, description="entities: LLM extraction"), n_windows)
+        return collect(engine.generate(requests, description=LLM_STEP), n_windows)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import datasets
 
+from synthcpt.atomic import read_records
+
 ENTITIES_FILE = "entities.parquet"
 SUMMARIES_FILE = "summaries.parquet"
 REPORT_FILE = "report.json"
@@ -18,16 +20,9 @@ ENTITY_FEATURES = datasets.Features({
 SUMMARY_FEATURES = datasets.Features({"doc_id": datasets.Value("string"), "summary": datasets.Value("string")})
 
 
-def _read(path: Path) -> datasets.Dataset:
-    import pyarrow.parquet as pq
-
-    # Read in memory: the files are small, and from_parquet would keep a cache copy per version.
-    return datasets.Dataset(pq.read_table(path))
-
-
-def load_entities(entities_dir: Path) -> datasets.Dataset:
+def load_entities(entities_dir: Path) -> list[dict]:
     """One row per entity of each document: doc_id, entity, type, mentions, extractor, salience, aliases."""
-    return _read(Path(entities_dir) / ENTITIES_FILE)
+    return read_records(Path(entities_dir) / ENTITIES_FILE)
 
 
 def load_summaries(entities_dir: Path) -> dict[str, str]:
@@ -35,4 +30,4 @@ def load_summaries(entities_dir: Path) -> dict[str, str]:
     path = Path(entities_dir) / SUMMARIES_FILE
     if not path.is_file():
         return {}
-    return {row["doc_id"]: row["summary"] for row in _read(path)}
+    return {row["doc_id"]: row["summary"] for row in read_records(path)}

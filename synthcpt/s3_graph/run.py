@@ -13,7 +13,7 @@ def run(ctx) -> dict[str, Any]:
     from synthcpt.s2_entities.outputs import load_entities
 
     documents = pq.read_table(ctx.input("ingest") / "documents.parquet", columns=["doc_id", "text"]).to_pylist()
-    entities = load_entities(ctx.input("entities")).to_list()
+    entities = load_entities(ctx.input("entities"))
     graph = build_graph(documents, entities, ctx.settings.window_sentences)
     stats = save_graph(graph, ctx.out)
     return {key: value for key, value in stats.items() if isinstance(value, (int, float))}

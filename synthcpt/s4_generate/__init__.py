@@ -25,6 +25,7 @@ STAGE = Stage(
     help="generate synthetic text (EntiGraph, WRAP, reading comprehension, Bonito pairs) and build the mix",
     settings=GenerateSettings,
     run="synthcpt.s4_generate.run:generate",
+    plan="synthcpt.s4_generate.run:planned_requests",
     uses=("engine",),
     external_inputs=_prompts_fingerprint,
     folder="synthetic",

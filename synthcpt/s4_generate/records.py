@@ -11,7 +11,7 @@ from typing import Any
 
 import datasets
 
-from synthcpt.atomic import write_records
+from synthcpt.atomic import read_records, write_records
 
 RECORD_FEATURES = datasets.Features({
     "id": datasets.Value("string"), "text": datasets.Value("string"), "generator": datasets.Value("string"),
@@ -64,9 +64,6 @@ def write_shards(folder: Path, records: list[dict[str, Any]], features: datasets
     return len(starts)
 
 
-def read_shards(folder: Path) -> datasets.Dataset:
-    """All shards of an output folder as one dataset (empty, with the record schema, when none)."""
-    files = sorted(str(p) for p in folder.glob("part-*.parquet"))
-    if not files:
-        return datasets.Dataset.from_list([], features=RECORD_FEATURES)
-    return datasets.Dataset.from_parquet(files)
+def read_shards(folder: Path) -> list[dict[str, Any]]:
+    """The records of all shards of an output folder, in shard order."""
+    return read_records(*sorted(folder.glob("part-*.parquet")))

@@ -20,7 +20,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from synthcpt.atomic import write_json, write_text
+from synthcpt.atomic import read_records, write_json, write_text
 from synthcpt.engine.types import Request
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
@@ -59,16 +59,14 @@ class Outcome:
 
 
 def load_corpus(run_dir: Path) -> Corpus:
-    import datasets
-
     ingest = run_dir / "ingest"
     if not (ingest / "documents.parquet").is_file():
         raise SynthcptError(f"no ingested corpus in {run_dir}: run `synthcpt ingest` first")
     documents = []
-    for row in datasets.Dataset.from_parquet(str(ingest / "documents.parquet")):
+    for row in read_records(ingest / "documents.parquet"):
         author = json.loads(row["metadata"] or "{}").get("author")
         documents.append(Document(row["doc_id"], row["title"], row["text"], author, row["n_tokens"]))
-    chunks = [Chunk(**row) for row in datasets.Dataset.from_parquet(str(ingest / "chunks.parquet"))]
+    chunks = [Chunk(**row) for row in read_records(ingest / "chunks.parquet")]
     corpus = Corpus(documents, chunks)
     entities_dir = run_dir / "entities"
     if entities_dir.is_dir():
@@ -83,10 +81,8 @@ def load_corpus(run_dir: Path) -> Corpus:
 
 
 def load_questions(run_dir: Path) -> list[dict]:
-    import datasets
-
     path = run_dir / "ingest" / "questions.parquet"
-    return datasets.Dataset.from_parquet(str(path)).to_list() if path.is_file() else []
+    return read_records(path) if path.is_file() else []
 
 
 def context_window(engine_settings) -> int | None:
@@ -120,12 +116,29 @@ def generation_context(config, run_dir: Path, tokenizer=None) -> GenerationConte
                              tokenizer=tokenizer if tokenizer is not None else token_counter(config.engine))
 
 
-def planned_requests(config, run_dir: Path) -> dict[str, Iterator[Request]]:
-    """Every request each selected LLM generator would send for this config, before budgets cut them
-    (`config.generate.targets()` gives the token target of each), for planning."""
-    ctx = generation_context(config, run_dir)
-    generators = [GENERATOR_CLASSES[name](ctx) for name in config.generate.generators]
-    return {g.name: g.requests() for g in generators if g.max_tokens}
+def step(generator: Generator) -> str:
+    """The engine step of a generator: its usage, cache statistics and plan are reported under it."""
+    return f"generate: {generator.name}"
+
+
+def planned_requests(ctx) -> dict[str, Iterable[Request]]:
+    """For `synthcpt plan`: the requests each LLM generator sends to reach its token target, in order, if
+    its responses are as long as those it has already produced (else max_tokens) and none is rejected."""
+    from synthcpt.engine.plan import mean_completion_tokens
+
+    ctx.input("ingest")
+    gen_ctx = generation_context(ctx.config, ctx.run.dir)
+    targets = ctx.settings.targets()
+    planned = {}
+    for generator in (GENERATOR_CLASSES[name](gen_ctx) for name in ctx.settings.generators):
+        if not generator.max_tokens:
+            continue  # mined from the corpus, no model
+        requests, target = generator.requests(), targets[generator.name]
+        if target is not None:
+            per_request = mean_completion_tokens(ctx.run.dir, step(generator)) or generator.max_tokens
+            requests = islice(requests, max(MIN_WAVE, math.ceil(WAVE_MARGIN * target / per_request)))
+        planned[step(generator)] = requests
+    return planned
 
 
 def _with_tokens(records: list[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:
@@ -161,7 +174,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
             if not wave:
                 break
         outcome.waves += 1
-        for result in engine.generate(wave, description=f"generate: {generator.name}"):
+        for result in engine.generate(wave, description=step(generator)):
             sent += 1
             outcome.cached += result.cached
             parsed = generator.parse(result)

@@ -24,7 +24,7 @@ from typing import Any
 
 import datasets
 
-from synthcpt.atomic import write_records
+from synthcpt.atomic import read_records, write_records
 from synthcpt.progress import console
 from synthcpt.s6_eval import prompts
 from synthcpt.s6_eval.metrics import bootstrap_interval, choose, paired_difference, parse_answer, set_f1
@@ -172,7 +172,7 @@ def evaluate_models(candidates: list[Candidate], items: list[QAItem], settings, 
         for method in settings.methods:
             part = work_dir / "parts" / f"{candidate.name}-{method}-{part_key}.parquet"
             if part.is_file():
-                records += datasets.Dataset.from_parquet(str(part)).to_list()
+                records += read_records(part)
                 continue
             if method == "generative":
                 found = score_generative(candidate, items, settings, engine_settings, work_dir / "engine", seed)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthcpt.atomic import read_records
 from synthcpt.errors import SynthcptError
 
 LETTERS = string.ascii_uppercase
@@ -160,11 +161,8 @@ def load_qa_file(path: Path) -> list[QAItem]:
 
 def load_run_questions(ingest_dir: Path) -> list[QAItem]:
     """The questions the ingest stage kept aside, with their documents' title, author and text."""
-    import datasets
-
-    documents = {row["doc_id"]: row for row in
-                 datasets.Dataset.from_parquet(str(ingest_dir / "documents.parquet"))}
-    questions = datasets.Dataset.from_parquet(str(ingest_dir / "questions.parquet"))
+    documents = {row["doc_id"]: row for row in read_records(ingest_dir / "documents.parquet")}
+    questions = read_records(ingest_dir / "questions.parquet")
     items = []
     for row in questions:
         document = documents.get(row["doc_id"], {})

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from synthcpt.atomic import write_text
+from synthcpt.atomic import read_records, write_text
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Paragraph, Preformatted, Section, Table, to_html, to_markdown
 
@@ -26,10 +26,7 @@ def _json(path: Path) -> Any:
 
 
 def _parquet_rows(folder: Path, pattern: str = "*.parquet") -> list[dict[str, Any]]:
-    import datasets
-
-    files = sorted(str(p) for p in folder.glob(pattern)) if folder.is_dir() else []
-    return datasets.Dataset.from_parquet(files).to_list() if files else []
+    return read_records(*sorted(folder.glob(pattern))) if folder.is_dir() else []
 
 
 def _value(value: Any) -> str:

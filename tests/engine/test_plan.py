@@ -7,6 +7,7 @@ from synthcpt.engine.plan import MIN_RESPONSES_FOR_AVERAGE, estimate
 from synthcpt.engine.settings import EngineSettings, Price
 from synthcpt.engine.types import Request, Sampling
 from synthcpt.engine.usage import Usage, record_usage
+from tests.helpers import assert_one_line_error, synthcpt
 
 
 def requests(n: int) -> list[Request]:
@@ -48,9 +49,5 @@ def test_hosted_model_without_tokenizer_is_estimated(tmp_path):
 
 
 def test_plan_command_says_when_a_stage_makes_no_requests(tmp_path):
-    from typer.testing import CliRunner
-
-    from synthcpt.cli import app
-
-    result = CliRunner().invoke(app, ["plan", "ingest", "--set", f"run.dir={tmp_path}"])
-    assert result.exit_code != 0 and "stage ingest makes no model requests to plan" in str(result.exception)
+    proc = synthcpt("plan", "ingest", "--set", f"run.dir={tmp_path}")
+    assert_one_line_error(proc, "stage ingest makes no model requests to plan")

@@ -97,7 +97,7 @@ def test_hybrid_stage_with_the_embedded_model(vllm_engine_settings, tmp_path):
     report = json.loads((config.run.dir / "entities" / "report.json").read_text())
     replies = sum(report["llm"].get(k, 0) for k in ("ok", "repaired", "unparsed", "failed"))
     assert replies == 2 and report["documents_without_entities"] == []
-    rows = load_entities(config.run.dir / "entities").to_list()
+    rows = load_entities(config.run.dir / "entities")
     assert {r["doc_id"] for r in rows} == {"story-0", "story-1"}
     assert {r["extractor"] for r in rows} <= {"spacy", "llm", "llm+spacy"}
     assert set(load_summaries(config.run.dir / "entities")) <= {"story-0", "story-1"}

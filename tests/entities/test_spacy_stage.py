@@ -21,7 +21,7 @@ def _documents(run_dir):
 
 
 def test_spacy_finds_the_main_characters(spacy_run):
-    rows = load_entities(spacy_run / "entities").to_list()
+    rows = load_entities(spacy_run / "entities")
     for doc in _documents(spacy_run):
         forms = {alias.casefold() for r in rows if r["doc_id"] == doc["doc_id"] for alias in r["aliases"]}
         wanted = next(v for k, v in MAIN_CHARACTERS.items() if doc["title"].startswith(k))
@@ -29,7 +29,7 @@ def test_spacy_finds_the_main_characters(spacy_run):
 
 
 def test_entity_rows_are_consistent(spacy_run):
-    rows = load_entities(spacy_run / "entities").to_list()
+    rows = load_entities(spacy_run / "entities")
     texts = {d["doc_id"]: " ".join(d["text"].split()) for d in _documents(spacy_run)}
     assert {r["doc_id"] for r in rows} == set(texts)
     per_doc = {}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from synthcpt.s4_generate.generators import GENERATOR_CLASSES
-from synthcpt.s4_generate.run import generation_context, planned_requests
+from synthcpt.s4_generate.run import generation_context
+from tests.helpers import synthcpt
 
 
 def context(prepared_run, **settings):
@@ -18,10 +19,11 @@ def context(prepared_run, **settings):
 
 def test_requests_are_deterministic_and_carry_provenance(prepared_run):
     config, run_dir = prepared_run
-    first, second = planned_requests(config, run_dir), planned_requests(config, run_dir)
-    assert set(first) == {"entigraph", "wrap", "rc_llm", "bonito"}  # rc_mined needs no model
-    for name in first:
-        a, b = list(first[name]), list(second[name])
+    first, second = context(prepared_run), context(prepared_run)
+    llm_generators = [name for name in config.generate.generators if GENERATOR_CLASSES[name](first).max_tokens]
+    assert set(llm_generators) == {"entigraph", "wrap", "rc_llm", "bonito"}  # rc_mined needs no model
+    for name in llm_generators:
+        a, b = list(GENERATOR_CLASSES[name](first).requests()), list(GENERATOR_CLASSES[name](second).requests())
         assert a and [r.messages or r.prompt for r in a] == [r.messages or r.prompt for r in b]
         assert [r.sampling for r in a] == [r.sampling for r in b]
         for request in a:
@@ -78,3 +80,18 @@ def test_mined_records_need_no_model(prepared_run):
     assert records == list(GENERATOR_CLASSES["rc_mined"](ctx).records())
     for record in records:
         assert "title" in record["style"] and record["prompt_file"] == "rc/mined.yaml"
+
+
+def test_plan_command_estimates_each_generator_up_to_its_target(prepared_run):
+    config, run_dir = prepared_run
+    overrides = [a for s in ["entities.extractor=spacy", *[f"{k}={v}" for k, v in {
+        "run.dir": run_dir, "generate.generators": "[entigraph, wrap, rc_mined]",
+        "generate.tokens": "{entigraph: 4000, wrap: 200, rc_mined: 100}",
+        "generate.entigraph_max_tokens": 64, "generate.wrap_max_tokens": 48}.items()]] for a in ("--set", s)]
+    proc = synthcpt("plan", "generate", *overrides)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("│")[2].strip(): line for line in proc.stdout.splitlines() if "generate: " in line}
+    assert set(rows) == {"generate: entigraph", "generate: wrap"}  # mined reading comprehension calls no model
+    # No responses yet: requests = 1.15 × target / max_tokens, at least one 32-request wave.
+    assert "│ 72 " in rows["generate: entigraph"] and "│ 32 " in rows["generate: wrap"]
+    assert "max_tokens" in rows["generate: entigraph"]

@@ -65,10 +65,10 @@ def test_killed_generation_resumes_with_the_same_records(tmp_path, vllm_engine_s
     run_stage(config, ["generate"])
     stats = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["wrap"]
     assert stats["cached"] >= min(before_kill, stats["requests"]) > 0  # the killed run's work was reused
-    resumed = read_shards(run_dir / "synthetic" / "wrap").to_list()
+    resumed = read_shards(run_dir / "synthetic" / "wrap")
     assert sum(r["n_tokens"] for r in resumed) >= TARGETS["wrap"]
 
     run_stage(config, ["generate"], force=["generate"])
     again = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["wrap"]
     assert again["cached"] == again["requests"]  # nothing new generated
-    assert read_shards(run_dir / "synthetic" / "wrap").to_list() == resumed
+    assert read_shards(run_dir / "synthetic" / "wrap") == resumed

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def records(run_dir, folder):
-    return read_shards(run_dir / "synthetic" / folder).to_list()
+    return read_shards(run_dir / "synthetic" / folder)
 
 
 def test_every_generator_made_records_with_provenance(generated_run):

@@ -10,7 +10,7 @@ from tests.helpers import synthcpt
 
 def test_graph_invariants_on_the_demo_stories(spacy_run):
     graph = load_graph(spacy_run / "graphs")
-    rows = load_entities(spacy_run / "entities").to_list()
+    rows = load_entities(spacy_run / "entities")
     assert nx.number_of_selfloops(graph) == 0
     assert set(graph.nodes) == {entity_key(r["entity"]) for r in rows}
     for row in rows:
