@@ -74,8 +74,10 @@ class ResponseCache:
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed response survives power loss too, not only a killed process.
-            self.db.execute("PRAGMA synchronous=FULL")
+            # NORMAL under WAL: a committed response survives a killed process; power loss may roll back
+            # the last commits (never corrupts), which are then regenerated. FULL would fsync every
+            # commit, a cost paid per finished request on the HTTP backend.
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from synthcpt.config import Section
 from synthcpt.pipeline import Stage, files_fingerprint
+from synthcpt.s4_generate.settings import GeneratorName
 
 
 class TrainSettings(Section):
@@ -20,6 +21,9 @@ class TrainSettings(Section):
     data: Literal["mix", "raw", "instructions"] = Field(
         "mix", description="Training data: 'mix' (synthetic/mix, the synthetic corpus), 'raw' (the ingested "
         "corpus alone, the raw-CPT baseline) or 'instructions' (synthetic/instructions pairs, loss on responses).")
+    generators: list[Literal[GeneratorName, "raw"]] | None = Field(
+        None, description="With data 'mix': train only on the mix records of these generators ('raw' is the "
+        "corpus copies), e.g. [entigraph] or [wrap] to compare generators at equal tokens; null: all of them.")
     replay_path: Path | None = Field(None, description="General text mixed in as replay to limit forgetting: "
                                      ".jsonl/.parquet with a text field, .txt/.md, or a folder of them; "
                                      "null for no replay.")
@@ -67,6 +71,8 @@ class TrainSettings(Section):
     def _schedule_fits(self) -> TrainSettings:
         if self.schedule == "wsd" and self.warmup_share + self.decay_share > 1:
             raise ValueError("warmup_share + decay_share must not exceed 1 for the wsd schedule")
+        if self.generators is not None and self.data != "mix":
+            raise ValueError(f"train.generators selects mix records; it does not apply to data '{self.data}'")
         return self
 
 

@@ -37,16 +37,22 @@ class Example:
     prompt: str = ""
 
 
-def read_parquet_column(files: list[Path], column: str) -> Iterator[str]:
-    """Stream one text column from parquet files, batch by batch."""
+def read_parquet_column(files: list[Path], column: str, where: tuple[str, set[str]] | None = None) -> Iterator[str]:
+    """Stream one text column from parquet files, batch by batch; with `where` (a column and its
+    accepted values), only from the rows that match."""
     import pyarrow.parquet as pq
 
     for path in files:
         reader = pq.ParquetFile(path)
-        if column not in reader.schema_arrow.names:
-            raise SynthcptError(f"{path} has no '{column}' column (columns: {', '.join(reader.schema_arrow.names)})")
-        for batch in reader.iter_batches(columns=[column]):
-            yield from (value for value in batch.column(0).to_pylist() if value)
+        needed = [column] + ([where[0]] if where else [])
+        missing = [c for c in needed if c not in reader.schema_arrow.names]
+        if missing:
+            raise SynthcptError(f"{path} has no '{missing[0]}' column "
+                                f"(columns: {', '.join(reader.schema_arrow.names)})")
+        for batch in reader.iter_batches(columns=needed):
+            values = batch.column(0).to_pylist()
+            keep = batch.column(1).to_pylist() if where else [None] * len(values)
+            yield from (v for v, k in zip(values, keep) if v and (where is None or k in where[1]))
 
 
 def read_instruction_pairs(files: list[Path]) -> Iterator[tuple[str, str]]:

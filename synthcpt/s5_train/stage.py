@@ -47,10 +47,11 @@ def prepare_data(settings, files: list[Path], replay_texts: list[str] | None, to
     """Tokenise and pack the training files (and replay texts) into `folder` (the main process writes,
     the others wait and read), then check there is at least one block of training data."""
     tokenizer_id = getattr(tokenizer, "name_or_path", "")
-    main_key = stream_key({"files": _files_key(files), "mode": settings.data, "tokenizer": tokenizer_id})
+    main_key = stream_key({"files": _files_key(files), "mode": settings.data, "generators": settings.generators,
+                           "tokenizer": tokenizer_id})
     replay_key = stream_key({"texts": stream_key(replay_texts), "tokenizer": tokenizer_id}) if replay_texts else None
     if runtime.is_main:
-        main = build_stream(folder / "main", _examples(settings.data, files, tokenizer), tokenizer, main_key,
+        main = build_stream(folder / "main", _examples(settings, files, tokenizer), tokenizer, main_key,
                             "tokenising training data")
         replay = build_stream(folder / "replay", (Example(t) for t in replay_texts), tokenizer, replay_key,
                               "tokenising replay data") if replay_texts else None
@@ -59,7 +60,8 @@ def prepare_data(settings, files: list[Path], replay_texts: list[str] | None, to
         main = TokenStream.open(folder / "main")
         replay = TokenStream.open(folder / "replay") if replay_texts else None
     if main.n_tokens == 0:
-        raise SynthcptError(f"no training text in {', '.join(str(f) for f in files)}")
+        chosen = f" from generators {', '.join(settings.generators)}" if settings.generators else ""
+        raise SynthcptError(f"no training text{chosen} in {', '.join(str(f) for f in files)}")
     if main.n_blocks(settings.block_size) == 0:
         raise SynthcptError(f"the training data has {main.n_tokens} tokens, fewer than one block of "
                             f"train.block_size={settings.block_size}: add data or lower train.block_size")
@@ -69,10 +71,11 @@ def prepare_data(settings, files: list[Path], replay_texts: list[str] | None, to
     return PackedData(main, replay, settings.block_size, settings.document_attention)
 
 
-def _examples(data: str, files: list[Path], tokenizer) -> Iterable[Example]:
-    if data == "instructions":
+def _examples(settings, files: list[Path], tokenizer) -> Iterable[Example]:
+    if settings.data == "instructions":
         return instruction_examples(read_instruction_pairs(files), tokenizer)
-    return (Example(text) for text in read_parquet_column(files, "text"))
+    where = ("generator", set(settings.generators)) if settings.generators else None
+    return (Example(text) for text in read_parquet_column(files, "text", where))
 
 
 def check_causal_lm(model_path: str) -> None:
@@ -105,7 +108,7 @@ def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[st
     data = prepare_data(settings, files, replay_texts, tokenizer, out / "data", runtime)
     trainer = Trainer(settings, data, model_path, out, seed, runtime)
     stats = trainer.train()
-    stats.update(data=settings.data, base_model=model_path, training_tokens=data.main.n_tokens,
+    stats.update(data=settings.data, generators=settings.generators, base_model=model_path, training_tokens=data.main.n_tokens,
                  replay_tokens=data.replay.n_tokens if data.replay else 0)
     if runtime.is_main:
         write_json(out / "stats.json", stats)

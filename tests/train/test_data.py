@@ -120,3 +120,19 @@ def test_schedules_warm_up_then_follow_their_shape(schedule):
         assert lrs[5:80] == pytest.approx([peak] * 75)
         assert lrs[-1] == pytest.approx(0.1 * peak)
         assert all(a > b for a, b in itertools.pairwise(lrs[79:]))
+
+
+def test_generator_selection_trains_on_those_mix_records_only(tmp_path, tokenizer):
+    from synthcpt.atomic import write_records
+    from synthcpt.config import load_config
+    from synthcpt.s5_train.stage import _examples
+
+    mix = [{"text": f"{name} text {i}", "generator": name} for i in range(3) for name in ("entigraph", "wrap", "raw")]
+    write_records(tmp_path / "part-00000.parquet", mix)
+    settings = load_config(None, ["train.generators=[entigraph, raw]"]).train
+    texts = [e.text for e in _examples(settings, [tmp_path / "part-00000.parquet"], tokenizer)]
+    assert texts == [r["text"] for r in mix if r["generator"] != "wrap"]
+    everything = load_config(None, []).train
+    assert len(list(_examples(everything, [tmp_path / "part-00000.parquet"], tokenizer))) == len(mix)
+    with pytest.raises(SynthcptError, match="train.generators selects mix records"):
+        load_config(None, ["train.data=raw", "train.generators=[wrap]"])
