@@ -13,7 +13,7 @@ the stories' questions closed-book:
     mix        the full mix: every generator, plus the raw corpus 1:1
 
 Per arm: accuracy and acc_norm with bootstrap intervals, the paired difference to base, the
-probability the model puts on the correct option (a softmax over the options' log-likelihoods: a
+correct option's log-likelihood margin over the other options and its paired change from base (a
 finer signal than accuracy when few questions flip), and perplexity on held-out general text
 (forgetting). Every arm also keeps 10% replay of general text, as the EntiGraph recipe does.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -59,11 +58,21 @@ def setup(quick: bool, stories: int | None, steps: int | None) -> dict:
     else:
         block, batch, steps = 512, 8, steps or 10
     train_tokens = steps * batch * block
-    return {"stories": stories or (1 if quick else 3), "block_size": block, "batch_size": batch, "steps": steps,
-            "train_tokens": train_tokens, "lr": 1e-4,
-            "generate_tokens": {"entigraph": round(1.1 * train_tokens), "wrap": round(1.1 * train_tokens),
-                                "rc_llm": train_tokens // 5, "bonito": train_tokens // 5,
-                                "rc_mined": train_tokens // 5}}
+    return {
+        "stories": stories or (1 if quick else 3),
+        "block_size": block,
+        "batch_size": batch,
+        "steps": steps,
+        "train_tokens": train_tokens,
+        "lr": 1e-4,
+        "generate_tokens": {
+            "entigraph": round(1.1 * train_tokens),
+            "wrap": round(1.1 * train_tokens),
+            "rc_llm": train_tokens // 5,
+            "bonito": train_tokens // 5,
+            "rc_mined": train_tokens // 5,
+        },
+    }
 
 
 def corpus_file(work: Path, stories: int) -> tuple[Path, str]:
@@ -80,10 +89,18 @@ def corpus_file(work: Path, stories: int) -> tuple[Path, str]:
 
 def overrides(work: Path, corpus: Path, s: dict) -> list[str]:
     budget = "{" + ", ".join(f"{k}: {v}" for k, v in s["generate_tokens"].items()) + "}"
-    return [f"run.dir={work / 'run'}", f"ingest.inputs=[{corpus}]", f"generate.generators=[{', '.join(GENERATORS)}]",
-            f"generate.tokens={budget}", f"train.replay_path={REPLAY}", f"train.block_size={s['block_size']}",
-            f"train.batch_size={s['batch_size']}", f"train.max_steps={s['steps']}", f"train.lr={s['lr']}",
-            f"train.checkpoint_every={s['steps']}"]
+    return [
+        f"run.dir={work / 'run'}",
+        f"ingest.inputs=[{corpus}]",
+        f"generate.generators=[{', '.join(GENERATORS)}]",
+        f"generate.tokens={budget}",
+        f"train.replay_path={REPLAY}",
+        f"train.block_size={s['block_size']}",
+        f"train.batch_size={s['batch_size']}",
+        f"train.max_steps={s['steps']}",
+        f"train.lr={s['lr']}",
+        f"train.checkpoint_every={s['steps']}",
+    ]
 
 
 def train_arm(config, name: str, folder: Path) -> dict:
@@ -96,26 +113,34 @@ def train_arm(config, name: str, folder: Path) -> dict:
     if done.is_file() and json.loads(done.read_text())["settings"] == key and (folder / "model").is_dir():
         return json.loads(done.read_text())["stats"]
     ctx = StageContext(config, stage_by_name("train"), RunFolder(Path(config.run.dir)))
-    console.print(f"[bold]arm {name}[/bold]: training on {config.train.data}"
-                  f"{' / ' + ', '.join(config.train.generators) if config.train.generators else ''}")
+    console.print(
+        f"[bold]arm {name}[/bold]: training on {config.train.data}"
+        f"{' / ' + ', '.join(config.train.generators) if config.train.generators else ''}"
+    )
     stats = train_on_files(config.train, source_files(ctx), folder, config.run.seed)
     done.write_text(json.dumps({"settings": key, "stats": stats}, indent=2))
     return stats
 
 
-def correct_probability(record: dict, letters: str = "ABCDEFGHIJ") -> float:
-    """The softmax over the options' log-likelihoods, at the correct option."""
+def correct_margin(record: dict, letters: str = "ABCDEFGHIJ") -> float:
+    """Log-likelihood of the correct option minus the mean of the others (nats). The options' lengths
+    bias it, but the same way for every model: its change from base is what training taught."""
     scores = record["scores"]
-    top = max(scores)
-    weights = [math.exp(s - top) for s in scores]
-    return weights[letters.index(record["answers"][0])] / sum(weights)
+    correct = letters.index(record["answers"][0])
+    others = [s for i, s in enumerate(scores) if i != correct]
+    return scores[correct] - sum(others) / len(others)
 
 
-def arm_rows(records: list[dict], summary: dict, perplexity: dict, stats: dict[str, dict], eval_settings,
-             seed: int) -> list[dict]:
+def arm_rows(
+    records: list[dict], summary: dict, perplexity: dict, stats: dict[str, dict], eval_settings, seed: int
+) -> list[dict]:
     from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
 
-    interval = {"resamples": eval_settings.bootstrap_resamples, "confidence": eval_settings.confidence, "seed": seed}
+    interval = {
+        "resamples": eval_settings.bootstrap_resamples,
+        "confidence": eval_settings.confidence,
+        "seed": seed,
+    }
     by_model: dict[str, dict[str, dict]] = {}
     for record in records:
         by_model.setdefault(record["model"], {})[record["question_id"]] = record
@@ -124,21 +149,28 @@ def arm_rows(records: list[dict], summary: dict, perplexity: dict, stats: dict[s
     for model, answered in by_model.items():
         score = {s["metric"]: s for s in summary["scores"] if s["model"] == model}
         diff = {c["metric"]: c for c in summary["comparisons"] if c["model"] == model}
-        p_correct = {q: correct_probability(r) for q, r in answered.items()}
-        p_base = [correct_probability(base[q]) for q in p_correct]
-        p_diff, p_ci = paired_difference(list(p_correct.values()), p_base, **interval)
-        rows.append({
-            "arm": model, "training_tokens": stats.get(model, {}).get("tokens", 0),
-            "final_loss": stats.get(model, {}).get("final_loss"),
-            "acc": score["acc"]["value"], "acc_ci": score["acc"]["ci"],
-            "acc_norm": score["acc_norm"]["value"], "acc_norm_ci": score["acc_norm"]["ci"],
-            "acc_vs_base": diff.get("acc", {}).get("difference", 0.0), "acc_vs_base_ci": diff.get("acc", {}).get("ci"),
-            "p_correct": sum(p_correct.values()) / len(p_correct),
-            "p_correct_ci": bootstrap_interval(list(p_correct.values()), **interval),
-            "p_correct_vs_base": p_diff if model != "base" else 0.0,
-            "p_correct_vs_base_ci": p_ci if model != "base" else None,
-            "heldout_perplexity": perplexity.get(model),
-        })
+        margin = {q: correct_margin(r) for q, r in answered.items()}
+        m_diff, m_ci = paired_difference(
+            list(margin.values()), [correct_margin(base[q]) for q in margin], **interval
+        )
+        rows.append(
+            {
+                "arm": model,
+                "training_tokens": stats.get(model, {}).get("tokens", 0),
+                "final_loss": stats.get(model, {}).get("final_loss"),
+                "acc": score["acc"]["value"],
+                "acc_ci": score["acc"]["ci"],
+                "acc_norm": score["acc_norm"]["value"],
+                "acc_norm_ci": score["acc_norm"]["ci"],
+                "acc_vs_base": diff.get("acc", {}).get("difference", 0.0),
+                "acc_vs_base_ci": diff.get("acc", {}).get("ci"),
+                "margin": sum(margin.values()) / len(margin),
+                "margin_ci": bootstrap_interval(list(margin.values()), **interval),
+                "margin_vs_base": m_diff if model != "base" else 0.0,
+                "margin_vs_base_ci": m_ci if model != "base" else None,
+                "heldout_perplexity": perplexity.get(model, {}).get("perplexity"),
+            }
+        )
     return rows
 
 
@@ -150,26 +182,79 @@ def write_results(rows: list[dict], meta: dict, out: Path) -> None:
     """The table as markdown and HTML (the report's document model), the figures as JSON, and a plot."""
     from synthcpt.atomic import write_json, write_text
     from synthcpt.s7_report import plots
-    from synthcpt.s7_report.document import Figure, Paragraph, Preformatted, Section, Table, to_html, to_markdown
+    from synthcpt.s7_report.document import (
+        Figure,
+        Paragraph,
+        Preformatted,
+        Section,
+        Table,
+        to_html,
+        to_markdown,
+    )
 
-    header = ["arm", "training tokens", "final loss", "acc", "acc 95% CI", "Δacc vs base", "Δacc 95% CI",
-              "acc_norm", "P(correct)", "ΔP(correct) vs base", "ΔP 95% CI", "held-out ppl"]
-    table = [[r["arm"], f"{r['training_tokens']:,}", f"{r['final_loss']:.3f}" if r["final_loss"] else "",
-              f"{r['acc']:.3f}", _ci(r["acc_ci"]).replace("+", ""), f"{r['acc_vs_base']:+.3f}", _ci(r["acc_vs_base_ci"]),
-              f"{r['acc_norm']:.3f}", f"{r['p_correct']:.4f}", f"{r['p_correct_vs_base']:+.4f}",
-              _ci(r["p_correct_vs_base_ci"]), f"{r['heldout_perplexity']:.2f}" if r["heldout_perplexity"] else ""]
-             for r in rows]
-    scores = [{"model": r["arm"], "method": "closed book", "metric": "acc", "value": r["acc"], "ci": r["acc_ci"]}
-              for r in rows]
+    header = [
+        "arm",
+        "training tokens",
+        "final loss",
+        "acc",
+        "acc 95% CI",
+        "Δacc vs base",
+        "Δacc 95% CI",
+        "acc_norm",
+        "margin (nats)",
+        "Δmargin vs base",
+        "Δmargin 95% CI",
+        "held-out ppl",
+    ]
+    table = [
+        [
+            r["arm"],
+            f"{r['training_tokens']:,}",
+            f"{r['final_loss']:.3f}" if r["final_loss"] else "",
+            f"{r['acc']:.3f}",
+            _ci(r["acc_ci"]).replace("+", ""),
+            f"{r['acc_vs_base']:+.3f}",
+            _ci(r["acc_vs_base_ci"]),
+            f"{r['acc_norm']:.3f}",
+            f"{r['margin']:.3f}",
+            f"{r['margin_vs_base']:+.3f}",
+            _ci(r["margin_vs_base_ci"]),
+            f"{r['heldout_perplexity']:.2f}" if r["heldout_perplexity"] else "",
+        ]
+        for r in rows
+    ]
+    scores = [
+        {"model": r["arm"], "method": "closed book", "metric": "acc", "value": r["acc"], "ci": r["acc_ci"]}
+        for r in rows
+    ]
     setup_lines = json.dumps({k: v for k, v in meta.items() if k != "figures"}, indent=2)
-    sections = [Section("Knowledge gain at equal training tokens", [
-        Paragraph(meta["summary"]), Table(header, table),
-        Figure("accuracy.png", plots.accuracy_with_intervals(scores), "Closed-book accuracy per arm, 95% bootstrap "
-               "intervals"),
-        Paragraph(meta["scale"]), Preformatted(setup_lines)])]
+    sections = [
+        Section(
+            "Knowledge gain at equal training tokens",
+            "experiment",
+            [
+                Paragraph(meta["summary"]),
+                Table(header, table),
+                Figure(
+                    "accuracy",
+                    plots.accuracy_with_intervals(scores),
+                    "Closed-book accuracy per arm, 95% bootstrap intervals",
+                ),
+                Paragraph(meta["scale"]),
+                Preformatted(setup_lines, "command, corpus and settings"),
+            ],
+        )
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out.with_suffix(".md"), to_markdown("synthcpt experiment: QuALITY", sections,
-                                                   out.parent / f"{out.name}-figures", f"{out.name}-figures"))
+    write_text(
+        out.with_suffix(".md"),
+        to_markdown(
+            "synthcpt experiment: QuALITY",
+            sections,
+            out.parent / f"{out.name}-figures",
+            f"{out.name}-figures",
+        ),
+    )
     write_text(out.with_suffix(".html"), to_html("synthcpt experiment: QuALITY", sections))
     write_json(out.with_suffix(".json"), {**meta, "arms": rows})
 
@@ -180,9 +265,11 @@ def summary_line(rows: list[dict]) -> str:
     for r in rows:
         if r["arm"] == "base":
             continue
-        low, high = r["p_correct_vs_base_ci"]
+        low, high = r["margin_vs_base_ci"]
         verdict = "above base" if low > 0 else "below base" if high < 0 else "not separable from base"
-        parts.append(f"{r['arm']} {r['acc']:.3f} (P(correct) {r['p_correct_vs_base']:+.4f}, {verdict})")
+        parts.append(
+            f"{r['arm']} {r['acc']:.3f} (correct-option margin {r['margin_vs_base']:+.3f} nats, {verdict})"
+        )
     return f"Base accuracy {base['acc']:.3f}; " + "; ".join(parts) + "."
 
 
@@ -192,8 +279,11 @@ def main() -> None:
     parser.add_argument("--stories", type=int, help="QuALITY stories to use (default 3; quick: 1)")
     parser.add_argument("--steps", type=int, help="optimizer steps per arm (default 10; quick: 3)")
     parser.add_argument("--work", type=Path, help="work folder (default runs/experiment[-quick])")
-    parser.add_argument("--out", type=Path, help="results file stem (default bench/results/experiment-quality; "
-                                                 "quick: inside the work folder)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="results file stem (default bench/results/experiment-quality; quick: inside the work folder)",
+    )
     args = parser.parse_args()
 
     from synthcpt.config import load_config
@@ -219,34 +309,65 @@ def main() -> None:
     trained = time.perf_counter()
 
     items = load_run_questions(Path(config.run.dir) / "ingest")
-    records, perplexity = evaluate_models(candidates, items, config.eval, config.engine, work / "eval",
-                                          config.run.seed, heldout_texts(config))
+    records, perplexity = evaluate_models(
+        candidates, items, config.eval, config.engine, work / "eval", config.run.seed, heldout_texts(config)
+    )
     records = [r for r in records if r["method"] == "loglik"]
     summary = summarise(records, "base", config.eval, config.run.seed)
     rows = arm_rows(records, summary, perplexity, stats, config.eval, config.run.seed)
     generation = json.loads((Path(config.run.dir) / "synthetic" / "stats.json").read_text())
     meta = {
-        "command": "python bench/experiment.py" + (" --quick" if args.quick else "")
-                   + (f" --stories {args.stories}" if args.stories else "") + (f" --steps {args.steps}" if args.steps else ""),
-        "corpus": source, "stories": s["stories"], "questions": len(items),
-        "model": "SmolLM2-135M-Instruct (embedded), generator and learner", "device": "CPU (2 cores)",
-        "preset": "cpu-demo", "settings": s, "seed": config.run.seed,
+        "command": "python bench/experiment.py"
+        + (" --quick" if args.quick else "")
+        + (f" --stories {args.stories}" if args.stories else "")
+        + (f" --steps {args.steps}" if args.steps else ""),
+        "corpus": source,
+        "stories": s["stories"],
+        "questions": len(items),
+        "model": "SmolLM2-135M-Instruct (embedded), generator and learner",
+        "device": "CPU (2 cores)",
+        "preset": "cpu-demo",
+        "settings": s,
+        "seed": config.run.seed,
         "generated_tokens": {k: v["tokens"] for k, v in generation["mix"]["by_generator"].items()},
-        "seconds": {"pipeline_to_generate": round(generated - started), "training": round(trained - generated),
-                    "evaluation": round(time.perf_counter() - trained)},
+        "seconds": {
+            "pipeline_to_generate": round(generated - started),
+            "training": round(trained - generated),
+            "evaluation": round(time.perf_counter() - trained),
+        },
         "summary": summary_line(rows),
-        "scale": (f"Scale: a 135M-parameter model learns {s['stories']} QuALITY stories from "
-                  f"{s['train_tokens']:,} tokens per arm on two CPU cores, with the same 135M model as the "
-                  "generator. The EntiGraph paper trains Llama 3 8B on 455M synthetic tokens from a 70B-class "
-                  "generator; at this scale differences are small next to the intervals, and the table shows "
-                  "the method's plumbing and direction, not its published size."),
+        "scale": (
+            f"Scale: a 135M-parameter model learns {s['stories']} QuALITY stories from "
+            f"{s['train_tokens']:,} tokens per arm on two CPU cores, with the same 135M model as the "
+            "generator. The EntiGraph paper trains Llama 3 8B on 455M synthetic tokens from a 70B-class "
+            "generator; at this scale differences are small next to the intervals, and the table shows "
+            "the method's plumbing and direction, not its published size."
+        ),
     }
     write_results(rows, meta, out)
     console.print(f"results: {out.with_suffix('.md')}")
-    print(json.dumps({"arms": {r["arm"]: {k: r[k] for k in ("acc", "acc_norm", "p_correct", "p_correct_vs_base",
-                                                             "heldout_perplexity", "training_tokens")}
-                               for r in rows},
-                      "questions": len(items), "seconds": meta["seconds"]}))
+    print(
+        json.dumps(
+            {
+                "arms": {
+                    r["arm"]: {
+                        k: r[k]
+                        for k in (
+                            "acc",
+                            "acc_norm",
+                            "margin",
+                            "margin_vs_base",
+                            "heldout_perplexity",
+                            "training_tokens",
+                        )
+                    }
+                    for r in rows
+                },
+                "questions": len(items),
+                "seconds": meta["seconds"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

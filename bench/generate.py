@@ -1,6 +1,6 @@
 """Throughput of the synthetic generators on this machine, each against a baseline from the same run.
 
-- LLM generators on the chunks (wrap, rc_llm, bonito): synthetic tokens per
+- LLM generators (entigraph on entity pairs and triples, wrap, rc_llm and bonito on chunks): synthetic tokens per
   second through the generator layer (requests, waves, parsing, token counting), with a fresh cache,
   against the engine's own rate on the very same requests sent in one batch (the baseline): the
   ratio is what the generator layer costs (1.0: nothing).
@@ -32,15 +32,16 @@ for key, value in {"VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED
 
 DEMO = ROOT / "examples" / "quality" / "quality-demo.jsonl"
 SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
-LLM_GENERATORS = ("wrap", "rc_llm", "bonito")
+LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito")
 
 
-def ingest(corpus: Path, run_dir: Path, overrides: list[str]):
+def prepare_run(corpus: Path, run_dir: Path, overrides: list[str]):
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
 
-    config = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{corpus}]", *overrides])
-    Runner(config, reporter=lambda _: None).execute(["ingest"], force=set())
+    config = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{corpus}]", "entities.extractor=spacy",
+                                *overrides])
+    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph"], force=set())
     return config
 
 
@@ -118,18 +119,19 @@ def main() -> None:
     args = parser.parse_args()
     requests = args.requests or (8 if args.quick else 32)
     max_tokens = args.max_tokens or (64 if args.quick else 256)
-    overrides = [f"engine.model={args.model}", f"generate.wrap_max_tokens={max_tokens}",
+    overrides = [f"engine.model={args.model}", f"generate.entigraph_max_tokens={max_tokens}",
+                 f"generate.wrap_max_tokens={max_tokens}",
                  f"generate.rc_max_tokens={max_tokens}", f"generate.bonito_max_tokens={max_tokens}",
                  "generate.bonito_format=instruct"]
     results: dict = {"requests_per_generator": requests, "max_tokens": max_tokens, "model": args.model}
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         tmp_dir = Path(tmp)
-        config = ingest(DEMO, tmp_dir / "demo", overrides)
+        config = prepare_run(DEMO, tmp_dir / "demo", overrides)
         warm_up(config, tmp_dir)
         for name in LLM_GENERATORS:
             results[name] = bench_llm(config, tmp_dir / "demo", name, requests)
         corpus = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
-        mining_config = ingest(corpus, tmp_dir / "mining", [])
+        mining_config = prepare_run(corpus, tmp_dir / "mining", [])
         results["rc_mined"] = bench_mining(mining_config, tmp_dir / "mining", 1 if args.quick else 3)
         results["rc_mined"]["corpus"] = corpus.name
     results["device"] = f"CPU, {os.cpu_count()} cores"

@@ -49,6 +49,10 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the config.")
     console.print(f"wrote {path}")
 
 
+# The run's closing summary: tokens generated per generator, training, accuracy with intervals, the report.
+SUMMARY_STAGES = ("generate", "train", "eval", "report")
+
+
 @app.command()
 def run(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None,
         start: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on.")] = None,
@@ -56,9 +60,14 @@ def run(config: ConfigOption = None, set_: SetOption = None, preset: PresetOptio
     """Run the pipeline: stages already complete for the same inputs and settings are skipped."""
     from synthcpt.pipeline import select, stage_names
 
+    from synthcpt.pipeline import StageContext, call, stage_by_name
+
     runner = _runner(config, set_, preset)
     selected = select(stage_names(), start, only)
     runner.execute(selected, force=set(selected) if (start or only) else set())
+    for name in (n for n in SUMMARY_STAGES if n in selected):
+        stage = stage_by_name(name)
+        call(stage.show, StageContext(runner.config, stage, runner.run))
     console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
 
 

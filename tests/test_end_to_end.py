@@ -3,9 +3,9 @@ every stage's output, the report, and a rerun that redoes nothing."""
 
 import json
 
-import datasets
 import pytest
 
+from synthcpt.atomic import read_records
 from tests.conftest import DEMO_CORPUS, REPLAY_SAMPLE
 from tests.helpers import synthcpt
 
@@ -20,7 +20,7 @@ TINY = [
 
 
 def rows(path):
-    return datasets.Dataset.from_parquet([str(p) for p in sorted(path.glob("*.parquet"))]).to_list()
+    return read_records(*sorted(path.glob("*.parquet")))
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,9 @@ def test_every_stage_completes_with_its_outputs(finished_run):
     from synthcpt.pipeline import stage_names
 
     assert {n: manifest["stages"][n]["status"] for n in stage_names()} == {n: "complete" for n in stage_names()}
-    documents = datasets.Dataset.from_parquet(str(run_dir / "ingest" / "documents.parquet"))
-    assert documents["title"] == ["LOST IN TRANSLATION"]
-    entities = datasets.Dataset.from_parquet(str(run_dir / "entities" / "entities.parquet"))
+    documents = read_records(run_dir / "ingest" / "documents.parquet")
+    assert [d["title"] for d in documents] == ["LOST IN TRANSLATION"]
+    entities = read_records(run_dir / "entities" / "entities.parquet")
     assert len(entities) >= 5
     assert (run_dir / "graphs" / "graph.graphml").is_file()
     mix = rows(run_dir / "synthetic" / "mix")
@@ -68,3 +68,7 @@ def test_rerun_redoes_nothing(finished_run):
     after = json.loads((run_dir / "manifest.json").read_text())["stages"]
     assert {n: e["started"] for n, e in after.items()} == {n: e["started"] for n, e in before.items()}
     assert proc.stderr.count("up to date, skipped") == len(before)
+    # The closing summary: tokens per generator, base and trained accuracy, where the report is.
+    assert "mix:" in proc.stderr and "entigraph" in proc.stderr
+    assert "trained" in proc.stderr and "base" in proc.stderr
+    assert f"report: {run_dir / 'report.html'}" in proc.stderr
