@@ -20,7 +20,7 @@ finer signal than accuracy when few questions flip), and perplexity on held-out 
     python bench/experiment.py --quick    # one story, tiny budgets: the whole path in a few minutes
     python bench/experiment.py            # the committed table: bench/results/experiment-quality.*
 
-Rerunning resumes: finished stages, engine requests, training steps and scored models are reused.
+Rerunning resumes: finished stages, engine requests, trained arms and scored models are reused.
 The last stdout line is one JSON object with every figure.
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,11 +53,9 @@ GENERATORS = ["entigraph", "wrap", "rc_mined", "rc_llm", "bonito"]
 
 
 def setup(quick: bool, stories: int | None, steps: int | None) -> dict:
-    """Budgets: EntiGraph and WRAP each generate more than one arm trains on, so no arm repeats text."""
-    if quick:
-        block, batch, steps = 256, 4, steps or 3
-    else:
-        block, batch, steps = 512, 8, steps or 10
+    """Budgets: EntiGraph and WRAP each produce more usable text (tokens passing the quality rules) than
+    one arm trains on, with a margin for what deduplication and the leak guard remove."""
+    block, batch, steps = (256, 4, steps or 3) if quick else (512, 8, steps or 10)
     train_tokens = steps * batch * block
     return {
         "stories": stories or (1 if quick else 3),
@@ -66,8 +65,8 @@ def setup(quick: bool, stories: int | None, steps: int | None) -> dict:
         "train_tokens": train_tokens,
         "lr": 1e-4,
         "generate_tokens": {
-            "entigraph": round(1.1 * train_tokens),
-            "wrap": round(1.1 * train_tokens),
+            "entigraph": round(1.2 * train_tokens),
+            "wrap": round(1.2 * train_tokens),
             "rc_llm": train_tokens // 5,
             "bonito": train_tokens // 5,
             "rc_mined": train_tokens // 5,
@@ -75,8 +74,9 @@ def setup(quick: bool, stories: int | None, steps: int | None) -> dict:
     }
 
 
-def corpus_file(work: Path, stories: int) -> tuple[Path, str]:
-    """The first `stories` QuALITY stories (with their questions) as the run's input file."""
+def corpus_file(work: Path, stories: int) -> tuple[Path, str, int]:
+    """The first `stories` QuALITY stories (with their questions) as the run's input file; the source
+    and the number of stories it had."""
     source = SHARED_QUALITY if SHARED_QUALITY.is_file() else SHIPPED_QUALITY
     lines = source.read_text(encoding="utf-8").splitlines()[:stories]
     path = work / "corpus.jsonl"
@@ -84,7 +84,8 @@ def corpus_file(work: Path, stories: int) -> tuple[Path, str]:
     if not path.is_file() or path.read_text(encoding="utf-8") != text:  # rewritten only when it changes
         work.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return path, str(source.relative_to(ROOT.parent) if source.is_relative_to(ROOT.parent) else source)
+    name = source.relative_to(ROOT.parent) if source.is_relative_to(ROOT.parent) else source
+    return path, str(name), len(lines)
 
 
 def overrides(work: Path, corpus: Path, s: dict) -> list[str]:
@@ -99,26 +100,24 @@ def overrides(work: Path, corpus: Path, s: dict) -> list[str]:
         f"train.batch_size={s['batch_size']}",
         f"train.max_steps={s['steps']}",
         f"train.lr={s['lr']}",
-        f"train.checkpoint_every={s['steps']}",
     ]
 
 
 def train_arm(config, name: str, folder: Path) -> dict:
-    """Train one arm into `folder`, unless it holds a finished model of the same settings."""
-    from synthcpt.pipeline import RunFolder, StageContext, stage_by_name
+    """Train one arm into `folder`, unless it holds the finished model of this train fingerprint (which
+    chains the train settings, replay file, seed and every earlier stage's)."""
+    from synthcpt.atomic import write_json
+    from synthcpt.pipeline import RunFolder, StageContext, fingerprints, stage_by_name
     from synthcpt.s5_train.stage import source_files, train_on_files
 
-    done = folder / "arm.json"
-    key = config.train.model_dump(mode="json")
-    if done.is_file() and json.loads(done.read_text())["settings"] == key and (folder / "model").is_dir():
+    done, key = folder / "arm.json", fingerprints(config)["train"]
+    if done.is_file() and json.loads(done.read_text())["fingerprint"] == key and (folder / "model").is_dir():
         return json.loads(done.read_text())["stats"]
     ctx = StageContext(config, stage_by_name("train"), RunFolder(Path(config.run.dir)))
-    console.print(
-        f"[bold]arm {name}[/bold]: training on {config.train.data}"
-        f"{' / ' + ', '.join(config.train.generators) if config.train.generators else ''}"
-    )
+    chosen = f" / {', '.join(config.train.generators)}" if config.train.generators else ""
+    console.print(f"[bold]arm {name}[/bold]: training on {config.train.data}{chosen}")
     stats = train_on_files(config.train, source_files(ctx), folder, config.run.seed)
-    done.write_text(json.dumps({"settings": key, "stats": stats}, indent=2))
+    write_json(done, {"fingerprint": key, "stats": stats})
     return stats
 
 
@@ -132,54 +131,58 @@ def correct_margin(record: dict, letters: str = "ABCDEFGHIJ") -> float:
 
 
 def arm_rows(
-    records: list[dict], summary: dict, perplexity: dict, stats: dict[str, dict], eval_settings, seed: int
+    records: list[dict], perplexity: dict, stats: dict[str, dict], block_size: int, interval: dict
 ) -> list[dict]:
+    """Per arm: accuracy, its paired change from base, and the correct-option margin's paired change
+    from base and from raw-corpus training, each with a bootstrap interval over questions."""
     from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
 
-    interval = {
-        "resamples": eval_settings.bootstrap_resamples,
-        "confidence": eval_settings.confidence,
-        "seed": seed,
-    }
     by_model: dict[str, dict[str, dict]] = {}
     for record in records:
         by_model.setdefault(record["model"], {})[record["question_id"]] = record
-    base = by_model["base"]
+
+    def paired(model: str, baseline: str, value) -> tuple[float, list[float]] | None:
+        if model in (baseline, "base") or baseline not in by_model:
+            return None
+        ids = list(by_model[model])
+        return paired_difference(
+            [value(by_model[model][q]) for q in ids], [value(by_model[baseline][q]) for q in ids], **interval
+        )
+
     rows = []
     for model, answered in by_model.items():
-        score = {s["metric"]: s for s in summary["scores"] if s["model"] == model}
-        diff = {c["metric"]: c for c in summary["comparisons"] if c["model"] == model}
-        margin = {q: correct_margin(r) for q, r in answered.items()}
-        m_diff, m_ci = paired_difference(
-            list(margin.values()), [correct_margin(base[q]) for q in margin], **interval
-        )
+        arm = stats.get(model, {})
+        accuracy = [r["acc"] for r in answered.values()]
+        margins = [correct_margin(r) for r in answered.values()]
+        flipped = sum(r["acc"] != by_model["base"][q]["acc"] for q, r in answered.items())
+        main_tokens = (arm.get("sequences", 0) - arm.get("replay_sequences", 0)) * block_size
         rows.append(
             {
                 "arm": model,
-                "training_tokens": stats.get(model, {}).get("tokens", 0),
-                "final_loss": stats.get(model, {}).get("final_loss"),
-                "acc": score["acc"]["value"],
-                "acc_ci": score["acc"]["ci"],
-                "acc_norm": score["acc_norm"]["value"],
-                "acc_norm_ci": score["acc_norm"]["ci"],
-                "acc_vs_base": diff.get("acc", {}).get("difference", 0.0),
-                "acc_vs_base_ci": diff.get("acc", {}).get("ci"),
-                "margin": sum(margin.values()) / len(margin),
-                "margin_ci": bootstrap_interval(list(margin.values()), **interval),
-                "margin_vs_base": m_diff if model != "base" else 0.0,
-                "margin_vs_base_ci": m_ci if model != "base" else None,
+                "trained_tokens": arm.get("tokens", 0),
+                "source_tokens": arm.get("training_tokens", 0),
+                "passes": main_tokens / arm["training_tokens"] if arm.get("training_tokens") else None,
+                "final_loss": arm.get("final_loss"),
+                "questions_changed": flipped,
+                "acc": sum(accuracy) / len(accuracy),
+                "acc_ci": bootstrap_interval(accuracy, **interval),
+                "acc_norm": sum(r["acc_norm"] for r in answered.values()) / len(answered),
+                "acc_vs_base": paired(model, "base", lambda r: r["acc"]),
+                "margin": sum(margins) / len(margins),
+                "margin_vs_base": paired(model, "base", correct_margin) if model != "base" else None,
+                "margin_vs_raw": paired(model, "raw", correct_margin),
                 "heldout_perplexity": perplexity.get(model, {}).get("perplexity"),
             }
         )
     return rows
 
 
-def _ci(ci) -> str:
-    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+def _difference(found) -> str:
+    return f"{found[0]:+.3f} [{found[1][0]:+.3f}, {found[1][1]:+.3f}]" if found else ""
 
 
 def write_results(rows: list[dict], meta: dict, out: Path) -> None:
-    """The table as markdown and HTML (the report's document model), the figures as JSON, and a plot."""
+    """The table as Markdown and HTML (the report's document model), the figures as JSON, and a plot."""
     from synthcpt.atomic import write_json, write_text
     from synthcpt.s7_report import plots
     from synthcpt.s7_report.document import (
@@ -194,31 +197,29 @@ def write_results(rows: list[dict], meta: dict, out: Path) -> None:
 
     header = [
         "arm",
-        "training tokens",
+        "distinct source tokens",
+        "passes",
         "final loss",
-        "acc",
-        "acc 95% CI",
-        "Δacc vs base",
-        "Δacc 95% CI",
+        "acc [95% CI]",
+        "Δacc vs base [95% CI]",
+        "answers changed",
         "acc_norm",
-        "margin (nats)",
-        "Δmargin vs base",
-        "Δmargin 95% CI",
+        "Δmargin vs base [95% CI]",
+        "Δmargin vs raw [95% CI]",
         "held-out ppl",
     ]
     table = [
         [
             r["arm"],
-            f"{r['training_tokens']:,}",
+            f"{r['source_tokens']:,}" if r["source_tokens"] else "",
+            f"{r['passes']:.1f}" if r["passes"] else "",
             f"{r['final_loss']:.3f}" if r["final_loss"] else "",
-            f"{r['acc']:.3f}",
-            _ci(r["acc_ci"]).replace("+", ""),
-            f"{r['acc_vs_base']:+.3f}",
-            _ci(r["acc_vs_base_ci"]),
+            f"{r['acc']:.3f} [{r['acc_ci'][0]:.3f}, {r['acc_ci'][1]:.3f}]",
+            _difference(r["acc_vs_base"]),
+            str(r["questions_changed"]) if r["arm"] != "base" else "",
             f"{r['acc_norm']:.3f}",
-            f"{r['margin']:.3f}",
-            f"{r['margin_vs_base']:+.3f}",
-            _ci(r["margin_vs_base_ci"]),
+            _difference(r["margin_vs_base"]),
+            _difference(r["margin_vs_raw"]),
             f"{r['heldout_perplexity']:.2f}" if r["heldout_perplexity"] else "",
         ]
         for r in rows
@@ -227,7 +228,7 @@ def write_results(rows: list[dict], meta: dict, out: Path) -> None:
         {"model": r["arm"], "method": "closed book", "metric": "acc", "value": r["acc"], "ci": r["acc_ci"]}
         for r in rows
     ]
-    setup_lines = json.dumps({k: v for k, v in meta.items() if k != "figures"}, indent=2)
+    title = "synthcpt experiment: QuALITY"
     sections = [
         Section(
             "Knowledge gain at equal training tokens",
@@ -240,37 +241,56 @@ def write_results(rows: list[dict], meta: dict, out: Path) -> None:
                     plots.accuracy_with_intervals(scores),
                     "Closed-book accuracy per arm, 95% bootstrap intervals",
                 ),
+                Paragraph(meta["reading"]),
                 Paragraph(meta["scale"]),
-                Preformatted(setup_lines, "command, corpus and settings"),
+                Preformatted(
+                    json.dumps(
+                        {k: v for k, v in meta.items() if k not in ("summary", "reading", "scale")}, indent=2
+                    ),
+                    "command, corpus and settings",
+                ),
             ],
         )
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(
         out.with_suffix(".md"),
-        to_markdown(
-            "synthcpt experiment: QuALITY",
-            sections,
-            out.parent / f"{out.name}-figures",
-            f"{out.name}-figures",
-        ),
+        to_markdown(title, sections, out.parent / f"{out.name}-figures", f"{out.name}-figures"),
     )
-    write_text(out.with_suffix(".html"), to_html("synthcpt experiment: QuALITY", sections))
+    write_text(out.with_suffix(".html"), to_html(title, sections))
     write_json(out.with_suffix(".json"), {**meta, "arms": rows})
 
 
-def summary_line(rows: list[dict]) -> str:
-    base = next(r for r in rows if r["arm"] == "base")
+def summary_line(rows: list[dict], trained_tokens: int) -> str:
     parts = []
     for r in rows:
         if r["arm"] == "base":
             continue
-        low, high = r["margin_vs_base_ci"]
-        verdict = "above base" if low > 0 else "below base" if high < 0 else "not separable from base"
-        parts.append(
-            f"{r['arm']} {r['acc']:.3f} (correct-option margin {r['margin_vs_base']:+.3f} nats, {verdict})"
-        )
-    return f"Base accuracy {base['acc']:.3f}; " + "; ".join(parts) + "."
+        verdicts = []
+        for baseline in ("base", "raw"):
+            found = r[f"margin_vs_{baseline}"]
+            if found:
+                low, high = found[1]
+                verdicts.append(
+                    f"above {baseline}"
+                    if low > 0
+                    else f"below {baseline}"
+                    if high < 0
+                    else f"not separable from {baseline}"
+                )
+        parts.append(f"{r['arm']} {r['acc']:.3f} (margin {', '.join(verdicts)})")
+    base = next(r for r in rows if r["arm"] == "base")
+    return (
+        f"Every arm trained on {trained_tokens:,} tokens. Closed-book accuracy: base {base['acc']:.3f}; "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -288,81 +308,85 @@ def main() -> None:
 
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
-    from synthcpt.s6_eval.evaluate import Candidate, evaluate_models, summarise
+    from synthcpt.s6_eval.evaluate import Candidate, evaluate_models
     from synthcpt.s6_eval.qa import load_run_questions
     from synthcpt.s6_eval.stage import heldout_texts
 
     s = setup(args.quick, args.stories, args.steps)
     work = args.work or ROOT / "runs" / ("experiment-quick" if args.quick else "experiment")
     out = args.out or (work / "experiment-quality" if args.quick else RESULTS / "experiment-quality")
-    corpus, source = corpus_file(work, s["stories"])
-    started = time.perf_counter()
+    corpus, source, stories = corpus_file(work, s["stories"])
     config = load_config(None, overrides(work, corpus, s), preset="cpu-demo")
     Runner(config, reporter=console.print).execute(["ingest", "entities", "graph", "generate"], force=set())
-    generated = time.perf_counter()
 
     stats, candidates = {}, [Candidate("base", config.train.model)]
     for name, settings in ARMS.items():
         arm_config = load_config(None, overrides(work, corpus, s) + settings, preset="cpu-demo")
         stats[name] = train_arm(arm_config, name, work / "arms" / name)
         candidates.append(Candidate(name, str(work / "arms" / name / "model")))
-    trained = time.perf_counter()
 
+    started = time.perf_counter()
     items = load_run_questions(Path(config.run.dir) / "ingest")
     records, perplexity = evaluate_models(
         candidates, items, config.eval, config.engine, work / "eval", config.run.seed, heldout_texts(config)
     )
     records = [r for r in records if r["method"] == "loglik"]
-    summary = summarise(records, "base", config.eval, config.run.seed)
-    rows = arm_rows(records, summary, perplexity, stats, config.eval, config.run.seed)
+    interval = {
+        "resamples": config.eval.bootstrap_resamples,
+        "confidence": config.eval.confidence,
+        "seed": config.run.seed,
+    }
+    rows = arm_rows(records, perplexity, stats, s["block_size"], interval)
+    run = json.loads((Path(config.run.dir) / "manifest.json").read_text())["stages"]
     generation = json.loads((Path(config.run.dir) / "synthetic" / "stats.json").read_text())
+    device = device_name()
     meta = {
         "command": "python bench/experiment.py"
         + (" --quick" if args.quick else "")
         + (f" --stories {args.stories}" if args.stories else "")
         + (f" --steps {args.steps}" if args.steps else ""),
         "corpus": source,
-        "stories": s["stories"],
+        "stories": stories,
         "questions": len(items),
         "model": "SmolLM2-135M-Instruct (embedded), generator and learner",
-        "device": "CPU (2 cores)",
+        "device": device,
         "preset": "cpu-demo",
         "settings": s,
         "seed": config.run.seed,
-        "generated_tokens": {k: v["tokens"] for k, v in generation["mix"]["by_generator"].items()},
+        "usable_tokens_generated": {k: v["tokens"] for k, v in generation["generators"].items()},
+        "mix_tokens": {k: v["tokens"] for k, v in generation["mix"]["by_generator"].items()},
         "seconds": {
-            "pipeline_to_generate": round(generated - started),
-            "training": round(trained - generated),
-            "evaluation": round(time.perf_counter() - trained),
+            "stages_to_generate": round(
+                sum(run[n]["seconds"] for n in ("ingest", "entities", "graph", "generate"))
+            ),
+            "training": round(sum(a["seconds"] for a in stats.values())),
+            "evaluation": round(time.perf_counter() - started),
         },
-        "summary": summary_line(rows),
+        "summary": summary_line(rows, s["train_tokens"]),
+        "reading": (
+            "Accuracy counts questions whose likeliest option is right; the margin (the correct option's "
+            "log-likelihood minus the mean of the others, in nats) moves before answers flip, so its "
+            "paired change is the finer signal. Intervals are paired bootstraps over questions "
+            f"({config.eval.bootstrap_resamples:,} resamples); they ignore that questions cluster by "
+            "story and are not corrected for comparing four arms. Passes: how often an arm's distinct "
+            "text was repeated to reach the common token count (10% of sequences are general-text "
+            "replay in every arm)."
+        ),
         "scale": (
-            f"Scale: a 135M-parameter model learns {s['stories']} QuALITY stories from "
-            f"{s['train_tokens']:,} tokens per arm on two CPU cores, with the same 135M model as the "
-            "generator. The EntiGraph paper trains Llama 3 8B on 455M synthetic tokens from a 70B-class "
-            "generator; at this scale differences are small next to the intervals, and the table shows "
-            "the method's plumbing and direction, not its published size."
+            f"Scale: a 135M-parameter model learns {stories} QuALITY stories from {s['train_tokens']:,} "
+            f"tokens per arm ({device}), with the same 135M model as the generator. The EntiGraph paper "
+            "trains Llama 3 8B on 455M synthetic tokens from a far stronger generator; at this scale the "
+            "differences are small next to the intervals, and the table shows the method's plumbing and "
+            "direction, not its published size."
         ),
     }
     write_results(rows, meta, out)
     console.print(f"results: {out.with_suffix('.md')}")
+    figures = ("acc", "acc_norm", "margin", "margin_vs_base", "margin_vs_raw", "heldout_perplexity", "passes")
     print(
         json.dumps(
             {
-                "arms": {
-                    r["arm"]: {
-                        k: r[k]
-                        for k in (
-                            "acc",
-                            "acc_norm",
-                            "margin",
-                            "margin_vs_base",
-                            "heldout_perplexity",
-                            "training_tokens",
-                        )
-                    }
-                    for r in rows
-                },
+                "arms": {r["arm"]: {k: r[k] for k in figures} for r in rows},
                 "questions": len(items),
                 "seconds": meta["seconds"],
             }

@@ -35,13 +35,13 @@ SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
 LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito")
 
 
-def prepare_run(corpus: Path, run_dir: Path, overrides: list[str]):
+def prepare_run(corpus: Path, run_dir: Path, overrides: list[str], stages: list[str]):
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
 
     config = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{corpus}]", "entities.extractor=spacy",
                                 *overrides])
-    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph"], force=set())
+    Runner(config, reporter=lambda _: None).execute(stages, force=set())
     return config
 
 
@@ -126,12 +126,12 @@ def main() -> None:
     results: dict = {"requests_per_generator": requests, "max_tokens": max_tokens, "model": args.model}
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         tmp_dir = Path(tmp)
-        config = prepare_run(DEMO, tmp_dir / "demo", overrides)
+        config = prepare_run(DEMO, tmp_dir / "demo", overrides, ["ingest", "entities", "graph"])
         warm_up(config, tmp_dir)
         for name in LLM_GENERATORS:
             results[name] = bench_llm(config, tmp_dir / "demo", name, requests)
         corpus = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
-        mining_config = prepare_run(corpus, tmp_dir / "mining", [])
+        mining_config = prepare_run(corpus, tmp_dir / "mining", [], ["ingest"])
         results["rc_mined"] = bench_mining(mining_config, tmp_dir / "mining", 1 if args.quick else 3)
         results["rc_mined"]["corpus"] = corpus.name
     results["device"] = f"CPU, {os.cpu_count()} cores"

@@ -43,6 +43,7 @@ def write_records(target: Path, records: list[dict[str, Any]], features: Any = N
     """
     import datasets
 
+    datasets.disable_progress_bars()  # one bar per small file would interleave with the stage's own progress
     if features is None:
         dataset = datasets.Dataset.from_list(records)
     else:

@@ -58,16 +58,16 @@ def run(config: ConfigOption = None, set_: SetOption = None, preset: PresetOptio
         start: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on.")] = None,
         only: Annotated[Optional[str], typer.Option("--only", help="Rerun only this stage.")] = None) -> None:
     """Run the pipeline: stages already complete for the same inputs and settings are skipped."""
-    from synthcpt.pipeline import select, stage_names
-
-    from synthcpt.pipeline import StageContext, call, stage_by_name
+    from synthcpt.pipeline import StageContext, call, is_main_process, select, stage_by_name, stage_names
 
     runner = _runner(config, set_, preset)
     selected = select(stage_names(), start, only)
     runner.execute(selected, force=set(selected) if (start or only) else set())
-    for name in (n for n in SUMMARY_STAGES if n in selected):
-        stage = stage_by_name(name)
-        call(stage.show, StageContext(runner.config, stage, runner.run))
+    if not is_main_process():
+        return
+    for stage in (stage_by_name(n) for n in SUMMARY_STAGES if n in selected):
+        if stage.show:
+            call(stage.show, StageContext(runner.config, stage, runner.run))
     console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
 
 

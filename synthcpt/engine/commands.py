@@ -28,7 +28,7 @@ def _planned_steps(config, stage_name: str | None):
         planned = call(stage.plan, StageContext(config, stage, run))
         found += [(stage.name, step, requests) for step, requests in planned.items()]
     if not found:
-        raise SynthcptError(f"no model requests to plan with this config (stage {stage_name})" if stage_name
+        raise SynthcptError(f"stage {stage_name} makes no model requests with this config" if stage_name
                             else "no stage makes model requests with this config")
     return found
 

@@ -131,7 +131,7 @@ def planned_requests(ctx) -> dict[str, list[Request]]:
     from synthcpt.s2_entities.llm_extractor import LLM_STEP
 
     if ctx.settings.extractor == "spacy":
-        return {}
+        return {}  # spaCy alone calls no model
     return {LLM_STEP: _llm_requests(ctx, _documents(ctx))[0]}
 
 

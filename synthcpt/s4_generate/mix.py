@@ -34,6 +34,12 @@ class MixResult:
     leaks: list[dict[str, str]] = field(default_factory=list)
 
 
+def quality_reason(generator: str, record: dict[str, Any], settings: GenerateSettings) -> str | None:
+    """The quality rule the record breaks, if any (the repetition rule for model-written text only)."""
+    max_repetition = settings.mix_max_repetition if generator in MODEL_WRITTEN else 1.0
+    return quality_rejection(record["text"], record["n_tokens"], settings.mix_min_tokens, max_repetition)
+
+
 def raw_copies(raw_tokens: int, synthetic_tokens: int, ratio: float, max_repeats: int) -> int:
     """Copies of the raw corpus that bring raw:synthetic tokens nearest `ratio` (at least one)."""
     if ratio <= 0 or raw_tokens <= 0:
@@ -57,8 +63,7 @@ def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Docume
     leaks = []
     for generator, records in synthetic.items():
         for record in records:
-            max_repetition = settings.mix_max_repetition if generator in MODEL_WRITTEN else 1.0
-            reason = quality_rejection(record["text"], record["n_tokens"], settings.mix_min_tokens, max_repetition)
+            reason = quality_reason(generator, record, settings)
             if reason is None:
                 leaked = guard.leaked(record["text"])
                 if leaked:

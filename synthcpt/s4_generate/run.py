@@ -26,6 +26,7 @@ from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
 from synthcpt.s4_generate.base import Chunk, Corpus, Document, GenerationContext, Generator, Rejected
 from synthcpt.s4_generate.generators import GENERATOR_CLASSES
+from synthcpt.s4_generate.mix import quality_reason
 from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, count_tokens, write_shards
 
 # Requests of the next wave: the tokens still missing over the tokens per request so far, plus a
@@ -127,12 +128,14 @@ def planned_requests(ctx) -> dict[str, Iterable[Request]]:
     from synthcpt.engine.plan import mean_completion_tokens
 
     ctx.input("ingest")
+    if "entigraph" in ctx.settings.generators:
+        ctx.input("graph")
     gen_ctx = generation_context(ctx.config, ctx.run.dir)
     targets = ctx.settings.targets()
     planned = {}
     for generator in (GENERATOR_CLASSES[name](gen_ctx) for name in ctx.settings.generators):
-        if not generator.max_tokens:
-            continue  # mined from the corpus, no model
+        if not generator.max_tokens or targets[generator.name] == 0:
+            continue  # mined from the corpus without a model, or nothing asked of it
         requests, target = generator.requests(), targets[generator.name]
         if target is not None:
             per_request = mean_completion_tokens(ctx.run.dir, step(generator)) or generator.max_tokens
@@ -153,10 +156,24 @@ def _numbered(requests: Iterable[Request], start: int) -> Iterator[Request]:
         yield request
 
 
+def _usable(generator: Generator, records: list[dict[str, Any]], outcome: Outcome) -> list[dict[str, Any]]:
+    """The records that pass the mix's quality rules: only they count toward the token target, so a
+    budget buys usable text. The rest are counted as rejected by their rule."""
+    usable = []
+    for record in records:
+        reason = quality_reason(generator.name, record, generator.settings)
+        if reason:
+            outcome.rejected[reason] += 1
+        else:
+            usable.append(record)
+    return usable
+
+
 def run_generator(generator: Generator, engine, target: int | None, tokenizer) -> Outcome:
     outcome = Outcome(generator.name, target)
     ranked: list[tuple[int, int, dict[str, Any]]] = [
-        (DIRECT, i, r) for i, r in enumerate(_with_tokens(list(generator.records()), tokenizer))]
+        (DIRECT, i, r) for i, r in enumerate(_usable(generator, _with_tokens(list(generator.records()), tokenizer),
+                                                     outcome))]
     produced = sum(r["n_tokens"] for _, _, r in ranked)
     pending = generator.requests()
     sent = generated = size = 0
@@ -182,7 +199,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
                 outcome.rejected[parsed.reason] += 1
                 continue
             order = result.request.metadata["order"]
-            for part, record in enumerate(_with_tokens(parsed, tokenizer)):
+            for part, record in enumerate(_usable(generator, _with_tokens(parsed, tokenizer), outcome)):
                 ranked.append((order, part, record))
                 produced += record["n_tokens"]
                 generated += record["n_tokens"]

@@ -16,7 +16,7 @@ def show(folder: Path) -> None:
         return
     stats = json.loads(path.read_text())
     table = Table(title="synthetic data")
-    for column in ("generator", "requests", "cached", "parse rejects", "records", "mix records", "mix tokens",
+    for column in ("generator", "requests", "cached", "rejects (parse, quality)", "records", "mix records", "mix tokens",
                    "mix rejects"):
         table.add_column(column, justify="left" if column == "generator" else "right")
     generators = stats["generators"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthcpt.config import Section
 from synthcpt.pipeline import Stage, files_fingerprint
@@ -22,7 +22,7 @@ class TrainSettings(Section):
         "mix", description="Training data: 'mix' (synthetic/mix, the synthetic corpus), 'raw' (the ingested "
         "corpus alone, the raw-CPT baseline) or 'instructions' (synthetic/instructions pairs, loss on responses).")
     generators: list[Literal[GeneratorName, "raw"]] | None = Field(
-        None, description="With data 'mix': train only on the mix records of these generators ('raw' is the "
+        None, min_length=1, description="With data 'mix': train only on the mix records of these generators ('raw' is the "
         "corpus copies), e.g. [entigraph] or [wrap] to compare generators at equal tokens; null: all of them.")
     replay_path: Path | None = Field(None, description="General text mixed in as replay to limit forgetting: "
                                      ".jsonl/.parquet with a text field, .txt/.md, or a folder of them; "
@@ -74,6 +74,11 @@ class TrainSettings(Section):
         if self.generators is not None and self.data != "mix":
             raise ValueError(f"train.generators selects mix records; it does not apply to data '{self.data}'")
         return self
+
+    @field_validator("generators")
+    @classmethod
+    def _canonical_selection(cls, value: list[str] | None) -> list[str] | None:
+        return sorted(set(value)) if value is not None else None  # the same selection, the same fingerprint
 
 
 def _input_fingerprint(config) -> str:

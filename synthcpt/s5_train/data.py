@@ -50,8 +50,8 @@ def read_parquet_column(files: list[Path], column: str, where: tuple[str, set[st
             raise SynthcptError(f"{path} has no '{missing[0]}' column "
                                 f"(columns: {', '.join(reader.schema_arrow.names)})")
         for batch in reader.iter_batches(columns=needed):
-            values = batch.column(0).to_pylist()
-            keep = batch.column(1).to_pylist() if where else [None] * len(values)
+            values = batch.column(column).to_pylist()
+            keep = batch.column(where[0]).to_pylist() if where else [None] * len(values)
             yield from (v for v, k in zip(values, keep) if v and (where is None or k in where[1]))
 
 

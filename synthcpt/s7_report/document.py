@@ -94,7 +94,7 @@ def to_html(title: str, sections: list[Section]) -> str:
 
 def _md_text(text: object) -> str:
     """Text for Markdown: HTML escaped (renderers pass raw HTML through) and markup characters quoted."""
-    escaped = _e(text).replace("\n", " ")
+    escaped = html.escape(str(text), quote=False).replace("\n", " ")  # quotes are not markup outside tags
     return re.sub(r"([\\`*_\[\]|#])", r"\\\1", escaped)
 
 

@@ -113,3 +113,24 @@ def test_targets_from_tokens_total_and_shares():
 def test_bad_settings_are_one_clear_error(override, fragment):
     with pytest.raises(SynthcptError, match=fragment):
         load_config(None, ["generate.generators=[rc_mined]", override])
+
+
+def test_only_records_passing_the_quality_rules_count_toward_a_target(tokenizer):
+    from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator
+    from synthcpt.s4_generate.run import run_generator
+
+    looping = "the cell and the stones of the wall " * 12
+    texts = [looping, STORY, "", looping, STORY.replace("Korvin", "Vyrko")]
+
+    class Rephrasings(Generator):
+        name = "wrap"
+
+        def records(self):
+            return iter(record(t, n_tokens=0) for t in texts)
+
+    ctx = GenerationContext(settings=settings("generate.mix_min_tokens=8"), corpus=Corpus([], []), seed=0,
+                            model="default", context_window=None, tokenizer=tokenizer)
+    outcome = run_generator(Rephrasings(ctx), engine=None, target=10_000, tokenizer=tokenizer)
+    assert [r["text"] for r in outcome.records] == [STORY, STORY.replace("Korvin", "Vyrko")]
+    assert outcome.rejected == {"repetition": 2, "empty": 1}
+    assert outcome.produced_tokens == sum(r["n_tokens"] for r in outcome.records) > 0
