@@ -84,8 +84,7 @@ def corpus_file(work: Path, stories: int) -> tuple[Path, str, int]:
     if not path.is_file() or path.read_text(encoding="utf-8") != text:  # rewritten only when it changes
         work.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    name = source.relative_to(ROOT.parent) if source.is_relative_to(ROOT.parent) else source
-    return path, str(name), len(lines)
+    return path, os.path.relpath(source, ROOT), len(lines)
 
 
 def overrides(work: Path, corpus: Path, s: dict) -> list[str]:

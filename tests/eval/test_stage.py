@@ -6,9 +6,9 @@ import json
 import math
 from pathlib import Path
 
-import datasets
 import pytest
 
+from synthcpt.atomic import read_records
 from synthcpt.pipeline import call
 from tests.helpers import synthcpt
 
@@ -50,8 +50,8 @@ def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
     assert perplexity["base"]["perplexity"] == pytest.approx(perplexity["trained"]["perplexity"], rel=1e-6)
     assert 1 < perplexity["base"]["perplexity"] < 1000 and perplexity["base"]["tokens"] > 500
     assert len({(d["doc_id"], d["model"]) for d in results["per_document"]}) == 6
-    rows = datasets.Dataset.from_parquet(str(run_dir / "eval" / "questions.parquet"))
-    assert len(rows) == 100 and set(rows["model"]) == {"base", "trained"}
+    rows = read_records(run_dir / "eval" / "questions.parquet")
+    assert len(rows) == 100 and {r["model"] for r in rows} == {"base", "trained"}
 
     # A rerun reuses the finished parts: the same results, the part files untouched.
     parts = {p: p.stat().st_mtime_ns for p in (run_dir / "eval" / "parts").iterdir()}

@@ -8,6 +8,7 @@ import json
 import datasets
 import pytest
 
+from synthcpt.atomic import read_records
 from synthcpt.s4_generate.prompts import load_prompt
 from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, read_shards
 from tests.generate.conftest import TARGETS
@@ -21,7 +22,7 @@ def records(run_dir, folder):
 
 def test_every_generator_made_records_with_provenance(generated_run):
     config, run_dir = generated_run
-    documents = {r["doc_id"] for r in datasets.Dataset.from_parquet(str(run_dir / "ingest/documents.parquet"))}
+    documents = {r["doc_id"] for r in read_records(run_dir / "ingest/documents.parquet")}
     for generator in TARGETS:
         rows = records(run_dir, generator)
         assert rows, f"{generator} made no records"

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import datasets
 import pytest
 
+from synthcpt.atomic import read_records
 from synthcpt.config import load_config
 from synthcpt.pipeline import Runner
 
@@ -18,7 +18,7 @@ def ingest(run_dir: Path, *inputs: Path, settings: tuple[str, ...] = ()) -> Path
 
 
 def table(path: Path) -> list[dict]:
-    return datasets.Dataset.from_parquet(str(path)).to_list()
+    return read_records(path)
 
 
 @pytest.fixture
