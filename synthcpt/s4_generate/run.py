@@ -117,6 +117,11 @@ def generation_context(config, run_dir: Path, tokenizer=None) -> GenerationConte
                              tokenizer=tokenizer if tokenizer is not None else token_counter(config.engine))
 
 
+def wave_size(tokens: int, per_request: float) -> int:
+    """Requests expected to yield `tokens` usable tokens at `per_request` each, with the margin."""
+    return max(MIN_WAVE, math.ceil(WAVE_MARGIN * tokens / max(1.0, per_request)))
+
+
 def step(generator: Generator) -> str:
     """The engine step of a generator: its usage, cache statistics and plan are reported under it."""
     return f"generate: {generator.name}"
@@ -139,7 +144,7 @@ def planned_requests(ctx) -> dict[str, Iterable[Request]]:
         requests, target = generator.requests(), targets[generator.name]
         if target is not None:
             per_request = mean_completion_tokens(ctx.run.dir, step(generator)) or generator.max_tokens
-            requests = islice(requests, max(MIN_WAVE, math.ceil(WAVE_MARGIN * target / per_request)))
+            requests = islice(requests, wave_size(target, per_request))
         planned[step(generator)] = requests
     return planned
 
@@ -185,7 +190,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
                 size = 2 * size
             else:
                 per_request = generated / sent if generated else generator.max_tokens
-                size = math.ceil(WAVE_MARGIN * (target - produced) / max(1, per_request))
+                size = wave_size(target - produced, per_request)
             size = max(MIN_WAVE, size)
             wave = list(_numbered(islice(pending, size), sent))
             if not wave:
