@@ -53,8 +53,17 @@ def warm_up(config, run_dir: Path) -> None:
         list(engine.generate([Request(prompt="Hello", sampling=Sampling(max_tokens=4))], description="warm-up"))
 
 
+def cold_prefix_cache(config) -> None:
+    """Empty vLLM's prefix cache, so neither measured run inherits the other's prefill."""
+    from synthcpt.engine.vllm_backend import shared_llm
+    from synthcpt.models import resolve
+
+    shared_llm(config.engine, resolve(config.engine.model)).reset_prefix_cache()
+
+
 def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
-    """One generator through the generator layer, then the same requests straight to the engine."""
+    """One generator through the generator layer, then the same requests straight to the engine,
+    each from a cold prefix cache."""
     from synthcpt.engine import open_engine
     from synthcpt.s4_generate.generators import GENERATOR_CLASSES
     from synthcpt.s4_generate.run import generation_context, run_generator
@@ -64,12 +73,14 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
     planned = list(islice(generator.requests(), requests))
     # A budget the planned requests can just meet, so the generator sends about as many in waves.
     target = requests * generator.max_tokens // 2
+    cold_prefix_cache(config)
     with open_engine(config.engine, run_dir / f"layer-{name}") as engine:
         start = time.perf_counter()
         outcome = run_generator(generator, engine, target, gen_ctx.tokenizer)
         layer_seconds = time.perf_counter() - start
         layer_usage = engine.usage.as_dict()
     sent = list(islice(GENERATOR_CLASSES[name](gen_ctx).requests(), outcome.requests))
+    cold_prefix_cache(config)
     with open_engine(config.engine, run_dir / f"baseline-{name}") as engine:
         start = time.perf_counter()
         completion = sum(r.completion_tokens for r in engine.generate(sent, description=f"baseline {name}"))
@@ -78,6 +89,8 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
     base_rate = completion / base_seconds
     return {"requests": outcome.requests, "planned": len(planned), "waves": outcome.waves,
             "records": len(outcome.records), "rejected": dict(outcome.rejected),
+            "prompt_tokens": layer_usage["prompt_tokens"],
+            "prefix_cache_hit": round(layer_usage["prefix_cached_tokens"] / max(1, layer_usage["prompt_tokens"]), 3),
             "completion_tokens": layer_usage["completion_tokens"],
             "synthetic_tokens": sum(r["n_tokens"] for r in outcome.records),
             "seconds": round(layer_seconds, 2), "completion_tokens_per_s": round(layer_rate, 1),
