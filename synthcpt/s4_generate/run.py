@@ -191,7 +191,6 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
             else:
                 per_request = generated / sent if generated else generator.max_tokens
                 size = wave_size(target - produced, per_request)
-            size = max(MIN_WAVE, size)
             wave = list(_numbered(islice(pending, size), sent))
             if not wave:
                 break
