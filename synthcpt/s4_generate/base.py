@@ -130,13 +130,15 @@ class Generator:
         return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
 
     def request(self, content: str, prompt: Prompt, sampling: Sampling, metadata: dict[str, Any],
-                prefix_key: str | None = None, sample: int = 0, raw: bool = False) -> Request:
+                prefix_key: str | None = None, sample: int = 0, raw: bool = False,
+                json_schema: dict[str, Any] | None = None) -> Request:
         metadata = {"generator": self.name, "prompt_file": prompt.name, "prompt_hash": prompt.hash,
                     "sample": sample, **metadata}
         if raw:
-            return Request(prompt=content, sampling=sampling, prefix_key=prefix_key, metadata=metadata, sample=sample)
-        return Request(messages=[{"role": "user", "content": content.strip()}], sampling=sampling, prefix_key=prefix_key,
-                       metadata=metadata, sample=sample)
+            return Request(prompt=content, sampling=sampling, json_schema=json_schema, prefix_key=prefix_key,
+                           metadata=metadata, sample=sample)
+        return Request(messages=[{"role": "user", "content": content.strip()}], sampling=sampling,
+                       json_schema=json_schema, prefix_key=prefix_key, metadata=metadata, sample=sample)
 
     def record(self, result: Result, text: str, style: str, entities: Iterable[str] = (),
                part: int = 0, **extra: Any) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Bonito-style instruction pairs (Nayak et al., 2024): for a chunk and a task type, an instruction
 and its response. With the Bonito model, its raw format (task-type and context markers; the answer
 is "instruction <|pipe|> response", the instruction holding a {{context}} placeholder); with any
-instruct model, a prompt per task type. Pairs that do not parse are dropped and counted."""
+instruct model, a prompt per task type whose answer is held to a JSON object with the two fields by
+the engine's structured output, so the split never depends on the model following a text format.
+Pairs that do not parse are dropped and counted."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import yaml
 from synthcpt.engine.types import Request, Result
 from synthcpt.errors import SynthcptError
 from synthcpt.s4_generate.base import Chunk, Generator, Rejected
-from synthcpt.s4_generate.parsing import parse_instruction_pair
 from synthcpt.s4_generate.wrap import selected_chunks
 
 RAW_PROMPT = "bonito/raw.txt"
@@ -22,6 +23,12 @@ INSTRUCT_PROMPT = "bonito/instruct.md"
 TASK_GUIDANCE = "bonito/task_types.yaml"
 SEPARATOR = "<|pipe|>"
 CONTEXT_SLOT = "{{context}}"
+INSTRUCTION_PAIR_SCHEMA = {
+    "type": "object",
+    "properties": {"instruction": {"type": "string"}, "response": {"type": "string"}},
+    "required": ["instruction", "response"],
+    "additionalProperties": False,
+}
 
 
 def uses_raw_format(setting: str, model: str) -> bool:
@@ -34,6 +41,15 @@ def parse_raw_pair(text: str) -> tuple[str, str] | None:
     if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
         return None
     return parts[0].strip(), parts[1].strip()
+
+
+def parse_structured_pair(parsed: list | None) -> tuple[str, str] | None:
+    """An instruct model's JSON answer: both fields non-empty (None when the JSON did not parse)."""
+    value = parsed[0] if parsed else None
+    if not isinstance(value, dict):
+        return None
+    instruction, response = str(value.get("instruction", "")).strip(), str(value.get("response", "")).strip()
+    return (instruction, response) if instruction and response else None
 
 
 def with_context(instruction: str, context: str) -> str:
@@ -87,14 +103,14 @@ class Bonito(Generator):
                     template.render(task_type=task_type, context=context, guidance=self.guidance[task_type])
                 sampling = self.sampling(s.bonito_temperature, s.bonito_max_tokens, top_p=s.bonito_top_p)
                 yield self.request(content, template, sampling, raw=self.raw,
-                                   metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": task_type})
+                                   json_schema=None if self.raw else INSTRUCTION_PAIR_SCHEMA, metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": task_type})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
-        if not result.ok or not result.texts:
+        if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
             return Rejected("engine_error")
         if result.finish_reasons and result.finish_reasons[0] == "length":
             return Rejected("truncated")
-        pair = parse_raw_pair(result.text) if self.raw else parse_instruction_pair(result.text)
+        pair = parse_raw_pair(result.text) if self.raw else parse_structured_pair(result.parsed)
         if pair is None:
             return Rejected("unparseable")
         meta = result.request.metadata

@@ -1,5 +1,5 @@
-"""Rule-based clean-up and parsing of model outputs: preambles, truncation, JSON in prose, Q/A pairs
-and instruction/response pairs. Every function takes raw model text and never raises on bad text."""
+"""Rule-based clean-up and parsing of model outputs: preambles, truncation, JSON in prose and Q/A
+pairs. Every function takes raw model text and never raises on bad text."""
 
 from __future__ import annotations
 
@@ -25,12 +25,10 @@ CLOSER_LINE = re.compile(
 SENTENCE_END = re.compile(r"""[.!?]["'”’)\]]*(?=\s|$)""")
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 MARKDOWN = re.compile(r"[*_#`]+")
+QUESTION_KEYS = ("question", "q", "instruction")
+ANSWER_KEYS = ("answer", "a", "response")
 QA_MARKER = re.compile(
     r"^\W*(?:\d+[.)]\s*)?\W*(?P<kind>question|answer|q|a)\s*\d*\s*[:.)\-]\W*", re.IGNORECASE | re.MULTILINE)
-INSTRUCTION_MARKER = re.compile(
-    r"^\W*(?:instruction|task|input|prompt)\s*:\W*", re.IGNORECASE | re.MULTILINE)
-RESPONSE_MARKER = re.compile(
-    r"^\W*(?:response|answer|output|solution)\s*:\W*", re.IGNORECASE | re.MULTILINE)
 
 
 def strip_preamble(text: str) -> str:
@@ -74,18 +72,19 @@ def _clean(text: str) -> str:
     return " ".join(MARKDOWN.sub("", text).split())
 
 
-def _pairs_from_json(value: Any, question_keys: tuple[str, ...], answer_keys: tuple[str, ...]) -> list[tuple[str, str]]:
+def qa_pairs_from_json(value: Any) -> list[tuple[str, str]]:
+    """Question/answer pairs from parsed JSON: a list of objects, or an object (holding such a list)."""
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list)]
-        items = lists[0] if lists and not any(k in value for k in question_keys) else [value]
+        items = lists[0] if lists and not any(k in value for k in QUESTION_KEYS) else [value]
     else:
-        items = value
+        items = value if isinstance(value, list) else []
     pairs = []
     for item in items:
         if not isinstance(item, dict):
             continue
-        question = next((str(item[k]) for k in question_keys if item.get(k)), "")
-        answer = next((str(item[k]) for k in answer_keys if item.get(k)), "")
+        question = next((str(item[k]) for k in QUESTION_KEYS if item.get(k)), "")
+        answer = next((str(item[k]) for k in ANSWER_KEYS if item.get(k)), "")
         if _clean(question) and _clean(answer):
             pairs.append((_clean(question), _clean(answer)))
     return pairs
@@ -108,23 +107,5 @@ def parse_qa_pairs(text: str, truncated: bool = False) -> list[tuple[str, str]]:
     if pairs:
         return pairs
     value = extract_json(text)
-    return _pairs_from_json(value, ("question", "q", "instruction"), ("answer", "a", "response")) if value else []
+    return qa_pairs_from_json(value) if value else []
 
-
-def parse_instruction_pair(text: str) -> tuple[str, str] | None:
-    """An instruction and its response: "Instruction: .. Response: .." markers, or JSON in prose."""
-    response = RESPONSE_MARKER.search(text)
-    if response:
-        head = text[:response.start()]
-        instruction = INSTRUCTION_MARKER.search(head)
-        instruction_text = head[instruction.end():] if instruction else head
-        instruction_text, response_text = strip_preamble(instruction_text), text[response.end():].strip()
-        if instruction_text and response_text:
-            return instruction_text, response_text
-    value = extract_json(text)
-    if value:
-        pairs = _pairs_from_json(value, ("instruction", "question", "input", "task"),
-                                 ("response", "answer", "output"))
-        if pairs:
-            return pairs[0]
-    return None

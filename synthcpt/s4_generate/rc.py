@@ -14,7 +14,7 @@ from typing import Any
 from synthcpt.engine.types import Request, Result
 from synthcpt.s4_generate.base import Chunk, Document, Generator, Rejected, round_robin
 from synthcpt.s4_generate.mining import Templates, mine_passage, render
-from synthcpt.s4_generate.parsing import parse_qa_pairs
+from synthcpt.s4_generate.parsing import qa_pairs_from_json
 from synthcpt.s4_generate.records import make_record, record_id
 from synthcpt.s4_generate.wrap import selected_chunks
 
@@ -34,6 +34,15 @@ def passages(doc: Document, chunks: list[Chunk], max_tokens: int) -> list[tuple[
     if chunks:
         found.append((len(found), doc.text[chunks[start].char_start:chunks[-1].char_end]))
     return found
+
+
+def qa_schema(count: int) -> dict[str, Any]:
+    """The JSON answer of an LLM reading-comprehension request: one to `count` question/answer pairs."""
+    pair = {"type": "object", "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+            "required": ["question", "answer"], "additionalProperties": False}
+    return {"type": "object",
+            "properties": {"questions": {"type": "array", "items": pair, "minItems": 1, "maxItems": count}},
+            "required": ["questions"], "additionalProperties": False}
 
 
 class RcMined(Generator):
@@ -94,13 +103,15 @@ class RcLlm(Generator):
             doc = self.corpus.by_id[chunk.doc_id]
             content = template.render(header=doc.header, text=chunk.text.strip(), count=str(s.rc_questions))
             sampling = self.sampling(s.rc_temperature, s.rc_max_tokens)
-            yield self.request(content, template, sampling, metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id})
+            yield self.request(content, template, sampling, json_schema=qa_schema(s.rc_questions),
+                               metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
-        if not result.ok or not result.texts:
+        if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
             return Rejected("engine_error")
-        truncated = bool(result.finish_reasons) and result.finish_reasons[0] == "length"
-        pairs = parse_qa_pairs(result.text, truncated=truncated)
+        if result.finish_reasons and result.finish_reasons[0] == "length":
+            return Rejected("truncated")
+        pairs = qa_pairs_from_json(result.parsed[0]) if result.parsed else []
         if not pairs:
             return Rejected("no_qa_pairs")
         chunk = self.chunks[result.request.metadata["unit"]]

@@ -2,11 +2,11 @@
 
 import pytest
 
-from synthcpt.s4_generate.bonito import parse_raw_pair, with_context
+from synthcpt.s4_generate.bonito import parse_raw_pair, parse_structured_pair, with_context
 from synthcpt.s4_generate.parsing import (
     extract_json,
-    parse_instruction_pair,
     parse_qa_pairs,
+    qa_pairs_from_json,
     strip_preamble,
     trim_truncated,
 )
@@ -64,15 +64,19 @@ def test_qa_pairs_from_json_in_prose():
     assert parse_qa_pairs(text) == [("Who?", "Kane.")]
 
 
-def test_instruction_pairs_with_markers_json_or_nothing():
-    assert parse_instruction_pair("Instruction: Who is Korvin?\nResponse: A human prisoner.") == \
-        ("Who is Korvin?", "A human prisoner.")
-    assert parse_instruction_pair("**Task:** Summarize the passage.\n\n**Output:**\nKorvin escapes.") == \
-        ("Summarize the passage.", "Korvin escapes.")
-    assert parse_instruction_pair('Okay. {"instruction": "Is Korvin human?", "response": "Yes"}') == \
-        ("Is Korvin human?", "Yes")
-    assert parse_instruction_pair("Who is Korvin? He is a human prisoner.") is None  # no separator
-    assert parse_instruction_pair("Instruction: Who is Korvin?\nResponse:") is None  # empty response
+def test_qa_pairs_from_structured_json():
+    value = {"questions": [{"question": "Who?", "answer": "**Kane**."}, {"question": " ", "answer": "x"}, "Why?"]}
+    assert qa_pairs_from_json(value) == [("Who?", "Kane.")]
+    assert qa_pairs_from_json({"question": "Who?", "answer": "Kane."}) == [("Who?", "Kane.")]
+    assert qa_pairs_from_json("Who? Kane.") == [] and qa_pairs_from_json({"questions": []}) == []
+
+
+def test_instruction_pairs_from_structured_json_keep_their_layout():
+    instruction = "Which option is right?\nA. Mars\nB. Venus"
+    assert parse_structured_pair([{"instruction": f" {instruction} ", "response": "A"}]) == (instruction, "A")
+    assert parse_structured_pair([{"instruction": "Who is Korvin?", "response": "  "}]) is None  # empty response
+    assert parse_structured_pair([["Who is Korvin?", "A prisoner."]]) is None  # not an object
+    assert parse_structured_pair(None) is None  # the JSON did not parse
 
 
 def test_bonito_raw_format():

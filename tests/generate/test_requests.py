@@ -56,7 +56,15 @@ def test_bonito_raw_format_for_the_bonito_model(prepared_run):
     assert (sampling.temperature, sampling.top_p) == (0.5, 0.95)
     ctx.model = "default"
     instruct = list(GENERATOR_CLASSES["bonito"](ctx).requests())
-    assert instruct[0].messages and "Instruction:" in instruct[0].messages[0]["content"]
+    assert instruct[0].messages and instruct[0].json_schema["required"] == ["instruction", "response"]
+    assert requests[0].json_schema is None  # the Bonito model answers in its own format
+
+
+def test_rc_llm_asks_for_the_configured_number_of_questions_as_json(prepared_run):
+    request = next(GENERATOR_CLASSES["rc_llm"](context(prepared_run, rc_questions=2)).requests())
+    questions = request.json_schema["properties"]["questions"]
+    assert (questions["minItems"], questions["maxItems"]) == (1, 2)
+    assert "Write 2 questions" in request.messages[0]["content"]
 
 
 def test_entigraph_requests_share_the_document_prefix_and_fit_the_context(prepared_run):
