@@ -68,6 +68,23 @@ def extract_json(text: str) -> Any | None:
     return None
 
 
+def complete_items(text: str) -> list[Any]:
+    """The complete objects of the first JSON array in `text`, an answer cut off by max_tokens."""
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    at = text.find("[")
+    while at >= 0:
+        at = text.find("{", at)
+        if at < 0:
+            break
+        try:
+            item, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            break  # the object the limit cut off
+        items.append(item)
+    return items
+
+
 def _clean(text: str) -> str:
     return " ".join(MARKDOWN.sub("", text).split())
 

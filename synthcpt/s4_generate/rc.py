@@ -14,7 +14,7 @@ from typing import Any
 from synthcpt.engine.types import Request, Result
 from synthcpt.s4_generate.base import Chunk, Document, Generator, Rejected, round_robin
 from synthcpt.s4_generate.mining import Templates, mine_passage, render
-from synthcpt.s4_generate.parsing import qa_pairs_from_json
+from synthcpt.s4_generate.parsing import complete_items, qa_pairs_from_json
 from synthcpt.s4_generate.records import make_record, record_id
 from synthcpt.s4_generate.wrap import selected_chunks
 
@@ -109,11 +109,12 @@ class RcLlm(Generator):
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
             return Rejected("engine_error")
-        if result.finish_reasons and result.finish_reasons[0] == "length":
-            return Rejected("truncated")
-        pairs = qa_pairs_from_json(result.parsed[0]) if result.parsed else []
+        truncated = bool(result.finish_reasons) and result.finish_reasons[0] == "length"
+        # An answer cut off by max_tokens keeps the pairs it completed.
+        answer = complete_items(result.text) if truncated else result.parsed[0] if result.parsed else []
+        pairs = qa_pairs_from_json(answer)
         if not pairs:
-            return Rejected("no_qa_pairs")
+            return Rejected("truncated" if truncated else "no_qa_pairs")
         chunk = self.chunks[result.request.metadata["unit"]]
         lead_in = random.Random(f"{self.ctx.seed}:{self.name}:{chunk.chunk_id}").choice(self.lead_ins)
         tasks = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in pairs)

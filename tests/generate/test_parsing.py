@@ -4,6 +4,7 @@ import pytest
 
 from synthcpt.s4_generate.bonito import parse_raw_pair, parse_structured_pair, with_context
 from synthcpt.s4_generate.parsing import (
+    complete_items,
     extract_json,
     parse_qa_pairs,
     qa_pairs_from_json,
@@ -69,6 +70,12 @@ def test_qa_pairs_from_structured_json():
     assert qa_pairs_from_json(value) == [("Who?", "Kane.")]
     assert qa_pairs_from_json({"question": "Who?", "answer": "Kane."}) == [("Who?", "Kane.")]
     assert qa_pairs_from_json("Who? Kane.") == [] and qa_pairs_from_json({"questions": []}) == []
+
+
+def test_complete_items_of_a_json_answer_cut_off_by_max_tokens():
+    cut = '{"questions": [{"question": "Who {was} it?", "answer": "Kane."}, {"question": "Why", "ans'
+    assert complete_items(cut) == [{"question": "Who {was} it?", "answer": "Kane."}]
+    assert complete_items('{"questions": [{"question": "Wh') == [] and complete_items("no JSON here") == []
 
 
 def test_instruction_pairs_from_structured_json_keep_their_layout():
