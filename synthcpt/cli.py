@@ -8,7 +8,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,9 +21,9 @@ app = typer.Typer(help="synthcpt: teach a language model a small corpus with syn
 models_app = typer.Typer(help="The embedded default model and other prepared models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
-SetOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override: section.key=value.")]
-PresetOption = Annotated[Optional[str], typer.Option(
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: section.key=value.")]
+PresetOption = Annotated[str | None, typer.Option(
     "--preset", "-p", help="Start from a preset (cpu-demo, gpu-local, hosted-api); the config file and --set "
                            "override it.")]
 
@@ -55,8 +55,8 @@ SUMMARY_STAGES = ("generate", "train", "eval", "report")
 
 @app.command()
 def run(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None,
-        start: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on.")] = None,
-        only: Annotated[Optional[str], typer.Option("--only", help="Rerun only this stage.")] = None) -> None:
+        start: Annotated[str | None, typer.Option("--from", help="Rerun from this stage on.")] = None,
+        only: Annotated[str | None, typer.Option("--only", help="Rerun only this stage.")] = None) -> None:
     """Run the pipeline: stages already complete for the same inputs and settings are skipped."""
     from synthcpt.pipeline import StageContext, call, is_main_process, select, stage_by_name, stage_names
 

@@ -30,7 +30,7 @@ def git_sha() -> str | None:
     source = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+                             text=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

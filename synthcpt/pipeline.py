@@ -18,10 +18,11 @@ import os
 import pkgutil
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -35,7 +36,7 @@ STAGE_PACKAGE = re.compile(r"^s(\d+)_([a-z]+)$")
 Hook = Callable[["StageContext"], Any] | str
 
 
-def call(hook: Hook, ctx: "StageContext") -> Any:
+def call(hook: Hook, ctx: StageContext) -> Any:
     if isinstance(hook, str):
         module, _, name = hook.partition(":")
         hook = getattr(importlib.import_module(module), name)
@@ -100,7 +101,7 @@ class StageContext:
 
     config: Any
     stage: Stage
-    run: "RunFolder"
+    run: RunFolder
 
     @property
     def settings(self) -> Any:

@@ -14,7 +14,8 @@ def synthcpt(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpr
     """Run the `synthcpt` CLI as a user would, capturing its output."""
     env = dict(os.environ, COLUMNS="200", TERM="dumb")
     return subprocess.run([sys.executable, "-c", "from synthcpt.cli import main; main()", *args],
-                          cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+                          cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:

@@ -65,7 +65,7 @@ def test_interrupted_conversion_leaves_no_half_model(tmp_path, embedded_model):
     proc.wait()
     assert not (tmp_path / "models" / models.EMBEDDED_NAME).exists()
     proc = subprocess.run([sys.executable, "-c", code, "models", "prepare"], env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "models" / models.EMBEDDED_NAME / models.MARKER).is_file()
     assert not staging.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
@@ -38,12 +39,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         bounds.add(match.end())
     paragraphs = sorted(bounds)
     nlp = _sentencizer()
-    for (start, end), doc in zip(zip(paragraphs, paragraphs[1:]),
-                                 nlp.pipe(text[a:b] for a, b in zip(paragraphs, paragraphs[1:]))):
+    for (start, end), doc in zip(pairwise(paragraphs), nlp.pipe(text[a:b] for a, b in pairwise(paragraphs))):
         for sentence in list(doc.sents)[1:]:
             bounds.add(start + sentence.start_char)
     ordered = sorted(bounds)
-    return list(zip(ordered, ordered[1:]))
+    return list(pairwise(ordered))
 
 
 def _count(tokenizer, texts: list[str]) -> list[int]:
@@ -56,7 +56,7 @@ def _split_long(text: str, start: int, end: int, tokenizer, max_tokens: int) -> 
     """Cut one over-long span at token boundaries into pieces of at most `max_tokens` tokens."""
     offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     cuts = [start] + [start + offsets[i][0] for i in range(max_tokens, len(offsets), max_tokens)] + [end]
-    return list(zip(cuts, cuts[1:]))
+    return list(pairwise(cuts))
 
 
 def chunk_text(text: str, tokenizer, max_tokens: int) -> list[Chunk]:

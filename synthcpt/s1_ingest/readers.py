@@ -7,9 +7,10 @@ it, as `ingest.on_error` says.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from synthcpt.s1_ingest.leval import Question, is_leval, parse_question
 
@@ -137,7 +138,7 @@ def read_parquet(path: Path, fields: Fields) -> Iterator[Item]:
 
     try:
         table = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for a file that is not parquet
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a file that is not parquet
         yield BadInput(str(path), f"not a readable parquet file ({str(e).splitlines()[0]})", "unreadable")
         return
     for batch in table.iter_batches(batch_size=256):
@@ -149,7 +150,7 @@ def read_hf_folder(path: Path, fields: Fields) -> Iterator[Item]:
 
     try:
         loaded = datasets.load_from_disk(str(path))
-    except Exception as e:  # datasets raises several types for a folder it cannot read
+    except Exception as e:  # noqa: BLE001 - datasets raises several types for a folder it cannot read
         yield BadInput(str(path), f"not a readable saved dataset ({str(e).splitlines()[0]})", "unreadable")
         return
     splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("", loaded)]

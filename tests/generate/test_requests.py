@@ -18,7 +18,7 @@ def context(prepared_run, **settings):
 
 
 def test_requests_are_deterministic_and_carry_provenance(prepared_run):
-    config, run_dir = prepared_run
+    config, _ = prepared_run
     first, second = context(prepared_run), context(prepared_run)
     llm_generators = [name for name in config.generate.generators if GENERATOR_CLASSES[name](first).max_tokens]
     assert set(llm_generators) == {"entigraph", "wrap", "rc_llm", "bonito"}  # rc_mined needs no model
@@ -91,7 +91,7 @@ def test_mined_records_need_no_model(prepared_run):
 
 
 def test_plan_command_estimates_each_generator_up_to_its_target(prepared_run):
-    config, run_dir = prepared_run
+    _, run_dir = prepared_run
     overrides = [a for s in ["entities.extractor=spacy", *[f"{k}={v}" for k, v in {
         "run.dir": run_dir, "generate.generators": "[entigraph, wrap, rc_mined]",
         "generate.tokens": "{entigraph: 4000, wrap: 200, rc_mined: 100}",
