@@ -63,3 +63,8 @@ class Result:
     @property
     def text(self) -> str:
         return self.texts[0] if self.texts else ""
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the first text was cut off by max_tokens."""
+        return bool(self.finish_reasons) and self.finish_reasons[0] == "length"

@@ -170,7 +170,7 @@ def collect(results: Iterable[Result], n_windows: dict[str, int]) -> LlmOutcome:
             continue
         parsed = parse_extraction(result.text)
         outcome.counts[parsed.status] += 1
-        if result.finish_reasons and result.finish_reasons[0] == "length":
+        if result.truncated:
             outcome.counts["truncated"] += 1
         seen = Counter(parsed.entities)
         outcome.candidates.setdefault(doc_id, []).extend(

@@ -134,11 +134,9 @@ class Generator:
                 json_schema: dict[str, Any] | None = None) -> Request:
         metadata = {"generator": self.name, "prompt_file": prompt.name, "prompt_hash": prompt.hash,
                     "sample": sample, **metadata}
-        if raw:
-            return Request(prompt=content, sampling=sampling, json_schema=json_schema, prefix_key=prefix_key,
-                           metadata=metadata, sample=sample)
-        return Request(messages=[{"role": "user", "content": content.strip()}], sampling=sampling,
-                       json_schema=json_schema, prefix_key=prefix_key, metadata=metadata, sample=sample)
+        messages = None if raw else [{"role": "user", "content": content.strip()}]
+        return Request(messages=messages, prompt=content if raw else None, sampling=sampling, json_schema=json_schema,
+                       prefix_key=prefix_key, metadata=metadata, sample=sample)
 
     def record(self, result: Result, text: str, style: str, entities: Iterable[str] = (),
                part: int = 0, **extra: Any) -> dict[str, Any]:

@@ -108,7 +108,7 @@ class Bonito(Generator):
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
             return Rejected("engine_error")
-        if result.finish_reasons and result.finish_reasons[0] == "length":
+        if result.truncated:
             return Rejected("truncated")
         pair = parse_raw_pair(result.text) if self.raw else parse_structured_pair(result.parsed)
         if pair is None:

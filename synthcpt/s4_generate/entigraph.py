@@ -100,7 +100,7 @@ class EntiGraph(Generator):
         if not result.ok or not result.texts:
             return Rejected("engine_error")
         text = result.text
-        if result.finish_reasons and result.finish_reasons[0] == "length":
+        if result.truncated:
             text = trim_truncated(text)
         body = strip_preamble(text)
         if not body:

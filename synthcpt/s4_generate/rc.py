@@ -109,12 +109,12 @@ class RcLlm(Generator):
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
             return Rejected("engine_error")
-        truncated = bool(result.finish_reasons) and result.finish_reasons[0] == "length"
-        # An answer cut off by max_tokens keeps the pairs it completed.
-        answer = complete_items(result.text) if truncated else result.parsed[0] if result.parsed else []
-        pairs = qa_pairs_from_json(answer)
+        if result.truncated:  # an answer cut off by max_tokens keeps the pairs it completed
+            pairs = qa_pairs_from_json(complete_items(result.text))
+        else:
+            pairs = qa_pairs_from_json(result.parsed[0]) if result.parsed else []
         if not pairs:
-            return Rejected("truncated" if truncated else "no_qa_pairs")
+            return Rejected("truncated" if result.truncated else "no_qa_pairs")
         chunk = self.chunks[result.request.metadata["unit"]]
         lead_in = random.Random(f"{self.ctx.seed}:{self.name}:{chunk.chunk_id}").choice(self.lead_ins)
         tasks = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in pairs)

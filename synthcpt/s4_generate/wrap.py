@@ -58,14 +58,13 @@ class Wrap(Generator):
         if not result.ok or not result.texts:
             return Rejected("engine_error")
         style = result.request.metadata["style"]
-        truncated = bool(result.finish_reasons) and result.finish_reasons[0] == "length"
         if style == "qa":
-            pairs = parse_qa_pairs(result.text, truncated=truncated)
+            pairs = parse_qa_pairs(result.text, truncated=result.truncated)
             if not pairs:
                 return Rejected("no_qa_pairs")
             text = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in pairs)
         else:
-            text = strip_preamble(trim_truncated(result.text) if truncated else result.text)
+            text = strip_preamble(trim_truncated(result.text) if result.truncated else result.text)
             if not text:
                 return Rejected("empty")
         return [self.record(result, text, style)]
