@@ -38,8 +38,8 @@ os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # the last std
 
 from synthcpt.engine import Request, Sampling, open_engine
 from synthcpt.engine.cache import Response, ResponseCache, request_key
-from synthcpt.engine.settings import EngineSettings
-from synthcpt.engine.vllm_backend import release_models
+from synthcpt.engine.settings import engine_settings
+from synthcpt.engine.backends.vllm import release_models
 from synthcpt.progress import console
 
 CORPUS = ROOT / "examples" / "quality" / "quality-demo.jsonl"
@@ -86,7 +86,7 @@ def chat_requests(n: int, max_tokens: int, offset: int) -> list[Request]:
             for i in range(n)]
 
 
-def engine_rate(settings: EngineSettings, requests: list[Request], run_dir: Path) -> tuple[float, float]:
+def engine_rate(settings, requests: list[Request], run_dir: Path) -> tuple[float, float]:
     """(completion tokens/s, seconds) of one run through the engine with an empty response cache."""
     start = time.perf_counter()
     with open_engine(settings, run_dir) as engine:
@@ -100,10 +100,10 @@ def engine_rate(settings: EngineSettings, requests: list[Request], run_dir: Path
 def bench_vllm_overhead(size: Size, tmp: Path) -> dict:
     from vllm import SamplingParams
 
-    from synthcpt.engine.vllm_backend import shared_llm
+    from synthcpt.engine.backends.vllm import shared_llm
     from synthcpt.models import resolve
 
-    settings = EngineSettings()
+    settings = engine_settings()()
     llm = shared_llm(settings, resolve(settings.model))
     llm.generate(["Warm up."] * 8, SamplingParams(max_tokens=8), use_tqdm=False)
     raw_tokens = raw_seconds = ours_tokens = ours_seconds = 0.0
@@ -155,10 +155,10 @@ def entigraph_requests(size: Size, tokenizer) -> list[Request]:
 
 
 def bench_prefix_order(size: Size, tmp: Path) -> dict:
-    from synthcpt.engine.vllm_backend import shared_llm
+    from synthcpt.engine.backends.vllm import shared_llm
     from synthcpt.models import load_tokenizer, resolve
 
-    settings = EngineSettings(kv_cache_gb=size.kv_cache_gb, max_model_len=size.max_model_len)
+    settings = engine_settings()(vllm={"kv_cache_gb": size.kv_cache_gb}, max_model_len=size.max_model_len)
     llm = shared_llm(settings, resolve(settings.model))
     requests = entigraph_requests(size, load_tokenizer(settings.model))
     figures = {"documents": size.documents, "prompts_per_document": size.prompts_per_document,
@@ -224,8 +224,8 @@ def bench_openai(size: Size, tmp: Path) -> tuple[dict, dict]:
 
     concurrency = 16
     with open(tmp / "server.log", "wb") as server_log, \
-            local_server(EngineSettings(), free_port(), log=server_log) as base_url:
-        settings = EngineSettings(backend="openai", base_url=base_url, concurrency=concurrency)
+            local_server(engine_settings()(), free_port(), log=server_log) as base_url:
+        settings = engine_settings()(backend="openai", openai={"base_url": base_url, "concurrency": concurrency})
         asyncio.run(plain_asyncio(base_url, chat_requests(concurrency, 8, offset=-1000), concurrency))  # warm-up
         plain_rates, ours_rates = [], []
         for round_ in range(size.server_rounds):
@@ -249,7 +249,7 @@ def bench_openai(size: Size, tmp: Path) -> tuple[dict, dict]:
 def peak_memory(n: int, run_dir: Path) -> int:
     """Peak Python heap (bytes) while streaming n requests through the engine, all answered by the cache
     (filled beforehand), so what is measured is the engine's own bookkeeping per request."""
-    settings = EngineSettings()
+    settings = engine_settings()()
 
     def requests():
         for i in range(n):

@@ -55,7 +55,7 @@ def warm_up(config, run_dir: Path) -> None:
 
 def cold_prefix_cache(config) -> None:
     """Empty vLLM's prefix cache, so neither measured run inherits the other's prefill."""
-    from synthcpt.engine.vllm_backend import shared_llm
+    from synthcpt.engine.backends.vllm import shared_llm
     from synthcpt.models import resolve
 
     shared_llm(config.engine, resolve(config.engine.model)).reset_prefix_cache()

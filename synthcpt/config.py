@@ -1,7 +1,8 @@
 """One pydantic config for the whole pipeline, assembled from the stage sections.
 
 The non-stage sections are `run` (here) and `engine` (`synthcpt.engine.settings`); every stage contributes its own
-section (its `Stage.settings`), so a new stage adds its settings without touching this file.
+section (its `Stage.settings`), so a new stage adds its settings without touching this file. Plugins nest their
+sections inside these (`engine.openai`, `generate.wrap`), so the model is rebuilt when a plugin is registered.
 """
 
 from __future__ import annotations
@@ -13,46 +14,46 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from synthcpt import plugins
+from synthcpt.engine.settings import engine_settings
 from synthcpt.errors import SynthcptError
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
-
-class RunSettings(Section):
-    """Where the run lives and what makes it reproducible."""
-
-    dir: Path = Field(Path("runs/default"), description="Run folder: config, manifest and one subfolder per stage.")
-    seed: int = Field(0, description="Seed for every sampling decision of the run.")
-
-
-def _engine_settings() -> type[BaseModel]:
-    from synthcpt.engine.settings import EngineSettings
-
-    return EngineSettings
+from synthcpt.pipeline import RunSettings, stages
+from synthcpt.section import Section
 
 
 def _stage_sections() -> dict[str, Any]:
-    from synthcpt.pipeline import stages
+    sections = {}
+    for stage in stages():
+        settings = stage.settings_class()
+        sections[stage.name] = (settings, Field(default_factory=settings, description=stage.help))
+    return sections
 
-    return {stage.name: (stage.settings, Field(default_factory=stage.settings, description=stage.help))
-            for stage in stages()}
 
-
-@lru_cache(maxsize=1)
-def config_model() -> type[BaseModel]:
-    """The Config class: `run`, `engine`, then one section per stage in pipeline order."""
-    engine_settings = _engine_settings()
+@lru_cache(maxsize=4)
+def _config_model(generation: int) -> type[BaseModel]:
+    engine = engine_settings()
     return create_model(
         "Config",
         __config__=ConfigDict(extra="forbid", validate_assignment=True),
         run=(RunSettings, Field(default_factory=RunSettings, description=RunSettings.__doc__)),
-        engine=(engine_settings, Field(default_factory=engine_settings, description=engine_settings.__doc__)),
+        engine=(engine, Field(default_factory=engine, description=engine.__doc__)),
         **_stage_sections(),
     )
+
+
+def config_model() -> type[BaseModel]:
+    """The Config class: `run`, `engine`, then one section per stage in pipeline order."""
+    return _config_model(plugins.generation())
+
+
+def _moved_to(loc: tuple[Any, ...]) -> str | None:
+    """Where an unknown key of an earlier version went (`Section.moved` of the section holding it)."""
+    model: Any = config_model()
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        model = field.annotation if field is not None else None
+    moved = getattr(model, "moved", {}) if isinstance(model, type) and issubclass(model, Section) else {}
+    return moved.get(str(loc[-1]))
 
 
 def _format_validation_error(err: ValidationError) -> str:
@@ -60,7 +61,8 @@ def _format_validation_error(err: ValidationError) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown setting '{key}'")
+            moved = _moved_to(e["loc"])
+            parts.append(f"unknown setting '{key}': it is now '{moved}'" if moved else f"unknown setting '{key}'")
         else:
             parts.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return "invalid config: " + "; ".join(parts)
@@ -128,10 +130,6 @@ def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...]
         raise SynthcptError(_format_validation_error(e)) from None
 
 
-def config_to_yaml(config: BaseModel) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-
-
 def _yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip().removesuffix("\n...")
 
@@ -142,12 +140,23 @@ def commented_config(config: BaseModel | None = None) -> str:
     lines = ["# synthcpt config. Every key is optional; a key left out takes its default.",
              "# Override any key on the command line: --set section.key=value", ""]
     for section_name, section_field in type(config).model_fields.items():
-        section = getattr(config, section_name)
         lines.append(f"# {section_field.description or section_name}")
-        lines.append(f"{section_name}:")
-        for key, field in type(section).model_fields.items():
-            if field.description:
-                lines.append(f"  # {field.description}")
-            lines.append(f"  {key}: {_yaml_value(section.model_dump(mode='json')[key])}")
+        lines += _commented_section(section_name, getattr(config, section_name), "")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _commented_section(name: str, section: BaseModel, indent: str) -> list[str]:
+    """A section's keys, each after its description; nested sections (a plugin's settings) indented."""
+    lines = [f"{indent}{name}:"]
+    values = section.model_dump(mode="json")
+    for key, field in type(section).model_fields.items():
+        value = getattr(section, key)
+        if isinstance(value, Section):
+            lines.append(f"{indent}  # {(field.description or key).splitlines()[0]}")
+            lines += _commented_section(key, value, indent + "  ")
+            continue
+        if field.description:
+            lines.append(f"{indent}  # {field.description}")
+        lines.append(f"{indent}  {key}: {_yaml_value(values[key])}")
+    return lines

@@ -27,6 +27,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from synthcpt.errors import SynthcptError
+from synthcpt.prompts import prompts_fingerprint
+from synthcpt.run_folder import FOLDERS, RunFolder, RunSettings
+
+__all__ = ["RunFolder", "RunSettings", "Runner", "Stage", "StageContext", "stages"]
 
 STAGE_PACKAGE = re.compile(r"^s(\d+)_([a-z]+)$")
 
@@ -47,17 +51,19 @@ def call(hook: Hook, ctx: StageContext) -> Any:
 class Stage:
     name: str
     help: str
-    settings: type[BaseModel]
+    # Its config section: a class, or a function that builds it (a section holding plugins' sections,
+    # rebuilt when a plugin is registered).
+    settings: type[BaseModel] | Callable[[], type[BaseModel]]
     # Runs the stage and returns its stats for the manifest.
     run: Hook
     # Other config sections the stage's output depends on (e.g. "engine").
     uses: tuple[str, ...] = ()
     # Fingerprint of what the stage reads from outside the run folder (input files).
     external_inputs: Callable[[Any], str] | None = None
+    # The prompt files the stage uses for a config (their hashes are part of its fingerprint).
+    prompts: Callable[[Any], list[str]] | None = None
     # Bump when the stage's output format or logic changes, so old outputs are redone.
     version: int = 1
-    # The run subfolder of its outputs, when it differs from the name (e.g. "synthetic").
-    folder: str | None = None
     # Prints a summary of the stage's outputs; the stage's command calls it after running or skipping.
     show: Hook | None = None
     # For `synthcpt plan`: the model requests the stage would send, keyed by the engine step
@@ -66,7 +72,11 @@ class Stage:
 
     @property
     def output_folder(self) -> str:
-        return self.folder or self.name
+        return FOLDERS[self.name]
+
+    def settings_class(self) -> type[BaseModel]:
+        settings = self.settings
+        return settings if isinstance(settings, type) else settings()
 
 
 @lru_cache(maxsize=1)
@@ -143,8 +153,19 @@ def _digest(data: Any) -> str:
 
 
 def _section_identity(config: Any, name: str) -> dict[str, Any]:
-    # Where the run folder lies is not what a stage computes: moving a run must not redo it.
-    return getattr(config, name).model_dump(mode="json", exclude={"dir"} if name == "run" else None)
+    """What a section contributes to a fingerprint: its `identity()` where it defines one (the selected
+    plugins' settings only), else all of it. Where the run folder and the prompt override folder lie is
+    not what a stage computes (prompts count by their content): moving a run must not redo it."""
+    section = getattr(config, name)
+    if hasattr(section, "identity"):
+        return section.identity()
+    return section.model_dump(mode="json", exclude={"dir", "prompts_dir"} if name == "run" else None)
+
+
+def stage_prompts_fingerprint(stage: Stage, config: Any) -> str | None:
+    if stage.prompts is None:
+        return None
+    return prompts_fingerprint(stage.prompts(config), config.run.prompts_dir)
 
 
 def fingerprints(config: Any) -> dict[str, str]:
@@ -155,36 +176,14 @@ def fingerprints(config: Any) -> dict[str, str]:
         payload = {
             "stage": stage.name,
             "version": stage.version,
-            "settings": getattr(config, stage.name).model_dump(mode="json"),
+            "settings": _section_identity(config, stage.name),
             "uses": {name: _section_identity(config, name) for name in stage.uses},
             "inputs": stage.external_inputs(config) if stage.external_inputs else None,
+            "prompts": stage_prompts_fingerprint(stage, config),
             "previous": previous,
         }
         previous = result[stage.name] = _digest(payload)
     return result
-
-
-class RunFolder:
-    """A run's folder: `config.yaml`, `manifest.json` and one subfolder per stage."""
-
-    def __init__(self, directory: Path):
-        from synthcpt.manifest import load_or_create
-
-        self.dir = directory
-        self.manifest = load_or_create(directory)
-
-    def save(self) -> None:
-        from synthcpt.manifest import save
-
-        if is_main_process():
-            save(self.dir, self.manifest)
-
-    def stage_entry(self, name: str) -> dict[str, Any]:
-        return self.manifest["stages"].setdefault(name, {"status": "pending"})
-
-    def is_complete(self, name: str, fingerprint: str) -> bool:
-        entry = self.manifest["stages"].get(name, {})
-        return entry.get("status") == "complete" and entry.get("fingerprint") == fingerprint
 
 
 def select(names: list[str], start: str | None, only: str | None) -> list[str]:
@@ -207,12 +206,9 @@ class Runner:
     run: RunFolder = field(init=False)
 
     def __post_init__(self) -> None:
-        from synthcpt.atomic import write_text
-        from synthcpt.config import config_to_yaml
-
         self.run = RunFolder(Path(self.config.run.dir))
         if is_main_process():
-            write_text(self.run.dir / "config.yaml", config_to_yaml(self.config))
+            self.run.write_config(self.config)
 
     def execute(self, selected: list[str], force: set[str]) -> None:
         prints = fingerprints(self.config)

@@ -1,12 +1,23 @@
-"""What the engine asks of a backend: take jobs while it has room, hand back finished ones."""
+"""What the engine asks of a backend: take jobs while it has room, hand back finished ones.
+
+A backend is a plugin (`synthcpt.plugins`): a module of `synthcpt/engine/backends/` whose `PLUGIN`
+is a class with the attributes and methods of `Backend`, and whose `Settings` section is nested in the
+engine section under its name (`engine.openai.concurrency`). The engine in front of it owns the cache:
+a backend only ever sees requests no response is stored for, and never writes the cache itself.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from synthcpt.engine.cache import Response
 from synthcpt.engine.types import Request
+from synthcpt.section import Section
+
+if TYPE_CHECKING:
+    from synthcpt.engine.settings import EngineSettings
 
 
 @dataclass
@@ -26,6 +37,20 @@ class Done:
 
 
 class Backend(Protocol):
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line for the config's description of engine.backend
+    Settings: ClassVar[type[Section]]
+    # True: opened with the engine (a hosted API checks its URL, key and model before any work);
+    # False: at the first request the cache cannot answer (loading a local model takes a while).
+    open_eagerly: ClassVar[bool]
+    # True: engine.model names weights to load here (resolved to a folder); False: a name a server knows.
+    local_model: ClassVar[bool]
+
+    def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path) -> None:
+        """`settings` is the whole engine section (the backend's own is `settings.<name>`); `model_path`
+        the resolved local model when `local_model`; `run_dir` the run folder, for a backend that keeps
+        state of its own there (e.g. submitted batch ids) — never the response cache."""
+
     def capacity(self) -> int:
         """How many more jobs it takes now (in flight plus a queue that keeps the model busy)."""
 

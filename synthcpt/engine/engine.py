@@ -14,6 +14,7 @@ from synthcpt.engine.ordering import prefix_grouped
 from synthcpt.engine.settings import EngineSettings, Price
 from synthcpt.engine.types import Request, Result
 from synthcpt.engine.usage import Usage, live_progress, record_usage
+from synthcpt.models import resolve
 
 CACHE_FILE = "engine.sqlite"
 USAGE_FILE = "usage.json"
@@ -42,35 +43,28 @@ class Engine:
 
     def __init__(self, settings: EngineSettings, run_dir: Path):
         self.settings = settings
+        self.run_dir = run_dir
         self.cache = ResponseCache(cache_dir(run_dir) / CACHE_FILE)
         self.usage_path = cache_dir(run_dir) / USAGE_FILE
         self.usage = Usage()
         self.backend: Backend | None = None
         self.loading_seconds = 0.0  # loading the model is not generation time (tok/s, plans)
         self.price = settings.prices.get(settings.model, Price())
+        self.plugin = settings.backend_plugin
+        self.model_path: str | None = None
         try:
-            if settings.backend == "openai":
-                # Connects and checks the model now: a wrong URL, key or model is one line before any work.
-                self.backend = self._open_backend()
-            else:
-                from synthcpt.models import resolve
-
+            if self.plugin.local_model:
                 self.model_path = resolve(settings.model)
+            if self.plugin.open_eagerly:
+                self.backend = self._open_backend()
         except BaseException:
             self.cache.close()
             raise
 
     def _open_backend(self) -> Backend:
-        if self.settings.backend == "openai":
-            from synthcpt.engine.openai_backend import OpenAIBackend
-
-            return OpenAIBackend(self.settings)
-        from synthcpt.engine.vllm_backend import VllmBackend
-
-        return VllmBackend(self.settings, self.model_path)
+        return self.plugin(self.settings, self.model_path, self.run_dir)
 
     def _backend(self) -> Backend:
-        # vLLM is loaded at the first request the cache cannot answer, so a finished run resumes instantly.
         if self.backend is None:
             start = time.perf_counter()
             self.backend = self._open_backend()

@@ -13,8 +13,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from synthcpt.engine.backends.vllm import GIB, is_cpu_build, set_cpu_environment
 from synthcpt.engine.settings import EngineSettings
-from synthcpt.engine.vllm_backend import GIB, is_cpu_build, set_cpu_environment
 from synthcpt.errors import SynthcptError
 
 READY_TIMEOUT = 600.0
@@ -25,18 +25,21 @@ def server_command(settings: EngineSettings, host: str, port: int) -> list[str]:
     from synthcpt.models import resolve
 
     cpu = is_cpu_build()
+    own = settings.vllm
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve(settings.model),
                "--served-model-name", settings.model, "--host", host, "--port", str(port),
-               "--dtype", "float32" if cpu and settings.dtype == "auto" else settings.dtype,
+               "--dtype", "float32" if cpu and own.dtype == "auto" else own.dtype,
                "--enable-prefix-caching", "--disable-uvicorn-access-log"]
     if cpu:
-        command += ["--enforce-eager", "--kv-cache-memory-bytes", str(int(settings.kv_cache_gb * GIB))]
+        command += ["--enforce-eager", "--kv-cache-memory-bytes", str(int(own.kv_cache_gb * GIB))]
     else:
-        command += ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
+        command += ["--gpu-memory-utilization", str(own.gpu_memory_utilization)]
     if settings.max_model_len:
         command += ["--max-model-len", str(settings.max_model_len)]
-    if settings.max_num_seqs:
-        command += ["--max-num-seqs", str(settings.max_num_seqs)]
+    if own.tensor_parallel_size > 1:
+        command += ["--tensor-parallel-size", str(own.tensor_parallel_size)]
+    if own.max_num_seqs:
+        command += ["--max-num-seqs", str(own.max_num_seqs)]
     return command
 
 

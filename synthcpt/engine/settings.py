@@ -1,12 +1,20 @@
-"""Settings of the generation engine (the `engine` section of the config)."""
+"""Settings of the generation engine (the `engine` section of the config).
+
+The section holds what every backend shares (model, tokenizer, prefix grouping, prices) and one nested
+section per engine backend plugin (`engine.vllm`, `engine.openai`, ...), made from the backend registry.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from functools import lru_cache
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, create_model
 
-from synthcpt.config import Section
+from synthcpt import plugins
+from synthcpt.section import Section
+
+BACKENDS: plugins.Registry = plugins.Registry("engine backend", "synthcpt.engine.backends")
 
 
 class Price(Section):
@@ -27,39 +35,32 @@ DEFAULT_PRICES = {
     "gpt-4.1-nano": Price(input=0.1, output=0.4),
 }
 
+# Flat keys of earlier versions, now in a backend's section.
+MOVED = {
+    **{key: f"engine.openai.{key}" for key in
+       ("base_url", "api_key_env", "concurrency", "rpm", "tpm", "timeout", "max_retries")},
+    **{key: f"engine.vllm.{key}" for key in
+       ("dtype", "max_num_seqs", "gpu_memory_utilization", "kv_cache_gb")},
+}
+
 
 class EngineSettings(Section):
     """The generation engine every LLM call goes through."""
 
+    moved: ClassVar[dict[str, str]] = MOVED
+
     model: str = Field(
         "default",
         description="Generator model: 'default' (embedded SmolLM2-135M-Instruct), an HF folder or a hub id; "
-                    "for the openai backend, the model name the server knows.",
+                    "for a hosted backend, the model name the server knows.",
     )
-    backend: Literal["vllm", "openai"] = Field(
-        "vllm", description="'vllm': in-process vllm.LLM; 'openai': any OpenAI-compatible server (engine.base_url).")
-    base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint for the openai backend, e.g. http://127.0.0.1:8000/v1 "
-                          "(unset: api.openai.com).")
-    api_key_env: str = Field(
-        "OPENAI_API_KEY", description="Environment variable holding the API key (never stored in the run folder).")
+    backend: str = Field("vllm", description="Engine backend (one nested section of settings each).")
     tokenizer: str | None = Field(
         None, description="Tokenizer for exact prompt-token counts (plan, tokens-per-minute limit): an HF folder or "
                           "hub id (unset: the model's own, or a ~4 characters/token estimate when it has none).")
-    concurrency: int = Field(64, ge=1, description="openai backend: requests in flight at once.")
-    rpm: int = Field(0, ge=0, description="openai backend: requests-per-minute limit (0: none).")
-    tpm: int = Field(0, ge=0, description="openai backend: tokens-per-minute limit, prompt + max_tokens (0: none).")
-    timeout: float = Field(600.0, gt=0, description="openai backend: seconds before one request times out.")
-    max_retries: int = Field(
-        8, ge=0, description="openai backend: retries of a request on 429, 5xx, timeouts and connection errors "
-                             "(exponential backoff with jitter, Retry-After honoured).")
-    dtype: str = Field("auto", description="vllm backend: weights dtype ('auto': float32 on CPU, the model's on GPU).")
-    max_model_len: int | None = Field(None, ge=1, description="vllm backend: context length (unset: the model's).")
-    max_num_seqs: int | None = Field(
-        None, ge=1, description="vllm backend: sequences batched at once (unset: vLLM's default).")
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="vllm backend on GPU: share of GPU memory for weights and KV cache.")
-    kv_cache_gb: float = Field(2.0, gt=0, description="vllm backend on CPU: GiB of RAM for the KV cache.")
+    max_model_len: int | None = Field(
+        None, ge=1, description="The generator's context length in tokens: documents are cut to fit it, and vLLM "
+                                "backends allocate it (unset: the model's own).")
     prefix_window: int = Field(
         4096, ge=1, description="Requests read ahead and grouped by prefix_key (e.g. the document), so requests that "
                                 "share a long prefix run together and hit the prefix cache; 1 keeps the given order.")
@@ -67,3 +68,29 @@ class EngineSettings(Section):
         default_factory=lambda: dict(DEFAULT_PRICES),
         description="USD per million prompt/completion tokens by model name, for live cost and plans "
                     "(models not listed are free).")
+
+    @property
+    def backend_plugin(self) -> Any:
+        return BACKENDS.get(self.backend)
+
+    @property
+    def backend_settings(self) -> Any:
+        """The selected backend's own section."""
+        return getattr(self, self.backend)
+
+    def identity(self) -> dict[str, Any]:
+        """What the engine's outputs depend on: the shared settings and the selected backend's section."""
+        return self.model_dump(mode="json", exclude=set(BACKENDS.names()) - {self.backend})
+
+
+@lru_cache(maxsize=4)
+def _engine_settings(generation: int) -> type[EngineSettings]:
+    return create_model("EngineSettings", __base__=EngineSettings, __doc__=EngineSettings.__doc__,
+                        backend=(BACKENDS.choice(), Field("vllm", description=(
+                            "Engine backend: " + "; ".join(f"'{p.name}': {p.summary}" for p in BACKENDS)))),
+                        **BACKENDS.sections())
+
+
+def engine_settings() -> type[EngineSettings]:
+    """The engine section's class, with a nested section per registered backend."""
+    return _engine_settings(plugins.generation())

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from synthcpt.config import Section
 from synthcpt.pipeline import Stage, files_fingerprint
+from synthcpt.section import Section
 
 
 class IngestSettings(Section):

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from synthcpt.config import Section
 from synthcpt.pipeline import Stage
+from synthcpt.section import Section
 
 DEFAULT_NER_LABELS = ["PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
                       "LANGUAGE"]

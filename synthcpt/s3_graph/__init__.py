@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from synthcpt.config import Section
 from synthcpt.pipeline import Stage
+from synthcpt.section import Section
 
 
 class GraphSettings(Section):
@@ -19,6 +19,5 @@ STAGE = Stage(
     help="build the EntiGraph knowledge graph: entities joined by their co-occurrences, with stats",
     settings=GraphSettings,
     run="synthcpt.s3_graph.run:run",
-    folder="graphs",
     show="synthcpt.s3_graph.show:show",
 )

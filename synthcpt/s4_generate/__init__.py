@@ -28,6 +28,5 @@ STAGE = Stage(
     plan="synthcpt.s4_generate.run:planned_requests",
     uses=("engine",),
     external_inputs=_prompts_fingerprint,
-    folder="synthetic",
     show=_show,
 )

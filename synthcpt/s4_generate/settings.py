@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from synthcpt.config import Section
+from synthcpt.section import Section
 
 GeneratorName = Literal["entigraph", "wrap", "rc_mined", "rc_llm", "bonito"]
 GENERATORS: tuple[str, ...] = ("entigraph", "wrap", "rc_mined", "rc_llm", "bonito")

@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from synthcpt.config import Section
 from synthcpt.pipeline import Stage, files_fingerprint
 from synthcpt.s4_generate.settings import GeneratorName
+from synthcpt.section import Section
 
 
 class TrainSettings(Section):
@@ -94,6 +94,5 @@ STAGE = Stage(
     run="synthcpt.s5_train.stage:run",
     uses=("run",),
     external_inputs=_input_fingerprint,
-    folder="train",
     show="synthcpt.s5_train.stage:show",
 )

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from synthcpt.config import Section
 from synthcpt.pipeline import Stage, files_fingerprint
+from synthcpt.section import Section
 
 
 class EvalSettings(Section):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from synthcpt.config import Section
 from synthcpt.pipeline import Stage
+from synthcpt.section import Section
 
 
 class ReportSettings(Section):

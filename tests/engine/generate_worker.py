@@ -9,7 +9,7 @@ from pathlib import Path
 
 from synthcpt.atomic import write_text
 from synthcpt.engine import Request, Sampling, open_engine
-from synthcpt.engine.settings import EngineSettings
+from synthcpt.engine.settings import engine_settings
 
 
 def requests(n: int):
@@ -20,7 +20,7 @@ def requests(n: int):
 
 
 def main(run_dir: Path, base_url: str, n: int, out: Path) -> None:
-    settings = EngineSettings(backend="openai", model="default", base_url=base_url, concurrency=4)
+    settings = engine_settings()(backend="openai", model="default", openai={"base_url": base_url, "concurrency": 4})
     with open_engine(settings, run_dir) as engine:
         records = [{"i": r.request.metadata["i"], "texts": r.texts, "ok": r.ok}
                    for r in engine.generate(requests(n), description="numbers")]

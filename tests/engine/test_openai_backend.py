@@ -10,6 +10,11 @@ from tests.engine.fault_proxy import FAULTS, fault_proxy
 from tests.fixtures.engine import free_port
 
 
+def with_openai(settings, **changes):
+    """The engine settings with some of the openai backend's settings changed."""
+    return settings.model_copy(update={"openai": settings.openai.model_copy(update=changes)})
+
+
 def prompts(n: int, max_tokens: int = 8) -> list[Request]:
     return [Request(messages=[{"role": "user", "content": f"Name an animal that starts with the letter {chr(65 + i % 26)}."}],
                     sampling=Sampling(temperature=0.0, max_tokens=max_tokens, seed=i), metadata={"i": i})
@@ -54,27 +59,27 @@ def test_unknown_model_unreachable_server_and_wrong_key_fail_in_one_line(openai_
         open_engine(openai_engine_settings.model_copy(update={"model": "gpt-nonexistent"}), tmp_path).__enter__()
     closed = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(SynthcptError, match="cannot reach the OpenAI-compatible server"):
-        open_engine(openai_engine_settings.model_copy(update={"base_url": closed}), tmp_path).__enter__()
+        open_engine(with_openai(openai_engine_settings, base_url=closed), tmp_path).__enter__()
     monkeypatch.setenv("SYNTHCPT_TEST_KEY", "wrong")
     with fault_proxy(vllm_server, fault_rate=0.0, api_key="right") as (proxy_url, _):
-        settings = openai_engine_settings.model_copy(update={"base_url": proxy_url, "api_key_env": "SYNTHCPT_TEST_KEY"})
+        settings = with_openai(openai_engine_settings, base_url=proxy_url, api_key_env="SYNTHCPT_TEST_KEY")
         with pytest.raises(SynthcptError, match=r"rejected the API key in \$SYNTHCPT_TEST_KEY"):
             open_engine(settings, tmp_path).__enter__()
     assert "wrong" not in (tmp_path / "cache" / "engine.sqlite").read_bytes().decode("latin-1")
 
 
 def test_hosted_api_without_a_key_is_one_line(monkeypatch, tmp_path):
-    from synthcpt.engine.settings import EngineSettings
+    from synthcpt.engine.settings import engine_settings
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(SynthcptError, match=r"needs an API key in \$OPENAI_API_KEY"):
-        open_engine(EngineSettings(backend="openai", model="gpt-4o-mini"), tmp_path).__enter__()
+        open_engine(engine_settings()(backend="openai", model="gpt-4o-mini"), tmp_path).__enter__()
 
 
 def test_faults_at_20_percent_every_request_completes_once(openai_engine_settings, vllm_server, tmp_path):
     n = 60
     with fault_proxy(vllm_server, fault_rate=0.2, hang_seconds=10.0, seed=3) as (proxy_url, proxy):
-        settings = openai_engine_settings.model_copy(update={"base_url": proxy_url, "timeout": 8.0, "concurrency": 8})
+        settings = with_openai(openai_engine_settings, base_url=proxy_url, timeout=8.0, concurrency=8)
         with open_engine(settings, tmp_path) as engine:
             results = list(engine.generate(prompts(n, max_tokens=6), description="faults"))
             usage = engine.usage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synthcpt.engine.cache import Response, ResponseCache, request_key
 from synthcpt.engine.plan import MIN_RESPONSES_FOR_AVERAGE, estimate
-from synthcpt.engine.settings import EngineSettings, Price
+from synthcpt.engine.settings import Price, engine_settings
 from synthcpt.engine.types import Request, Sampling
 from synthcpt.engine.usage import Usage, record_usage
 from tests.helpers import assert_one_line_error, synthcpt
@@ -16,7 +16,7 @@ def requests(n: int) -> list[Request]:
 
 
 def test_fresh_plan_counts_prompts_exactly_and_completions_from_max_tokens(tokenizer, tmp_path):
-    settings = EngineSettings(prices={"default": Price(input=1.0, output=2.0)})
+    settings = engine_settings()(prices={"default": Price(input=1.0, output=2.0)})
     plan = estimate(settings, tmp_path, "summaries", requests(5))
     expected_prompt = sum(len(tokenizer(tokenizer.apply_chat_template(r.messages, tokenize=False,
                                                                       add_generation_prompt=True),
@@ -28,7 +28,7 @@ def test_fresh_plan_counts_prompts_exactly_and_completions_from_max_tokens(token
 
 
 def test_plan_skips_cached_work_and_uses_the_running_mean_and_rate(tmp_path):
-    settings = EngineSettings()
+    settings = engine_settings()()
     cache = ResponseCache(tmp_path / "cache" / "engine.sqlite")
     done = requests(2)
     cache.put_many("summaries", [(request_key("default", r), Response(["x"], ["stop"], 20, 12, 1.0)) for r in done])
@@ -43,7 +43,7 @@ def test_plan_skips_cached_work_and_uses_the_running_mean_and_rate(tmp_path):
 
 
 def test_hosted_model_without_tokenizer_is_estimated(tmp_path):
-    plan = estimate(EngineSettings(backend="openai", model="gpt-4o-mini"), tmp_path, "x", requests(3))
+    plan = estimate(engine_settings()(backend="openai", model="gpt-4o-mini"), tmp_path, "x", requests(3))
     assert not plan.exact_prompt_tokens and plan.prompt_tokens > 0
     assert plan.cost > 0  # gpt-4o-mini is in the default price table
 

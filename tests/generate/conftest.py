@@ -18,7 +18,7 @@ SETTINGS = [
 def generate_overrides(run_dir, targets=TARGETS, engine=None) -> list[str]:
     """The test config; with `engine` (the shared vLLM settings), the same engine settings."""
     budget = "{" + ", ".join(f"{k}: {v}" for k, v in targets.items()) + "}"
-    same_engine = [f"engine.kv_cache_gb={engine.kv_cache_gb}"] if engine is not None else []
+    same_engine = [f"engine.vllm.kv_cache_gb={engine.vllm.kv_cache_gb}"] if engine is not None else []
     return [f"run.dir={run_dir}", f"ingest.inputs=[{DEMO_CORPUS}]", *same_engine,
             f"generate.generators=[{', '.join(targets)}]", f"generate.tokens={budget}", *SETTINGS]
 

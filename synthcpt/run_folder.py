@@ -1,0 +1,234 @@
+"""The run folder: where every stage's outputs live, and the readers of what crosses a stage boundary.
+
+    runs/<name>/
+      config.yaml  manifest.json       the config as run; per-stage status, fingerprints and stats
+      cache/                           the engine's response cache (engine.sqlite) and usage
+      ingest/      documents, chunks and held-out questions (parquet)
+      entities/    entities and the LLM's summaries
+      graphs/      the knowledge graph per document
+      synthetic/   one folder of records per generator, mix/, instructions/, stats.json, coverage.json
+      train/       model/ (HF folder), checkpoints/, log.jsonl, stats.json
+      eval/        results.json, questions.parquet
+      report/      report.html, report.md and their figures
+
+This module owns those names: a stage writes into its own folder (`StageContext.out`) and reads
+another stage's outputs only through the readers here, never by spelling its folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import datasets
+import yaml
+from pydantic import Field
+
+from synthcpt.atomic import read_records, write_text
+from synthcpt.errors import SynthcptError
+from synthcpt.section import Section
+
+# The subfolder of each stage's outputs.
+FOLDERS = {"ingest": "ingest", "entities": "entities", "graph": "graphs", "generate": "synthetic",
+           "train": "train", "eval": "eval", "report": "report"}
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "manifest.json"
+CACHE_FOLDER = "cache"
+
+DOCUMENTS_FILE = "documents.parquet"
+CHUNKS_FILE = "chunks.parquet"
+QUESTIONS_FILE = "questions.parquet"
+ENTITIES_FILE = "entities.parquet"
+SUMMARIES_FILE = "summaries.parquet"
+MIX_FOLDER = "mix"
+INSTRUCTIONS_FOLDER = "instructions"
+STATS_FILE = "stats.json"
+COVERAGE_FILE = "coverage.json"
+MODEL_FOLDER = "model"
+RESULTS_FILE = "results.json"
+
+DOCUMENT_FEATURES = datasets.Features({
+    "doc_id": datasets.Value("string"), "title": datasets.Value("string"), "text": datasets.Value("string"),
+    "source": datasets.Value("string"), "metadata": datasets.Value("string"),
+    "n_chars": datasets.Value("int64"), "n_tokens": datasets.Value("int64"), "n_chunks": datasets.Value("int64"),
+})
+CHUNK_FEATURES = datasets.Features({
+    "chunk_id": datasets.Value("string"), "doc_id": datasets.Value("string"), "index": datasets.Value("int64"),
+    "text": datasets.Value("string"), "n_tokens": datasets.Value("int64"),
+    "char_start": datasets.Value("int64"), "char_end": datasets.Value("int64"),
+})
+QUESTION_FEATURES = datasets.Features({
+    "question_id": datasets.Value("string"), "doc_id": datasets.Value("string"),
+    "title": datasets.Value("string"), "question": datasets.Value("string"),
+    "options": datasets.Sequence(datasets.Value("string")), "answers": datasets.Sequence(datasets.Value("string")),
+    "source": datasets.Value("string"),
+})
+
+
+class RunSettings(Section):
+    """Where the run lives and what makes it reproducible."""
+
+    moved: ClassVar[dict[str, str]] = {"prompts_dir": "run.prompts_dir"}
+
+    dir: Path = Field(Path("runs/default"), description="Run folder: config, manifest and one subfolder per stage.")
+    seed: int = Field(0, description="Seed for every sampling decision of the run.")
+    prompts_dir: Path | None = Field(
+        None, description="Folder of prompt files replacing the shipped ones by relative name (wrap/easy.md, "
+                          "eval/closed_book.md, ...); every stage whose prompt changes is redone.")
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: str
+    text: str
+    author: str | None
+    n_tokens: int
+    year: str | None = None
+
+    @property
+    def header(self) -> str:
+        """How synthetic texts name their source, so a model learns facts together with their title."""
+        return f"{self.title}, by {self.author}" if self.author else self.title
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    index: int
+    text: str
+    n_tokens: int
+    char_start: int
+    char_end: int
+
+
+def document_of(row: dict[str, Any]) -> Document:
+    metadata = json.loads(row.get("metadata") or "{}")
+    author, year = metadata.get("author"), metadata.get("year")
+    return Document(row["doc_id"], row["title"], row["text"], str(author) if author else None, row["n_tokens"],
+                    str(year) if year else None)
+
+
+class RunFolder:
+    """A run's folder: its manifest (read when first needed) and the paths and readers of its outputs."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+
+    # The manifest.
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        from synthcpt.manifest import load_or_create
+
+        return load_or_create(self.dir)
+
+    def save(self) -> None:
+        from synthcpt.manifest import save
+        from synthcpt.pipeline import is_main_process
+
+        if is_main_process():
+            save(self.dir, self.manifest)
+
+    def stage_entry(self, name: str) -> dict[str, Any]:
+        return self.manifest["stages"].setdefault(name, {"status": "pending"})
+
+    def is_complete(self, name: str, fingerprint: str) -> bool:
+        entry = self.manifest["stages"].get(name, {})
+        return entry.get("status") == "complete" and entry.get("fingerprint") == fingerprint
+
+    def write_config(self, config: Any) -> None:
+        write_text(self.dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False,
+                                                          allow_unicode=True))
+
+    # Folders.
+
+    def folder(self, stage: str) -> Path:
+        return self.dir / FOLDERS[stage]
+
+    @property
+    def cache(self) -> Path:
+        return self.dir / CACHE_FOLDER
+
+    def _needed(self, stage: str, file: str, command: str) -> Path:
+        path = self.folder(stage) / file
+        if not path.exists():
+            raise SynthcptError(f"no {stage} output in {self.dir}: run `synthcpt {command}` first")
+        return path
+
+    # ingest
+
+    def documents(self) -> list[Document]:
+        return [document_of(row) for row in read_records(self._needed("ingest", DOCUMENTS_FILE, "ingest"))]
+
+    def chunks(self) -> list[Chunk]:
+        return [Chunk(**row) for row in read_records(self._needed("ingest", CHUNKS_FILE, "ingest"))]
+
+    def questions(self) -> list[dict[str, Any]]:
+        path = self.folder("ingest") / QUESTIONS_FILE
+        return read_records(path) if path.is_file() else []
+
+    # entities
+
+    def entities(self) -> list[dict[str, Any]]:
+        """One row per entity of each document: doc_id, entity, type, mentions, extractor, salience, aliases."""
+        path = self.folder("entities") / ENTITIES_FILE
+        return read_records(path) if path.is_file() else []
+
+    def summaries(self) -> dict[str, str]:
+        """doc_id → the LLM's summary of the document (empty when no LLM extraction ran)."""
+        path = self.folder("entities") / SUMMARIES_FILE
+        return {row["doc_id"]: row["summary"] for row in read_records(path)} if path.is_file() else {}
+
+    # graph
+
+    @property
+    def graph_dir(self) -> Path | None:
+        path = self.folder("graph")
+        return path if path.is_dir() else None
+
+    # generate
+
+    def generator_folder(self, generator: str) -> Path:
+        return self.folder("generate") / generator
+
+    @property
+    def mix(self) -> Path:
+        return self.folder("generate") / MIX_FOLDER
+
+    @property
+    def instructions(self) -> Path:
+        return self.folder("generate") / INSTRUCTIONS_FOLDER
+
+    def generate_stats(self) -> dict[str, Any] | None:
+        return _json(self.folder("generate") / STATS_FILE)
+
+    def coverage(self) -> dict[str, Any] | None:
+        return _json(self.folder("generate") / COVERAGE_FILE)
+
+    # train
+
+    @property
+    def trained_model(self) -> Path:
+        return self.folder("train") / MODEL_FOLDER
+
+    def train_stats(self) -> dict[str, Any] | None:
+        return _json(self.folder("train") / STATS_FILE)
+
+    # eval
+
+    def eval_results(self) -> dict[str, Any] | None:
+        return _json(self.folder("eval") / RESULTS_FILE)
+
+
+def _json(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
