@@ -65,11 +65,11 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
     """One generator through the generator layer, then the same requests straight to the engine,
     each from a cold prefix cache."""
     from synthcpt.engine import open_engine
-    from synthcpt.s4_generate.generators import GENERATOR_CLASSES
+    from synthcpt.plugins import GENERATORS
     from synthcpt.s4_generate.run import generation_context, run_generator
 
     gen_ctx = generation_context(config, run_dir)
-    generator = GENERATOR_CLASSES[name](gen_ctx)
+    generator = GENERATORS.get(name)(gen_ctx)
     planned = list(islice(generator.requests(), requests))
     # A budget the planned requests can just meet, so the generator sends about as many in waves.
     target = requests * generator.max_tokens // 2
@@ -79,7 +79,7 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
         outcome = run_generator(generator, engine, target, gen_ctx.tokenizer)
         layer_seconds = time.perf_counter() - start
         layer_usage = engine.usage.as_dict()
-    sent = list(islice(GENERATOR_CLASSES[name](gen_ctx).requests(), outcome.requests))
+    sent = list(islice(GENERATORS.get(name)(gen_ctx).requests(), outcome.requests))
     cold_prefix_cache(config)
     with open_engine(config.engine, run_dir / f"baseline-{name}") as engine:
         start = time.perf_counter()
@@ -101,7 +101,7 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
 
 def bench_mining(config, run_dir: Path, repeats: int) -> dict:
     from synthcpt.s4_generate.mining import split_sentences
-    from synthcpt.s4_generate.rc import RcMined
+    from synthcpt.s4_generate.generators.rc_mined import RcMined
     from synthcpt.s4_generate.run import generation_context
 
     gen_ctx = generation_context(config, run_dir)
@@ -132,10 +132,10 @@ def main() -> None:
     args = parser.parse_args()
     requests = args.requests or (8 if args.quick else 32)
     max_tokens = args.max_tokens or (64 if args.quick else 256)
-    overrides = [f"engine.model={args.model}", f"generate.entigraph_max_tokens={max_tokens}",
-                 f"generate.wrap_max_tokens={max_tokens}",
-                 f"generate.rc_max_tokens={max_tokens}", f"generate.bonito_max_tokens={max_tokens}",
-                 "generate.bonito_format=instruct"]
+    overrides = [f"engine.model={args.model}", f"generate.entigraph.max_tokens={max_tokens}",
+                 f"generate.wrap.max_tokens={max_tokens}",
+                 f"generate.rc_llm.max_tokens={max_tokens}", f"generate.bonito.max_tokens={max_tokens}",
+                 "generate.bonito.format=instruct"]
     results: dict = {"requests_per_generator": requests, "max_tokens": max_tokens, "model": args.model}
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         tmp_dir = Path(tmp)

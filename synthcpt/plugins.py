@@ -100,3 +100,10 @@ class Registry(Generic[P]):
         return {name: (plugin.Settings, Field(default_factory=plugin.Settings,
                                               description=(plugin.Settings.__doc__ or name).strip()))
                 for name, plugin in self.plugins.items()}
+
+
+# The kinds of plugin, each discovered in its package.
+BACKENDS: Registry = Registry("engine backend", "synthcpt.engine.backends")
+GENERATORS: Registry = Registry("generator", "synthcpt.s4_generate.generators")
+EVAL_METHODS: Registry = Registry("eval method", "synthcpt.s6_eval.methods")
+EXTRACTORS: Registry = Registry("entity extractor", "synthcpt.s2_entities.extractors")

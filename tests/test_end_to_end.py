@@ -12,8 +12,8 @@ from tests.helpers import synthcpt
 pytestmark = pytest.mark.slow
 
 TINY = [
-    "generate.total_tokens=1500", "generate.entigraph_max_relations=4", "generate.entigraph_max_tokens=96",
-    "generate.wrap_max_tokens=96", "generate.rc_max_tokens=96", "generate.bonito_max_tokens=96",
+    "generate.total_tokens=1500", "generate.entigraph.max_relations=4", "generate.entigraph.max_tokens=96",
+    "generate.wrap.max_tokens=96", "generate.rc_llm.max_tokens=96", "generate.bonito.max_tokens=96",
     "train.max_steps=3", "train.block_size=256", "train.batch_size=2", "train.micro_batch_size=2",
     "train.checkpoint_every=2", "train.lr=1e-4", f"train.replay_path={REPLAY_SAMPLE}",
 ]

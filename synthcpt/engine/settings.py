@@ -14,7 +14,7 @@ from pydantic import Field, create_model
 from synthcpt import plugins
 from synthcpt.section import Section
 
-BACKENDS: plugins.Registry = plugins.Registry("engine backend", "synthcpt.engine.backends")
+BACKENDS = plugins.BACKENDS
 
 
 class Price(Section):

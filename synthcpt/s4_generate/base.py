@@ -1,9 +1,13 @@
 """The generator interface and what every generator reads.
 
-A generator turns the corpus into engine requests, in a deterministic order, each carrying its
-provenance in `Request.metadata`, and parses each result into synthetic records (or a rejection
-reason). Generators without an LLM (pattern mining, stored summaries) yield records directly. The
-engine beneath caches every response, so regenerating the same requests resumes a killed run.
+A generator is a plugin (`synthcpt.plugins`): a module of `synthcpt/s4_generate/generators/` whose
+`PLUGIN` is a `Generator` subclass declaring its `name`, its `Settings` (nested as
+`generate.<name>`), its prompt files and, where it asks for structured output, a pydantic model.
+It turns the corpus into engine requests, in a deterministic order, each carrying its provenance in
+`Request.metadata`, and parses each result into synthetic records (or a rejection reason), as
+`prompt(row)` + `parse(row, response)`. Generators without an LLM (pattern mining, stored summaries)
+yield records directly. The engine beneath caches every response, so regenerating the same requests
+resumes a killed run.
 """
 
 from __future__ import annotations
@@ -15,36 +19,16 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from synthcpt.engine.types import Request, Result, Sampling
-from synthcpt.s4_generate.prompts import Prompt, load_prompt
+from synthcpt.prompts import Prompt, load_prompt
+from synthcpt.run_folder import Chunk, Document
 from synthcpt.s4_generate.records import record_id
 from synthcpt.s4_generate.settings import GenerateSettings
+from synthcpt.section import Section
+
+__all__ = ["Chunk", "Corpus", "Document", "GenerationContext", "Generator", "Rejected", "round_robin",
+           "selected_chunks"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Document:
-    doc_id: str
-    title: str
-    text: str
-    author: str | None
-    n_tokens: int
-
-    @property
-    def header(self) -> str:
-        """How synthetic texts name their source, so a model learns facts together with their title."""
-        return f"{self.title}, by {self.author}" if self.author else self.title
-
-
-@dataclass(frozen=True)
-class Chunk:
-    chunk_id: str
-    doc_id: str
-    index: int
-    text: str
-    n_tokens: int
-    char_start: int
-    char_end: int
 
 
 @dataclass
@@ -75,6 +59,7 @@ class GenerationContext:
     model: str
     context_window: int | None = None  # the model's context length, when known
     tokenizer: Any = None
+    prompts_dir: Path | None = None  # the user's prompt overrides (run.prompts_dir)
 
 
 @dataclass(frozen=True)
@@ -89,27 +74,43 @@ def round_robin(groups: Iterable[list[T]]) -> list[T]:
     return [item for row in zip_longest(*groups) for item in row if item is not None]
 
 
+def selected_chunks(chunks_by_doc: dict[str, list[Chunk]], min_tokens: int) -> list[Chunk]:
+    """Chunks worth a request (not headers or scraps), documents interleaved."""
+    return round_robin([c for c in chunks if c.n_tokens >= min_tokens] for chunks in chunks_by_doc.values())
+
+
 class Generator:
     """Base of every generator: override `records` (no LLM), or `requests` and `parse` (LLM)."""
 
     name: ClassVar[str]
+    summary: ClassVar[str]  # a few words for the config's description of generate.generators
+    Settings: ClassVar[type[Section]]
+    # Where it runs (and enters the mix) among the default generators; the order decides which of two
+    # near-duplicate records is kept.
+    position: ClassVar[int] = 100
+    enabled_by_default: ClassVar[bool] = False
+    # Its whole text is written by the model, so the repetition rule applies (generators that quote
+    # their source passage by design would be taken for generation loops).
+    model_written: ClassVar[bool] = False
 
     def __init__(self, ctx: GenerationContext):
         self.ctx = ctx
-        self.settings = ctx.settings
+        self.stage = ctx.settings
+        self.settings: Any = ctx.settings.generator_settings(self.name)
         self.corpus = ctx.corpus
 
     @classmethod
-    def prompt_files(cls, settings: GenerateSettings) -> list[str]:
+    def prompts(cls, settings: Any) -> list[str]:
+        """The prompt files it reads with its settings `settings` (hashed into the stage's fingerprint)."""
         return []
 
     @property
     def max_tokens(self) -> int:
-        """Most tokens one request may generate (sizes the request waves of a token budget)."""
+        """Most tokens one request may generate (sizes the request waves of a token budget); 0 without a model."""
         return 0
 
     def prompt(self, name: str) -> Prompt:
-        return load_prompt(name, self.settings.prompts_dir)
+        return load_prompt(name, self.ctx.prompts_dir)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Records made without the model, in a deterministic order."""

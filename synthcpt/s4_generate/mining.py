@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from synthcpt.errors import SynthcptError
+from synthcpt.prompts import render_template
 from synthcpt.s1_ingest.chunking import sentence_spans
 
 # Connectives that open the second sentence of a pair, by what they say about the pair.
@@ -232,7 +233,4 @@ def render(mined: MinedPassage, templates: Templates, rng: random.Random) -> str
 
 
 def _fill(template: str, values: dict[str, Any]) -> str:
-    try:
-        return template.format(**values)
-    except (KeyError, IndexError, ValueError) as e:
-        raise SynthcptError(f"reading-comprehension template {template!r}: unknown or bad field {e}") from None
+    return render_template(template, values, f"rc/mined.yaml template {template!r}")

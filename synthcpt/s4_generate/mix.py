@@ -1,9 +1,10 @@
-"""The training mix: synthetic records that pass the quality rules, the evaluation-leak guard and
+"""The training mix: the generators' usable records that pass the evaluation-leak guard and
 deduplication, plus the raw corpus repeated toward the configured raw:synthetic ratio, shuffled.
 
-Every record is judged by the first rule it breaks, in this order: quality (empty, too_short,
-refusal, repetition), eval_leak, exact_duplicate, near_duplicate. Rejections are counted per
-generator and rule.
+The quality rules (empty, too_short, refusal, repetition) are applied once, as each record is made
+(`quality_reason`, so that only usable text counts toward a budget); the generators count those
+rejections. Here every record is judged by the first rule it breaks, in this order: eval_leak,
+exact_duplicate, near_duplicate, counted per generator and rule.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthcpt.s4_generate.base import Document
+from synthcpt.run_folder import Document
 from synthcpt.s4_generate.dedup import Deduplicator
 from synthcpt.s4_generate.filters import quality_rejection
 from synthcpt.s4_generate.leak import LeakGuard
 from synthcpt.s4_generate.records import make_record
-from synthcpt.s4_generate.settings import GenerateSettings
+from synthcpt.s4_generate.settings import MixSettings
 
 RAW = "raw"
-# Generators whose whole text is written by the model; the others quote their source passage by
-# design (tasks repeat its sentences), which the repetition rule would take for a generation loop.
-MODEL_WRITTEN = frozenset({"entigraph", "wrap"})
 
 
 @dataclass
@@ -34,10 +32,10 @@ class MixResult:
     leaks: list[dict[str, str]] = field(default_factory=list)
 
 
-def quality_reason(generator: str, record: dict[str, Any], settings: GenerateSettings) -> str | None:
+def quality_reason(generator: Any, record: dict[str, Any], settings: MixSettings) -> str | None:
     """The quality rule the record breaks, if any (the repetition rule for model-written text only)."""
-    max_repetition = settings.mix_max_repetition if generator in MODEL_WRITTEN else 1.0
-    return quality_rejection(record["text"], record["n_tokens"], settings.mix_min_tokens, max_repetition)
+    max_repetition = settings.max_repetition if generator.model_written else 1.0
+    return quality_rejection(record["text"], record["n_tokens"], settings.min_tokens, max_repetition)
 
 
 def raw_copies(raw_tokens: int, synthetic_tokens: int, ratio: float, max_repeats: int) -> int:
@@ -54,21 +52,20 @@ def raw_records(documents: list[Document], copies: int) -> list[dict[str, Any]]:
 
 
 def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Document], questions: list[dict],
-              settings: GenerateSettings, seed: int) -> MixResult:
-    """`synthetic` maps each generator to its records in generation order."""
-    guard = LeakGuard.from_questions(questions, settings.mix_leak_ngram, settings.mix_leak_threshold)
-    dedup = Deduplicator(settings.mix_near_duplicate, seed=seed + 1)
+              settings: MixSettings, seed: int) -> MixResult:
+    """`synthetic` maps each generator to its usable records in generation order."""
+    guard = LeakGuard.from_questions(questions, settings.leak_ngram, settings.leak_threshold)
+    dedup = Deduplicator(settings.near_duplicate, seed=seed + 1)
     kept: list[dict[str, Any]] = []
     rejected: dict[str, Counter] = defaultdict(Counter)
     leaks = []
     for generator, records in synthetic.items():
         for record in records:
-            reason = quality_reason(generator, record, settings)
-            if reason is None:
-                leaked = guard.leaked(record["text"])
-                if leaked:
-                    reason = "eval_leak"
-                    leaks.append({"id": record["id"], "generator": generator, "evaluation_text": leaked})
+            reason = None
+            leaked = guard.leaked(record["text"])
+            if leaked:
+                reason = "eval_leak"
+                leaks.append({"id": record["id"], "generator": generator, "evaluation_text": leaked})
             reason = reason or dedup.check(record["text"])
             if reason:
                 rejected[generator][reason] += 1
@@ -77,7 +74,7 @@ def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Docume
 
     synthetic_tokens = sum(r["n_tokens"] for r in kept)
     raw_tokens = sum(d.n_tokens for d in documents)
-    copies = raw_copies(raw_tokens, synthetic_tokens, settings.mix_raw_ratio, settings.mix_raw_max_repeats)
+    copies = raw_copies(raw_tokens, synthetic_tokens, settings.raw_ratio, settings.raw_max_repeats)
     mixed = kept + raw_records(documents, copies)
     random.Random(seed).shuffle(mixed)
 

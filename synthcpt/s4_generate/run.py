@@ -20,14 +20,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from synthcpt.atomic import read_records, write_json, write_text
+from synthcpt.atomic import write_json, write_text
+from synthcpt.engine.settings import BACKENDS
 from synthcpt.engine.types import Request
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
-from synthcpt.s4_generate.base import Chunk, Corpus, Document, GenerationContext, Generator, Rejected
-from synthcpt.s4_generate.generators import GENERATOR_CLASSES
+from synthcpt.run_folder import COVERAGE_FILE, STATS_FILE, RunFolder
+from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator, Rejected
 from synthcpt.s4_generate.mix import quality_reason
 from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, count_tokens, write_shards
+from synthcpt.s4_generate.settings import GENERATORS
 
 # Requests of the next wave: the tokens still missing over the tokens per request so far, plus a
 # margin, so most budgets finish in two or three waves; never fewer than MIN_WAVE, so the engine
@@ -59,38 +61,18 @@ class Outcome:
                 "tokens": sum(r["n_tokens"] for r in self.records)}
 
 
-def load_corpus(run_dir: Path) -> Corpus:
-    ingest = run_dir / "ingest"
-    if not (ingest / "documents.parquet").is_file():
-        raise SynthcptError(f"no ingested corpus in {run_dir}: run `synthcpt ingest` first")
-    documents = []
-    for row in read_records(ingest / "documents.parquet"):
-        author = json.loads(row["metadata"] or "{}").get("author")
-        documents.append(Document(row["doc_id"], row["title"], row["text"], author, row["n_tokens"]))
-    chunks = [Chunk(**row) for row in read_records(ingest / "chunks.parquet")]
-    corpus = Corpus(documents, chunks)
-    entities_dir = run_dir / "entities"
-    if entities_dir.is_dir():
-        from synthcpt.s2_entities.outputs import load_entities, load_summaries
-
-        corpus.summaries = load_summaries(entities_dir)
-        for row in sorted(load_entities(entities_dir), key=lambda r: -(r.get("salience") or 0.0)):
-            corpus.entities.setdefault(row["doc_id"], []).append(row["entity"])
-    if (run_dir / "graphs").is_dir():
-        corpus.graph_dir = run_dir / "graphs"
+def load_corpus(run: RunFolder) -> Corpus:
+    corpus = Corpus(run.documents(), run.chunks(), summaries=run.summaries(), graph_dir=run.graph_dir)
+    for row in sorted(run.entities(), key=lambda r: -(r.get("salience") or 0.0)):
+        corpus.entities.setdefault(row["doc_id"], []).append(row["entity"])
     return corpus
-
-
-def load_questions(run_dir: Path) -> list[dict]:
-    path = run_dir / "ingest" / "questions.parquet"
-    return read_records(path) if path.is_file() else []
 
 
 def context_window(engine_settings) -> int | None:
     """The generator model's context length: set, or read from its HF config (vllm backend)."""
     if engine_settings.max_model_len:
         return engine_settings.max_model_len
-    if engine_settings.backend != "vllm":
+    if not BACKENDS.get(engine_settings.backend).local_model:
         return None
     from transformers import AutoConfig
 
@@ -112,9 +94,21 @@ def token_counter(engine_settings):
 
 
 def generation_context(config, run_dir: Path, tokenizer=None) -> GenerationContext:
-    return GenerationContext(settings=config.generate, corpus=load_corpus(Path(run_dir)), seed=config.run.seed,
+    return GenerationContext(settings=config.generate, corpus=load_corpus(RunFolder(run_dir)), seed=config.run.seed,
                              model=config.engine.model, context_window=context_window(config.engine),
-                             tokenizer=tokenizer if tokenizer is not None else token_counter(config.engine))
+                             tokenizer=tokenizer if tokenizer is not None else token_counter(config.engine),
+                             prompts_dir=config.run.prompts_dir)
+
+
+def generators(gen_ctx: GenerationContext) -> list[Generator]:
+    return [GENERATORS.get(name)(gen_ctx) for name in gen_ctx.settings.generators]
+
+
+def prompt_files(config) -> list[str]:
+    """The prompt files of the selected generators, for the stage's fingerprint."""
+    settings = config.generate
+    return sorted({name for g in settings.generators
+                   for name in GENERATORS.get(g).prompts(settings.generator_settings(g))})
 
 
 def wave_size(tokens: int, per_request: float) -> int:
@@ -138,7 +132,7 @@ def planned_requests(ctx) -> dict[str, Iterable[Request]]:
     gen_ctx = generation_context(ctx.config, ctx.run.dir)
     targets = ctx.settings.targets()
     planned = {}
-    for generator in (GENERATOR_CLASSES[name](gen_ctx) for name in ctx.settings.generators):
+    for generator in generators(gen_ctx):
         if not generator.max_tokens or targets[generator.name] == 0:
             continue  # mined from the corpus without a model, or nothing asked of it
         requests, target = generator.requests(), targets[generator.name]
@@ -162,11 +156,11 @@ def _numbered(requests: Iterable[Request], start: int) -> Iterator[Request]:
 
 
 def _usable(generator: Generator, records: list[dict[str, Any]], outcome: Outcome) -> list[dict[str, Any]]:
-    """The records that pass the mix's quality rules: only they count toward the token target, so a
-    budget buys usable text. The rest are counted as rejected by their rule."""
+    """The records that pass the quality rules: only they count toward the token target, so a budget
+    buys usable text, and only they reach the mix. The rest are counted as rejected by their rule."""
     usable = []
     for record in records:
-        reason = quality_reason(generator.name, record, generator.settings)
+        reason = quality_reason(generator, record, generator.stage.mix)
         if reason:
             outcome.rejected[reason] += 1
         else:
@@ -175,6 +169,9 @@ def _usable(generator: Generator, records: list[dict[str, Any]], outcome: Outcom
 
 
 def run_generator(generator: Generator, engine, target: int | None, tokenizer) -> Outcome:
+    """Requests in waves until the usable tokens reach `target`. The first wave is the plan's count (at the
+    mean response length seen so far, else max_tokens), so a batch backend carries most of a generator's
+    work in one batch; later waves top it up."""
     outcome = Outcome(generator.name, target)
     ranked: list[tuple[int, int, dict[str, Any]]] = [
         (DIRECT, i, r) for i, r in enumerate(_usable(generator, _with_tokens(list(generator.records()), tokenizer),
@@ -246,35 +243,34 @@ def generate(ctx) -> dict[str, Any]:
     run_dir = ctx.run.dir
     ctx.input("ingest")
     gen_ctx = generation_context(config, run_dir)
-    generators = [GENERATOR_CLASSES[name](gen_ctx) for name in settings.generators]
     targets = settings.targets()
     outcomes: dict[str, Outcome] = {}
     with open_engine(config.engine, run_dir) as engine:
-        for generator in generators:
+        for generator in generators(gen_ctx):
             outcome = run_generator(generator, engine, targets[generator.name], gen_ctx.tokenizer)
             outcomes[generator.name] = outcome
-            write_shards(out / generator.name, [_record_only(r) for r in outcome.records], RECORD_FEATURES,
-                         settings.mix_shard_records)
+            write_shards(ctx.run.generator_folder(generator.name), [_record_only(r) for r in outcome.records],
+                         RECORD_FEATURES, settings.shard_records)
             console.print(f"generate: {generator.name}: {len(outcome.records)} records, "
                           f"{sum(r['n_tokens'] for r in outcome.records):,} tokens")
         engine_usage = engine.usage.as_dict()
 
-    for name in set(GENERATOR_CLASSES) - set(settings.generators):
-        shutil.rmtree(out / name, ignore_errors=True)  # outputs of an earlier config, no longer in the mix
+    for name in set(GENERATORS.names()) - set(settings.generators):
+        shutil.rmtree(ctx.run.generator_folder(name), ignore_errors=True)  # an earlier config's, not in the mix
     mix = build_mix({name: o.records for name, o in outcomes.items()}, gen_ctx.corpus.documents,
-                    load_questions(run_dir), settings, config.run.seed)
-    write_shards(out / "mix", [_record_only(r) for r in mix.records], RECORD_FEATURES, settings.mix_shard_records)
+                    ctx.run.questions(), settings.mix, config.run.seed)
+    write_shards(ctx.run.mix, [_record_only(r) for r in mix.records], RECORD_FEATURES, settings.shard_records)
     pairs = [{"id": r["id"], **r["pair"], "doc_id": r["doc_id"]}
              for o in outcomes.values() for r in o.records if "pair" in r and r["id"] in mix.kept_ids]
-    write_shards(out / "instructions", pairs, INSTRUCTION_FEATURES, settings.mix_shard_records)
+    write_shards(ctx.run.instructions, pairs, INSTRUCTION_FEATURES, settings.shard_records)
     write_text(out / "leaks.jsonl", "".join(json.dumps(leak) + "\n" for leak in mix.leaks))
 
     coverage = _coverage(gen_ctx.corpus.graph_dir, mix.records)
     if coverage is not None:
-        write_json(out / "coverage.json", coverage)
+        write_json(out / COVERAGE_FILE, coverage)
     details = {"targets": targets, "generators": {n: o.stats() for n, o in outcomes.items()}, "mix": mix.stats,
                "instructions": len(pairs), "engine": engine_usage, "coverage": _overall(coverage)}
-    write_json(out / "stats.json", details)
+    write_json(out / STATS_FILE, details)
     return {"records": mix.stats["records"], "tokens": mix.stats["tokens"],
             "synthetic_tokens": mix.stats["synthetic_tokens"], "raw_copies": mix.stats["raw_copies"],
             "eval_leaks": mix.stats["rejected"].get("eval_leak", 0), "instructions": len(pairs),

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from synthcpt.pipeline import Stage, files_fingerprint
-from synthcpt.s4_generate.settings import GeneratorName
+from synthcpt.plugins import GENERATORS
 from synthcpt.section import Section
 
 
@@ -21,7 +21,7 @@ class TrainSettings(Section):
     data: Literal["mix", "raw", "instructions"] = Field(
         "mix", description="Training data: 'mix' (synthetic/mix, the synthetic corpus), 'raw' (the ingested "
         "corpus alone, the raw-CPT baseline) or 'instructions' (synthetic/instructions pairs, loss on responses).")
-    generators: list[Literal[GeneratorName, "raw"]] | None = Field(
+    generators: list[str] | None = Field(
         None, min_length=1, description="With data 'mix': train only on the mix records of these generators ('raw' is the "
         "corpus copies), e.g. [entigraph] or [wrap] to compare generators at equal tokens; null: all of them.")
     replay_path: Path | None = Field(None, description="General text mixed in as replay to limit forgetting: "
@@ -78,7 +78,12 @@ class TrainSettings(Section):
     @field_validator("generators")
     @classmethod
     def _canonical_selection(cls, value: list[str] | None) -> list[str] | None:
-        return sorted(set(value)) if value is not None else None  # the same selection, the same fingerprint
+        if value is None:
+            return None
+        unknown = sorted(set(value) - {*GENERATORS.names(), "raw"})
+        if unknown:
+            raise ValueError(f"unknown generators {unknown}; known: {', '.join([*GENERATORS.names(), 'raw'])}")
+        return sorted(set(value))  # the same selection, the same fingerprint
 
 
 def _input_fingerprint(config) -> str:

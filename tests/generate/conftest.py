@@ -9,9 +9,9 @@ from tests.conftest import DEMO_CORPUS
 # Tiny budgets and short answers: the whole generation takes a few minutes on two CPU cores.
 TARGETS = {"entigraph": 200, "wrap": 250, "rc_llm": 400, "bonito": 400, "rc_mined": 3000}
 SETTINGS = [
-    "entities.extractor=spacy", "generate.entigraph_max_tokens=64", "generate.entigraph_max_relations=8",
-    "generate.wrap_max_tokens=48", "generate.rc_max_tokens=64", "generate.bonito_max_tokens=96",
-    "generate.rc_questions=1", "generate.wrap_styles=[easy, qa]", "generate.mix_min_tokens=8",
+    "entities.extractor=spacy", "generate.entigraph.max_tokens=64", "generate.entigraph.max_relations=8",
+    "generate.wrap.max_tokens=48", "generate.rc_llm.max_tokens=64", "generate.bonito.max_tokens=96",
+    "generate.rc_llm.questions=1", "generate.wrap.styles=[easy, qa]", "generate.mix.min_tokens=8",
 ]
 
 

@@ -14,7 +14,7 @@ from synthcpt.s4_generate.mining import (
     render,
     split_sentences,
 )
-from synthcpt.s4_generate.prompts import load_prompt
+from synthcpt.prompts import load_prompt
 
 LEAK = "The reactor core had been leaking coolant for several days before anyone noticed."
 SHUTDOWN = "The engineers decided to shut down the whole station for a complete inspection."

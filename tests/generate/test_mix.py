@@ -81,20 +81,20 @@ def test_raw_copies_follow_the_ratio_within_bounds():
 def test_build_mix_counts_every_rejection_by_generator_and_rule():
     docs = [Document("d1", "LOST IN TRANSLATION", STORY * 3, "Larry M. Harris", 150)]
     synthetic = {
-        "wrap": [record(STORY, id="a"), record(STORY, id="b"), record("tiny", id="c"),
-                 record(STORY + QUESTION["options"][0], id="d")],
+        "wrap": [record(STORY, id="a"), record(STORY, id="b"), record(STORY + QUESTION["options"][0], id="d")],
         "bonito": [record("Korvin lied to the Tr'en about everything, and they believed every word of it for days.",
                           "bonito", id="e")],
     }
-    result = build_mix(synthetic, docs, [QUESTION], settings(), seed=0)
+    result = build_mix(synthetic, docs, [QUESTION], settings().mix, seed=0)
     stats = result.stats
-    assert stats["by_generator"]["wrap"]["rejected"] == {"eval_leak": 1, "exact_duplicate": 1, "too_short": 1}
+    # The quality rules ran when the records were made (run_generator); the mix counts only its own rules.
+    assert stats["by_generator"]["wrap"]["rejected"] == {"eval_leak": 1, "exact_duplicate": 1}
     assert stats["by_generator"]["wrap"]["records"] == 1 and stats["by_generator"]["bonito"]["records"] == 1
     assert [leak["id"] for leak in result.leaks] == ["d"]
     assert stats["raw_copies"] == 1 and stats["by_generator"]["raw"]["records"] == 1
     assert {r["generator"] for r in result.records} == {"wrap", "bonito", "raw"}
     assert result.kept_ids == {"a", "e"}
-    again = build_mix(synthetic, docs, [QUESTION], settings(), seed=0)
+    again = build_mix(synthetic, docs, [QUESTION], settings().mix, seed=0)
     assert [r["id"] for r in again.records] == [r["id"] for r in result.records]
 
 
@@ -107,8 +107,8 @@ def test_targets_from_tokens_total_and_shares():
 
 @pytest.mark.parametrize("override, fragment", [
     ("generate.tokens={wrap: 5}", "not selected"),
-    ("generate.bonito_task_types=[poetry]", "unknown Bonito task types"),
-    ("generate.wrap_styles=[fancy]", "generate.wrap_styles"),
+    ("generate.bonito.task_types=[poetry]", "unknown Bonito task types"),
+    ("generate.wrap.styles=[fancy]", "generate.wrap.styles"),
 ])
 def test_bad_settings_are_one_clear_error(override, fragment):
     with pytest.raises(SynthcptError, match=fragment):
@@ -124,11 +124,12 @@ def test_only_records_passing_the_quality_rules_count_toward_a_target(tokenizer)
 
     class Rephrasings(Generator):
         name = "wrap"
+        model_written = True
 
         def records(self):
             return iter(record(t, n_tokens=0) for t in texts)
 
-    ctx = GenerationContext(settings=settings("generate.mix_min_tokens=8"), corpus=Corpus([], []), seed=0,
+    ctx = GenerationContext(settings=settings("generate.mix.min_tokens=8"), corpus=Corpus([], []), seed=0,
                             model="default", context_window=None, tokenizer=tokenizer)
     outcome = run_generator(Rephrasings(ctx), engine=None, target=10_000, tokenizer=tokenizer)
     assert [r["text"] for r in outcome.records] == [STORY, STORY.replace("Korvin", "Vyrko")]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthcpt.s4_generate.bonito import parse_raw_pair, parse_structured_pair, with_context
+from synthcpt.s4_generate.generators.bonito import parse_raw_pair, parse_structured_pair, with_context
 from synthcpt.s4_generate.parsing import (
     complete_items,
     extract_json,

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from collections import Counter
 
-from synthcpt.s4_generate.generators import GENERATOR_CLASSES
+from synthcpt.plugins import GENERATORS
 from synthcpt.s4_generate.run import generation_context
 from tests.helpers import synthcpt
 
 
-def context(prepared_run, **settings):
+def context(prepared_run, **sections):
+    """The generation context with some generators' settings changed: `wrap={"styles": [...]}`."""
     config, run_dir = prepared_run
     config = config.model_copy(deep=True)
-    for key, value in settings.items():
-        setattr(config.generate, key, value)
+    for section, changes in sections.items():
+        for key, value in changes.items():
+            setattr(getattr(config.generate, section), key, value)
     return generation_context(config, run_dir)
 
 
 def test_requests_are_deterministic_and_carry_provenance(prepared_run):
     config, _ = prepared_run
     first, second = context(prepared_run), context(prepared_run)
-    llm_generators = [name for name in config.generate.generators if GENERATOR_CLASSES[name](first).max_tokens]
+    llm_generators = [name for name in config.generate.generators if GENERATORS.get(name)(first).max_tokens]
     assert set(llm_generators) == {"entigraph", "wrap", "rc_llm", "bonito"}  # rc_mined needs no model
     for name in llm_generators:
-        a, b = list(GENERATOR_CLASSES[name](first).requests()), list(GENERATOR_CLASSES[name](second).requests())
+        a, b = list(GENERATORS.get(name)(first).requests()), list(GENERATORS.get(name)(second).requests())
         assert a and [r.messages or r.prompt for r in a] == [r.messages or r.prompt for r in b]
         assert [r.sampling for r in a] == [r.sampling for r in b]
         for request in a:
@@ -32,8 +34,8 @@ def test_requests_are_deterministic_and_carry_provenance(prepared_run):
 
 
 def test_wrap_sweeps_cover_every_chunk_before_repeating_and_rotate_styles(prepared_run):
-    ctx = context(prepared_run, wrap_styles=["easy", "medium", "hard", "qa"], wrap_rephrasings=2)
-    requests = list(GENERATOR_CLASSES["wrap"](ctx).requests())
+    ctx = context(prepared_run, wrap={"styles": ["easy", "medium", "hard", "qa"], "rephrasings": 2})
+    requests = list(GENERATORS.get("wrap")(ctx).requests())
     chunks = [c for c in ctx.corpus.chunks if c.n_tokens >= ctx.settings.min_chunk_tokens]
     n = len(chunks)
     assert len(requests) == n * 4 * 2
@@ -46,30 +48,30 @@ def test_wrap_sweeps_cover_every_chunk_before_repeating_and_rotate_styles(prepar
 
 
 def test_bonito_raw_format_for_the_bonito_model(prepared_run):
-    ctx = context(prepared_run, bonito_format="auto")
+    ctx = context(prepared_run, bonito={"format": "auto"})
     ctx.model = "BatsResearch/bonito-v1"
-    requests = list(GENERATOR_CLASSES["bonito"](ctx).requests())
+    requests = list(GENERATORS.get("bonito")(ctx).requests())
     assert requests[0].prompt.startswith("<|tasktype|>\n") and requests[0].prompt.endswith("\n<|task|>\n")
     assert requests[0].messages is None
     assert len({r.metadata["style"] for r in requests}) == 16  # task types rotate over the chunks
     sampling = requests[0].sampling
     assert (sampling.temperature, sampling.top_p) == (0.5, 0.95)
     ctx.model = "default"
-    instruct = list(GENERATOR_CLASSES["bonito"](ctx).requests())
+    instruct = list(GENERATORS.get("bonito")(ctx).requests())
     assert instruct[0].messages and instruct[0].json_schema["required"] == ["instruction", "response"]
     assert requests[0].json_schema is None  # the Bonito model answers in its own format
 
 
 def test_rc_llm_asks_for_the_configured_number_of_questions_as_json(prepared_run):
-    request = next(GENERATOR_CLASSES["rc_llm"](context(prepared_run, rc_questions=2)).requests())
+    request = next(GENERATORS.get("rc_llm")(context(prepared_run, rc_llm={"questions": 2})).requests())
     questions = request.json_schema["properties"]["questions"]
     assert (questions["minItems"], questions["maxItems"]) == (1, 2)
     assert "Write 2 questions" in request.messages[0]["content"]
 
 
 def test_entigraph_requests_share_the_document_prefix_and_fit_the_context(prepared_run):
-    ctx = context(prepared_run, entigraph_max_relations=6)
-    requests = list(GENERATOR_CLASSES["entigraph"](ctx).requests())
+    ctx = context(prepared_run, entigraph={"max_relations": 6})
+    requests = list(GENERATORS.get("entigraph")(ctx).requests())
     assert len(requests) == 6
     for request in requests:
         doc = ctx.corpus.by_id[request.prefix_key]
@@ -77,15 +79,15 @@ def test_entigraph_requests_share_the_document_prefix_and_fit_the_context(prepar
         assert content.startswith(f'Here is a document, "{doc.header}"')
         assert all(f'"{e}"' in content for e in request.metadata["entities"])
     ctx.context_window = 2048
-    short = next(iter(GENERATOR_CLASSES["entigraph"](ctx).requests())).messages[0]["content"]
-    assert len(ctx.tokenizer(short)["input_ids"]) + ctx.settings.entigraph_max_tokens <= 2048
+    short = next(iter(GENERATORS.get("entigraph")(ctx).requests())).messages[0]["content"]
+    assert len(ctx.tokenizer(short)["input_ids"]) + ctx.settings.entigraph.max_tokens <= 2048
 
 
 def test_mined_records_need_no_model(prepared_run):
     ctx = context(prepared_run)
-    records = list(GENERATOR_CLASSES["rc_mined"](ctx).records())
+    records = list(GENERATORS.get("rc_mined")(ctx).records())
     assert {r["doc_id"] for r in records} == set(ctx.corpus.by_id)
-    assert records == list(GENERATOR_CLASSES["rc_mined"](ctx).records())
+    assert records == list(GENERATORS.get("rc_mined")(ctx).records())
     for record in records:
         assert "title" in record["style"] and record["prompt_file"] == "rc/mined.yaml"
 
@@ -95,7 +97,7 @@ def test_plan_command_estimates_each_generator_up_to_its_target(prepared_run):
     overrides = [a for s in ["entities.extractor=spacy", *[f"{k}={v}" for k, v in {
         "run.dir": run_dir, "generate.generators": "[entigraph, wrap, rc_mined]",
         "generate.tokens": "{entigraph: 4000, wrap: 200, rc_mined: 100}",
-        "generate.entigraph_max_tokens": 64, "generate.wrap_max_tokens": 48}.items()]] for a in ("--set", s)]
+        "generate.entigraph.max_tokens": 64, "generate.wrap.max_tokens": 48}.items()]] for a in ("--set", s)]
     proc = synthcpt("plan", "generate", *overrides)
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("│")[2].strip(): line for line in proc.stdout.splitlines() if "generate: " in line}

@@ -9,7 +9,7 @@ import datasets
 import pytest
 
 from synthcpt.atomic import read_records
-from synthcpt.s4_generate.prompts import load_prompt
+from synthcpt.prompts import load_prompt
 from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, read_shards
 from tests.generate.conftest import TARGETS
 

@@ -9,26 +9,65 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from synthcpt.engine.structured import json_schema, validated
 from synthcpt.engine.types import Request, Result
 from synthcpt.errors import SynthcptError
-from synthcpt.s4_generate.base import Chunk, Generator, Rejected
-from synthcpt.s4_generate.wrap import selected_chunks
+from synthcpt.s4_generate.base import Chunk, Generator, Rejected, selected_chunks
+from synthcpt.section import Section
 
 RAW_PROMPT = "bonito/raw.txt"
 INSTRUCT_PROMPT = "bonito/instruct.md"
 TASK_GUIDANCE = "bonito/task_types.yaml"
 SEPARATOR = "<|pipe|>"
 CONTEXT_SLOT = "{{context}}"
-INSTRUCTION_PAIR_SCHEMA = {
-    "type": "object",
-    "properties": {"instruction": {"type": "string"}, "response": {"type": "string"}},
-    "required": ["instruction", "response"],
-    "additionalProperties": False,
-}
+TASK_TYPES: tuple[str, ...] = (
+    "extractive question answering", "multiple-choice question answering", "question generation",
+    "question answering without choices", "yes-no question answering", "coreference resolution",
+    "paraphrase generation", "paraphrase identification", "sentence completion", "sentiment", "summarization",
+    "text generation", "topic classification", "word sense disambiguation", "textual entailment",
+    "natural language inference",
+)
+
+
+class BonitoSettings(Section):
+    """Bonito: instruction/response pairs per chunk and task type (paper: temperature 0.5, top-p 0.95, 256 tokens)."""
+
+    format: Literal["auto", "instruct", "bonito"] = Field(
+        "auto", description="'bonito' is the Bonito model's raw task-type/context format, 'instruct' a chat prompt "
+                            "per task type for any instruct model; 'auto' picks 'bonito' when the engine model's "
+                            "name contains 'bonito'.")
+    task_types: list[str] = Field(list(TASK_TYPES), description="Task types to generate, rotated over the chunks.")
+    tasks_per_chunk: int = Field(1, ge=1, description="Task types (pairs) generated per chunk.")
+    temperature: float = Field(0.5, ge=0, description="Sampling temperature (paper: 0.5).")
+    top_p: float = Field(0.95, gt=0, le=1, description="Top-p (paper: 0.95).")
+    max_tokens: int = Field(256, ge=1, description="Max tokens of one pair (paper: 256).")
+
+    @field_validator("task_types")
+    @classmethod
+    def _known_task_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(TASK_TYPES))
+        if unknown:
+            raise ValueError(f"unknown Bonito task types {unknown}; known: {', '.join(TASK_TYPES)}")
+        if not value:
+            raise ValueError("name at least one task type")
+        return value
+
+
+# An instruct model's answer, held to this form by structured output (no docstring: it would enter the
+# schema as a description, and so the cache key).
+class InstructionPair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instruction: str
+    response: str
+
+
+INSTRUCTION_PAIR_SCHEMA = json_schema(InstructionPair)
 
 
 def uses_raw_format(setting: str, model: str) -> bool:
@@ -45,10 +84,10 @@ def parse_raw_pair(text: str) -> tuple[str, str] | None:
 
 def parse_structured_pair(parsed: list | None) -> tuple[str, str] | None:
     """An instruct model's JSON answer: both fields non-empty (None when the JSON did not parse)."""
-    value = parsed[0] if parsed else None
-    if not isinstance(value, dict):
+    pair = validated(InstructionPair, parsed)
+    if pair is None:
         return None
-    instruction, response = str(value.get("instruction", "")).strip(), str(value.get("response", "")).strip()
+    instruction, response = pair.instruction.strip(), pair.response.strip()
     return (instruction, response) if instruction and response else None
 
 
@@ -61,18 +100,22 @@ def with_context(instruction: str, context: str) -> str:
 
 class Bonito(Generator):
     name = "bonito"
+    summary = "instruction/response pairs"
+    Settings = BonitoSettings
+    position = 5
+    enabled_by_default = True
 
     @classmethod
-    def prompt_files(cls, settings) -> list[str]:
-        return [RAW_PROMPT] if settings.bonito_format == "bonito" else [RAW_PROMPT, INSTRUCT_PROMPT, TASK_GUIDANCE]
+    def prompts(cls, settings: BonitoSettings) -> list[str]:
+        return [RAW_PROMPT] if settings.format == "bonito" else [RAW_PROMPT, INSTRUCT_PROMPT, TASK_GUIDANCE]
 
     @property
     def max_tokens(self) -> int:
-        return self.settings.bonito_max_tokens
+        return self.settings.max_tokens
 
     @property
     def raw(self) -> bool:
-        return uses_raw_format(self.settings.bonito_format, self.ctx.model)
+        return uses_raw_format(self.settings.format, self.ctx.model)
 
     @cached_property
     def chunks(self) -> dict[str, Chunk]:
@@ -85,7 +128,7 @@ class Bonito(Generator):
             guidance = yaml.safe_load(prompt.text)
         except yaml.YAMLError as e:
             raise SynthcptError(f"prompt {prompt.name}: not valid YAML ({str(e).splitlines()[0]})") from None
-        missing = [t for t in self.settings.bonito_task_types if not isinstance(guidance, dict) or t not in guidance]
+        missing = [t for t in self.settings.task_types if not isinstance(guidance, dict) or t not in guidance]
         if missing:
             raise SynthcptError(f"prompt {prompt.name}: no guidance for task types {', '.join(missing)}")
         return guidance
@@ -93,17 +136,18 @@ class Bonito(Generator):
     def requests(self) -> Iterator[Request]:
         s = self.settings
         template = self.prompt(RAW_PROMPT if self.raw else INSTRUCT_PROMPT)
-        task_types = s.bonito_task_types
-        chunks = selected_chunks(self.corpus.chunks_by_doc(), s.min_chunk_tokens)
-        for sweep in range(s.bonito_tasks_per_chunk):
+        task_types = s.task_types
+        chunks = selected_chunks(self.corpus.chunks_by_doc(), self.stage.min_chunk_tokens)
+        for sweep in range(s.tasks_per_chunk):
             for position, chunk in enumerate(chunks):
-                task_type = task_types[(position * s.bonito_tasks_per_chunk + sweep) % len(task_types)]
+                task_type = task_types[(position * s.tasks_per_chunk + sweep) % len(task_types)]
                 context = chunk.text.strip()
                 content = template.render(task_type=task_type, context=context) if self.raw else \
                     template.render(task_type=task_type, context=context, guidance=self.guidance[task_type])
-                sampling = self.sampling(s.bonito_temperature, s.bonito_max_tokens, top_p=s.bonito_top_p)
+                sampling = self.sampling(s.temperature, s.max_tokens, top_p=s.top_p)
                 yield self.request(content, template, sampling, raw=self.raw,
-                                   json_schema=None if self.raw else INSTRUCTION_PAIR_SCHEMA, metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": task_type})
+                                   json_schema=None if self.raw else INSTRUCTION_PAIR_SCHEMA,
+                                   metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": task_type})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
@@ -119,3 +163,6 @@ class Bonito(Generator):
         record = self.record(result, f"{instruction}\n\n{response}", meta["style"],
                              pair={"instruction": instruction, "response": response, "task_type": meta["style"]})
         return [record]
+
+
+PLUGIN = Bonito

@@ -10,47 +10,59 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from synthcpt.engine.types import Request, Result
-from synthcpt.s4_generate.base import Chunk, Generator, Rejected, round_robin
+from synthcpt.s4_generate.base import Generator, Rejected, selected_chunks
 from synthcpt.s4_generate.parsing import parse_qa_pairs, strip_preamble, trim_truncated
+from synthcpt.section import Section
+
+WrapStyle = Literal["easy", "medium", "hard", "qa"]
 
 
-def selected_chunks(chunks_by_doc: dict[str, list[Chunk]], min_tokens: int) -> list[Chunk]:
-    """Chunks worth rephrasing (not headers or scraps), documents interleaved."""
-    return round_robin([c for c in chunks if c.n_tokens >= min_tokens] for chunks in chunks_by_doc.values())
+class WrapSettings(Section):
+    """WRAP: rephrasings of each chunk in the paper's four styles."""
+
+    styles: list[WrapStyle] = Field(
+        ["easy", "medium", "hard", "qa"], description="Rephrasing styles: easy (child), medium (Wikipedia), hard "
+                                                      "(scholarly), qa (Question:/Answer:).")
+    rephrasings: int = Field(1, ge=1, description="Rephrasings per chunk and style.")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=1, description="Max tokens of one rephrasing (chunks are ~300).")
 
 
 class Wrap(Generator):
     name = "wrap"
+    summary = "rephrasings in four styles"
+    Settings = WrapSettings
+    position = 2
+    enabled_by_default = True
+    model_written = True
 
     @classmethod
-    def prompt_files(cls, settings) -> list[str]:
-        return [f"wrap/{style}.md" for style in settings.wrap_styles]
+    def prompts(cls, settings: WrapSettings) -> list[str]:
+        return [f"wrap/{style}.md" for style in settings.styles]
 
     @property
     def max_tokens(self) -> int:
-        return self.settings.wrap_max_tokens
+        return self.settings.max_tokens
 
     @cached_property
     def templates(self):
-        return {style: self.prompt(f"wrap/{style}.md") for style in self.settings.wrap_styles}
-
-    @cached_property
-    def chunks(self) -> dict[str, Chunk]:
-        return {c.chunk_id: c for c in self.corpus.chunks}
+        return {style: self.prompt(f"wrap/{style}.md") for style in self.settings.styles}
 
     def requests(self) -> Iterator[Request]:
         s = self.settings
-        chunks = selected_chunks(self.corpus.chunks_by_doc(), s.min_chunk_tokens)
-        styles = s.wrap_styles
-        for sweep in range(len(styles) * s.wrap_rephrasings):
+        chunks = selected_chunks(self.corpus.chunks_by_doc(), self.stage.min_chunk_tokens)
+        styles = s.styles
+        for sweep in range(len(styles) * s.rephrasings):
             sample = sweep // len(styles)
             for position, chunk in enumerate(chunks):
                 style = styles[(position + sweep) % len(styles)]
                 template = self.templates[style]
-                sampling = self.sampling(s.wrap_temperature, s.wrap_max_tokens)
+                sampling = self.sampling(s.temperature, s.max_tokens)
                 yield self.request(template.render(text=chunk.text.strip()), template, sampling, sample=sample,
                                    metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": style})
 
@@ -68,3 +80,6 @@ class Wrap(Generator):
             if not text:
                 return Rejected("empty")
         return [self.record(result, text, style)]
+
+
+PLUGIN = Wrap

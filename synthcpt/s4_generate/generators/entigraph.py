@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from synthcpt.engine.types import Request, Result
 from synthcpt.errors import SynthcptError
 from synthcpt.s4_generate.base import Document, Generator, Rejected
 from synthcpt.s4_generate.parsing import strip_preamble, trim_truncated
 from synthcpt.s4_generate.records import make_record, record_id
+from synthcpt.section import Section
 
 PROMPT = "entigraph/relation.md"
 # Tokens the chat template adds around a message, kept free when a document is cut to fit.
@@ -24,27 +27,48 @@ def entity_list(entities: tuple[str, ...] | list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
+class EntiGraphSettings(Section):
+    """EntiGraph: texts on how sampled pairs and triples of a document's entities relate."""
+
+    summaries: bool = Field(True, description="Include the document summaries from the entities stage as records.")
+    strategy: Literal["all", "cooccurring", "random", "degree"] = Field(
+        "all", description="How entity pairs and triples are sampled from each document's graph: all (every pair, "
+                           "as in the paper), cooccurring (co-occurring first), random, degree (hubs more often).")
+    pairs_per_doc: int | None = Field(
+        None, ge=0, description="Entity pairs per document (unset: all pairs, as in the paper).")
+    triples_per_doc: int = Field(
+        10, ge=0, description="Entity triples per document (the paper used a subset of triples).")
+    max_relations: int | None = Field(None, ge=1, description="At most this many relations in all (unset: no cap).")
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature (paper: 1.0).")
+    max_tokens: int = Field(1024, ge=1, description="Max tokens of one relation text.")
+
+
 class EntiGraph(Generator):
     name = "entigraph"
+    summary = "relations between the entities of each document"
+    Settings = EntiGraphSettings
+    position = 1
+    enabled_by_default = True
+    model_written = True
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self._fitted: dict[str, str] = {}
 
     @classmethod
-    def prompt_files(cls, settings) -> list[str]:
+    def prompts(cls, settings: EntiGraphSettings) -> list[str]:
         return [PROMPT]
 
     @property
     def max_tokens(self) -> int:
-        return self.settings.entigraph_max_tokens
+        return self.settings.max_tokens
 
     @cached_property
     def template(self):
         return self.prompt(PROMPT)
 
     def records(self) -> Iterator[dict[str, Any]]:
-        if not self.settings.entigraph_summaries:
+        if not self.settings.summaries:
             return
         for doc in self.corpus.documents:
             summary = (self.corpus.summaries.get(doc.doc_id) or "").strip()
@@ -60,8 +84,8 @@ class EntiGraph(Generator):
         if self.corpus.graph_dir is None:
             raise SynthcptError("entigraph needs the graph stage's output (graphs/)")
         s = self.settings
-        return sample_relations(self.corpus.graph_dir, s.entigraph_strategy, s.entigraph_pairs_per_doc,
-                                s.entigraph_triples_per_doc, self.ctx.seed, s.entigraph_max_relations)
+        return sample_relations(self.corpus.graph_dir, s.strategy, s.pairs_per_doc, s.triples_per_doc,
+                                self.ctx.seed, s.max_relations)
 
     def requests(self) -> Iterator[Request]:
         # Best relations first, documents taking turns: a budget cut keeps the best of every document.
@@ -70,7 +94,7 @@ class EntiGraph(Generator):
             entities = tuple(relation.entities)
             content = self.template.render(header=doc.header, title=doc.title, document=self.fitted(doc),
                                            entities=entity_list(entities))
-            sampling = self.sampling(self.settings.entigraph_temperature, self.settings.entigraph_max_tokens)
+            sampling = self.sampling(self.settings.temperature, self.settings.max_tokens)
             yield self.request(content, self.template, sampling, prefix_key=doc.doc_id,
                                metadata={"doc_id": doc.doc_id, "entities": list(entities),
                                          "unit": "|".join((doc.doc_id, *entities))})
@@ -87,10 +111,10 @@ class EntiGraph(Generator):
             return doc.text
         frame = self.template.render(header=doc.header, title=doc.title, document="", entities=entity_list(
             ("x" * 40,) * 3))
-        room = window - self.settings.entigraph_max_tokens - len(tokenizer(frame)["input_ids"]) - CHAT_TEMPLATE_MARGIN
+        room = window - self.settings.max_tokens - len(tokenizer(frame)["input_ids"]) - CHAT_TEMPLATE_MARGIN
         if room <= 0:
             raise SynthcptError(f"entigraph: the model's context ({window} tokens) has no room for a document "
-                                f"with entigraph_max_tokens={self.settings.entigraph_max_tokens}")
+                                f"with generate.entigraph.max_tokens={self.settings.max_tokens}")
         if doc.n_tokens <= room:
             return doc.text
         offsets = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
@@ -110,3 +134,6 @@ class EntiGraph(Generator):
         entities = meta["entities"]
         heading = f"{doc.header}: {' and '.join(entities)}"
         return [self.record(result, f"{heading}\n\n{body}", "pair" if len(entities) == 2 else "triple", entities)]
+
+
+PLUGIN = EntiGraph
