@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # the last stdout line is the JSON
 
 from synthcpt.engine import Request, Sampling, open_engine
+from synthcpt.engine.backends.vllm import release_models
 from synthcpt.engine.cache import Response, ResponseCache, request_key
 from synthcpt.engine.settings import engine_settings
-from synthcpt.engine.backends.vllm import release_models
 from synthcpt.progress import console
 
 CORPUS = ROOT / "examples" / "quality" / "quality-demo.jsonl"

@@ -100,8 +100,8 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
 
 
 def bench_mining(config, run_dir: Path, repeats: int) -> dict:
-    from synthcpt.s4_generate.mining import split_sentences
     from synthcpt.s4_generate.generators.rc_mined import RcMined
+    from synthcpt.s4_generate.mining import split_sentences
     from synthcpt.s4_generate.run import generation_context
 
     gen_ctx = generation_context(config, run_dir)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import pkgutil
 import re
 import time
@@ -28,9 +27,9 @@ from pydantic import BaseModel
 
 from synthcpt.errors import SynthcptError
 from synthcpt.prompts import prompts_fingerprint
-from synthcpt.run_folder import FOLDERS, RunFolder, RunSettings
+from synthcpt.run_folder import FOLDERS, RunFolder, RunSettings, is_main_process
 
-__all__ = ["RunFolder", "RunSettings", "Runner", "Stage", "StageContext", "stages"]
+__all__ = ["RunFolder", "RunSettings", "Runner", "Stage", "StageContext", "is_main_process", "stages"]
 
 STAGE_PACKAGE = re.compile(r"^s(\d+)_([a-z]+)$")
 
@@ -129,11 +128,6 @@ class StageContext:
         if entry.get("status") != "complete":
             raise SynthcptError(f"stage '{self.stage.name}' needs the output of '{stage_name}', which has not run")
         return self.run.dir / stage_by_name(stage_name).output_folder
-
-
-def is_main_process() -> bool:
-    """False in the other processes of a `torchrun` launch: only rank 0 writes the run's files."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def files_fingerprint(roots: list[Path | str], salt: str = "") -> str:

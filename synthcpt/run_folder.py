@@ -9,7 +9,7 @@
       synthetic/   one folder of records per generator, mix/, instructions/, stats.json, coverage.json
       train/       model/ (HF folder), checkpoints/, log.jsonl, stats.json
       eval/        results.json, questions.parquet
-      report/      report.html, report.md and their figures
+      report.html  report.md  and report/, their figures
 
 This module owns those names: a stage writes into its own folder (`StageContext.out`) and reads
 another stage's outputs only through the readers here, never by spelling its folder.
@@ -18,6 +18,7 @@ another stage's outputs only through the readers here, never by spelling its fol
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,8 @@ from pydantic import Field
 
 from synthcpt.atomic import read_records, write_text
 from synthcpt.errors import SynthcptError
+from synthcpt.manifest import load_or_create
+from synthcpt.manifest import save as save_manifest
 from synthcpt.section import Section
 
 # The subfolder of each stage's outputs.
@@ -47,6 +50,8 @@ MIX_FOLDER = "mix"
 INSTRUCTIONS_FOLDER = "instructions"
 STATS_FILE = "stats.json"
 COVERAGE_FILE = "coverage.json"
+GRAPH_JSON_FILE = "graph.json"
+GRAPHML_FILE = "graph.graphml"
 MODEL_FOLDER = "model"
 RESULTS_FILE = "results.json"
 
@@ -66,6 +71,12 @@ QUESTION_FEATURES = datasets.Features({
     "options": datasets.Sequence(datasets.Value("string")), "answers": datasets.Sequence(datasets.Value("string")),
     "source": datasets.Value("string"),
 })
+ENTITY_FEATURES = datasets.Features({
+    "doc_id": datasets.Value("string"), "entity": datasets.Value("string"), "type": datasets.Value("string"),
+    "mentions": datasets.Value("int64"), "extractor": datasets.Value("string"),
+    "salience": datasets.Value("float64"), "aliases": datasets.Sequence(datasets.Value("string")),
+})
+SUMMARY_FEATURES = datasets.Features({"doc_id": datasets.Value("string"), "summary": datasets.Value("string")})
 
 
 class RunSettings(Section):
@@ -106,6 +117,11 @@ class Chunk:
     char_end: int
 
 
+def is_main_process() -> bool:
+    """False in the other processes of a `torchrun` launch: only rank 0 writes the run's files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def document_of(row: dict[str, Any]) -> Document:
     metadata = json.loads(row.get("metadata") or "{}")
     author, year = metadata.get("author"), metadata.get("year")
@@ -123,16 +139,11 @@ class RunFolder:
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        from synthcpt.manifest import load_or_create
-
         return load_or_create(self.dir)
 
     def save(self) -> None:
-        from synthcpt.manifest import save
-        from synthcpt.pipeline import is_main_process
-
         if is_main_process():
-            save(self.dir, self.manifest)
+            save_manifest(self.dir, self.manifest)
 
     def stage_entry(self, name: str) -> dict[str, Any]:
         return self.manifest["stages"].setdefault(name, {"status": "pending"})
@@ -223,6 +234,14 @@ class RunFolder:
 
     def eval_results(self) -> dict[str, Any] | None:
         return _json(self.folder("eval") / RESULTS_FILE)
+
+
+def load_graph(folder: Path):
+    """The graph saved by the graph stage (from its node-link JSON, which keeps every attribute)."""
+    import networkx as nx
+
+    data = json.loads((Path(folder) / GRAPH_JSON_FILE).read_text(encoding="utf-8"))
+    return nx.node_link_graph(data, edges="edges")
 
 
 def _json(path: Path) -> Any:

@@ -7,43 +7,17 @@ longer than the window is cut at token boundaries.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import pairwise
 
-PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+from synthcpt.sentences import sentence_spans
 
 
 @dataclass(frozen=True)
-class Chunk:
+class Span:
     start: int
     end: int
     n_tokens: int
-
-
-@lru_cache(maxsize=1)
-def _sentencizer():
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.max_length = 10**8
-    return nlp
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of sentences that tile `text`: paragraphs first, then spaCy's sentencizer inside them."""
-    bounds = {0, len(text)}
-    for match in PARAGRAPH_BREAK.finditer(text):
-        bounds.add(match.end())
-    paragraphs = sorted(bounds)
-    nlp = _sentencizer()
-    for (start, end), doc in zip(pairwise(paragraphs), nlp.pipe(text[a:b] for a, b in pairwise(paragraphs))):
-        for sentence in list(doc.sents)[1:]:
-            bounds.add(start + sentence.start_char)
-    ordered = sorted(bounds)
-    return list(pairwise(ordered))
 
 
 def _count(tokenizer, texts: list[str]) -> list[int]:
@@ -59,7 +33,7 @@ def _split_long(text: str, start: int, end: int, tokenizer, max_tokens: int) -> 
     return list(pairwise(cuts))
 
 
-def chunk_text(text: str, tokenizer, max_tokens: int) -> list[Chunk]:
+def chunk_text(text: str, tokenizer, max_tokens: int) -> list[Span]:
     """Chunks of at most `max_tokens` tokens that tile `text`, cut between sentences where possible."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
@@ -71,7 +45,7 @@ def chunk_text(text: str, tokenizer, max_tokens: int) -> list[Chunk]:
     for (a, b), n in zip(spans, counts):
         pieces.extend(_split_long(text, a, b, tokenizer, max_tokens) if n > max_tokens else [(a, b)])
     piece_counts = _count(tokenizer, [text[a:b] for a, b in pieces])
-    chunks: list[Chunk] = []
+    chunks: list[Span] = []
     i = 0
     while i < len(pieces):
         j, total = i + 1, piece_counts[i]
@@ -91,6 +65,6 @@ def chunk_text(text: str, tokenizer, max_tokens: int) -> list[Chunk]:
             pieces[i:i + 1] = sub
             piece_counts[i:i + 1] = _count(tokenizer, [text[a:b] for a, b in sub])
             continue
-        chunks.append(Chunk(start, end, n_tokens))
+        chunks.append(Span(start, end, n_tokens))
         i = j
     return chunks

@@ -4,72 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import datasets
-
 from synthcpt.atomic import write_json, write_records, write_text
+from synthcpt.documents import derive_author, derive_title, document_id, normalise
 from synthcpt.errors import SynthcptError
 from synthcpt.models import load_tokenizer
 from synthcpt.progress import console, track
+from synthcpt.run_folder import (
+    CHUNK_FEATURES,
+    CHUNKS_FILE,
+    DOCUMENT_FEATURES,
+    DOCUMENTS_FILE,
+    QUESTION_FEATURES,
+    QUESTIONS_FILE,
+)
 from synthcpt.s1_ingest.chunking import chunk_text
 from synthcpt.s1_ingest.readers import BadInput, Fields, RawDocument, read_path
-
-AUTHOR_LINE = re.compile(r"^\s*by\s+(.{2,80}?)\s*$", re.IGNORECASE)
-MAX_TITLE_CHARS = 120
-SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
-
-DOCUMENT_FEATURES = datasets.Features({
-    "doc_id": datasets.Value("string"), "title": datasets.Value("string"), "text": datasets.Value("string"),
-    "source": datasets.Value("string"), "metadata": datasets.Value("string"),
-    "n_chars": datasets.Value("int64"), "n_tokens": datasets.Value("int64"), "n_chunks": datasets.Value("int64"),
-})
-CHUNK_FEATURES = datasets.Features({
-    "chunk_id": datasets.Value("string"), "doc_id": datasets.Value("string"), "index": datasets.Value("int64"),
-    "text": datasets.Value("string"), "n_tokens": datasets.Value("int64"),
-    "char_start": datasets.Value("int64"), "char_end": datasets.Value("int64"),
-})
-QUESTION_FEATURES = datasets.Features({
-    "question_id": datasets.Value("string"), "doc_id": datasets.Value("string"),
-    "title": datasets.Value("string"), "question": datasets.Value("string"),
-    "options": datasets.Sequence(datasets.Value("string")), "answers": datasets.Sequence(datasets.Value("string")),
-    "source": datasets.Value("string"),
-})
-
-
-def normalise(text: str, form: str) -> str:
-    text = unicodedata.normalize(form, text.removeprefix("\ufeff"))
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
-
-
-def derive_title(text: str) -> str:
-    for line in text.splitlines():
-        line = " ".join(line.lstrip("#").split())
-        if line:
-            return line[:MAX_TITLE_CHARS]
-    return ""
-
-
-def derive_author(text: str) -> str | None:
-    """The "By NAME" line of a story's header (QuALITY and Gutenberg stories carry one)."""
-    lines = [" ".join(line.split()) for line in text.splitlines()[:20] if line.strip()][:5]
-    for i, line in enumerate(lines[1:], start=1):
-        if line.lower() == "by" and i + 1 < len(lines):
-            line = f"By {lines[i + 1]}"
-        match = AUTHOR_LINE.match(line)
-        if match:
-            return match.group(1)
-    return None
-
-
-def document_id(raw: RawDocument, text: str) -> str:
-    if raw.given_id:
-        return SAFE_ID.sub("-", raw.given_id).strip("-") or hashlib.sha1(text.encode()).hexdigest()[:12]
-    return "doc-" + hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 class Collector:
@@ -97,7 +50,7 @@ class Collector:
         if self.settings.deduplicate and digest in self.seen_text:
             self.duplicates += 1
             return
-        doc_id = document_id(raw, text)
+        doc_id = document_id(raw.given_id, text)
         if self.seen_ids.get(doc_id, digest) != digest:
             self.bad(BadInput(raw.source, f"document id '{doc_id}' is used by another document", "duplicate_id"))
             return
@@ -143,9 +96,9 @@ def ingest(ctx) -> dict[str, Any]:
         dropped_questions += raw.dropped_questions
 
     out = ctx.out
-    write_records(out / "documents.parquet", documents, DOCUMENT_FEATURES)
-    write_records(out / "chunks.parquet", chunks, CHUNK_FEATURES)
-    write_records(out / "questions.parquet", questions, QUESTION_FEATURES)
+    write_records(out / DOCUMENTS_FILE, documents, DOCUMENT_FEATURES)
+    write_records(out / CHUNKS_FILE, chunks, CHUNK_FEATURES)
+    write_records(out / QUESTIONS_FILE, questions, QUESTION_FEATURES)
     write_text(out / "skipped.jsonl", "".join(json.dumps({"source": s.source, "reason": s.reason,
                                                           "kind": s.kind}) + "\n" for s in collector.skipped))
     stats = {

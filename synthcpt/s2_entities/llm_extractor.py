@@ -1,4 +1,4 @@
-"""The EntiGraph request: a summary and an exhaustive entity list per document, as JSON.
+"""The LLM extractor's work: the EntiGraph request per document window and the parsing of its replies.
 
 The request carries a JSON schema, so vLLM and OpenAI-compatible servers constrain the output; what
 still comes back malformed (a reply cut at max_tokens, prose around the object, a model that ignores
@@ -12,38 +12,19 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from synthcpt.engine.types import Request, Result, Sampling
+from synthcpt.prompts import Prompt
+from synthcpt.run_folder import Chunk, Document
+from synthcpt.s2_entities.extractor import Extraction
 from synthcpt.s2_entities.normalize import Candidate
 
-PROMPT_FILE = Path(__file__).resolve().parents[2] / "prompts" / "entities" / "entigraph.md"
-PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-ENTITY_MAX_CHARS = 80
 STRING_LITERAL = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
 SUMMARY_FIELD = re.compile(r'"summary"\s*:\s*"((?:[^"\\]|\\.)*)"?', re.DOTALL)
 ENTITIES_FIELD = re.compile(r'"entities"\s*:\s*\[')
 CODE_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
-
-
-LLM_STEP = "entities: LLM extraction"
-
-
-def extraction_schema(max_entities: int, summary_chars: int) -> dict[str, Any]:
-    """The reply's JSON schema, bounded, so a model caught in a repetition loop must close the object
-    instead of running on to max_tokens."""
-    return {
-        "type": "object",
-        "properties": {
-            "summary": {"type": "string", "maxLength": summary_chars},
-            "entities": {"type": "array", "items": {"type": "string", "maxLength": ENTITY_MAX_CHARS},
-                         "maxItems": max_entities},
-        },
-        "required": ["summary", "entities"],
-        "additionalProperties": False,
-    }
 
 
 @dataclass
@@ -60,41 +41,26 @@ class Parsed:
     status: str  # "ok", "repaired" (salvaged from malformed output) or "unparsed"
 
 
-@dataclass
-class LlmOutcome:
-    """What the LLM gave for each document, and how often it failed."""
-
-    candidates: dict[str, list[Candidate]] = field(default_factory=dict)
-    summaries: dict[str, str] = field(default_factory=dict)
-    counts: Counter = field(default_factory=Counter)
-
-
-def windows(doc_id: str, text: str, n_tokens: int, chunks: list[dict[str, Any]], window_tokens: int) -> list[Window]:
+def windows(doc_id: str, text: str, n_tokens: int, chunks: list[Chunk], window_tokens: int) -> list[Window]:
     """The whole document when it fits, else its chunks grouped in order into windows that fit."""
     if n_tokens <= window_tokens or not chunks:
         return [Window(doc_id, 0, text)]
-    groups: list[list[dict[str, Any]]] = [[]]
+    groups: list[list[Chunk]] = [[]]
     size = 0
-    for chunk in sorted(chunks, key=lambda c: c["index"]):
-        if groups[-1] and size + chunk["n_tokens"] > window_tokens:
+    for chunk in sorted(chunks, key=lambda c: c.index):
+        if groups[-1] and size + chunk.n_tokens > window_tokens:
             groups.append([])
             size = 0
         groups[-1].append(chunk)
-        size += chunk["n_tokens"]
-    return [Window(doc_id, i, text[group[0]["char_start"]:group[-1]["char_end"]]) for i, group in enumerate(groups)]
+        size += chunk.n_tokens
+    return [Window(doc_id, i, text[group[0].char_start:group[-1].char_end]) for i, group in enumerate(groups)]
 
 
-def render(header: str, document: str) -> str:
-    values = {"header": header, "document": document}
-    return PLACEHOLDER.sub(lambda m: values[m.group(1)], PROMPT_FILE.read_text(encoding="utf-8")).strip()
-
-
-def build_request(window: Window, header: str, settings: Any, seed: int) -> Request:
-    return Request(messages=[{"role": "user", "content": render(header, window.text)}],
-                   sampling=Sampling(temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
-                                     seed=seed),
-                   json_schema=extraction_schema(settings.llm_max_entities, settings.llm_summary_chars),
-                   prefix_key=window.doc_id,
+def build_request(window: Window, header: str, settings: Any, template: Prompt, schema: dict[str, Any],
+                  seed: int) -> Request:
+    return Request(messages=[{"role": "user", "content": template.render(header=header, document=window.text).strip()}],
+                   sampling=Sampling(temperature=settings.temperature, max_tokens=settings.max_tokens, seed=seed),
+                   json_schema=schema, prefix_key=window.doc_id,
                    metadata={"doc_id": window.doc_id, "window": window.index})
 
 
@@ -159,9 +125,9 @@ def _salvage(text: str) -> Parsed:
     return Parsed(summary, entities, "repaired")
 
 
-def collect(results: Iterable[Result], n_windows: dict[str, int]) -> LlmOutcome:
+def collect(results: Iterable[Result], n_windows: dict[str, int]) -> Extraction:
     """Per-document candidates and summaries from the results of every window."""
-    outcome = LlmOutcome()
+    outcome = Extraction()
     parts: dict[str, dict[int, str]] = {}
     for result in results:
         doc_id, window = result.request.metadata["doc_id"], result.request.metadata["window"]
@@ -183,21 +149,13 @@ def collect(results: Iterable[Result], n_windows: dict[str, int]) -> LlmOutcome:
     return outcome
 
 
-def llm_requests(documents: list[dict[str, Any]], chunks_by_doc: dict[str, list[dict[str, Any]]], settings: Any,
-                 seed: int) -> tuple[list[Request], dict[str, int]]:
+def llm_requests(documents: list[Document], chunks_by_doc: dict[str, list[Chunk]], settings: Any, template: Prompt,
+                 schema: dict[str, Any], seed: int) -> tuple[list[Request], dict[str, int]]:
     """Every window's request (deterministic, so the engine's cache resumes them) and windows per document."""
     requests, per_doc = [], {}
     for doc in documents:
-        doc_windows = windows(doc["doc_id"], doc["text"], doc["n_tokens"], chunks_by_doc.get(doc["doc_id"], []),
-                              settings.llm_window_tokens)
-        per_doc[doc["doc_id"]] = len(doc_windows)
-        requests.extend(build_request(w, doc["header"], settings, seed) for w in doc_windows)
+        doc_windows = windows(doc.doc_id, doc.text, doc.n_tokens, chunks_by_doc.get(doc.doc_id, []),
+                              settings.window_tokens)
+        per_doc[doc.doc_id] = len(doc_windows)
+        requests.extend(build_request(w, doc.header, settings, template, schema, seed) for w in doc_windows)
     return requests, per_doc
-
-
-def extract_with_llm(engine_settings: Any, run_dir: Path, requests: list[Request], n_windows: dict[str, int]
-                     ) -> LlmOutcome:
-    from synthcpt.engine import open_engine
-
-    with open_engine(engine_settings, run_dir) as engine:
-        return collect(engine.generate(requests, description=LLM_STEP), n_windows)

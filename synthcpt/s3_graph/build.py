@@ -17,13 +17,12 @@ from typing import Any
 import networkx as nx
 
 from synthcpt.atomic import atomic_path, write_json, write_text
+from synthcpt.mentions import MentionMatcher
 from synthcpt.progress import track
-from synthcpt.s2_entities.mentions import MentionMatcher
+from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE, STATS_FILE, load_graph
 from synthcpt.s2_entities.normalize import entity_key
 
-GRAPHML_FILE = "graph.graphml"
-JSON_FILE = "graph.json"
-STATS_FILE = "stats.json"
+JSON_FILE = GRAPH_JSON_FILE
 TOP_ENTITIES = 20
 
 
@@ -121,7 +120,4 @@ def save_graph(graph: nx.Graph, folder: Path) -> dict[str, Any]:
     return stats
 
 
-def load_graph(folder: Path) -> nx.Graph:
-    """The graph saved by the graph stage (from its node-link JSON, which keeps every attribute)."""
-    data = json.loads((Path(folder) / JSON_FILE).read_text(encoding="utf-8"))
-    return nx.node_link_graph(data, edges="edges")
+__all__ = ["GRAPHML_FILE", "JSON_FILE", "STATS_FILE", "build_graph", "load_graph", "save_graph"]

@@ -8,12 +8,9 @@ from synthcpt.s3_graph.build import build_graph, save_graph
 
 
 def run(ctx) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
-    from synthcpt.s2_entities.outputs import load_entities
-
-    documents = pq.read_table(ctx.input("ingest") / "documents.parquet", columns=["doc_id", "text"]).to_pylist()
-    entities = load_entities(ctx.input("entities"))
-    graph = build_graph(documents, entities, ctx.settings.window_sentences)
+    ctx.input("ingest")
+    ctx.input("entities")
+    documents = [{"doc_id": d.doc_id, "text": d.text} for d in ctx.run.documents()]
+    graph = build_graph(documents, ctx.run.entities(), ctx.settings.window_sentences)
     stats = save_graph(graph, ctx.out)
     return {key: value for key, value in stats.items() if isinstance(value, (int, float))}

@@ -9,8 +9,8 @@ from typing import Any
 from rich.table import Table
 
 from synthcpt.progress import console
+from synthcpt.run_folder import COVERAGE_FILE
 from synthcpt.s3_graph.build import GRAPHML_FILE, JSON_FILE, STATS_FILE
-from synthcpt.s3_graph.coverage import COVERAGE_FILE
 
 SUMMARY_KEYS = ("documents", "nodes", "edges", "entities_per_document", "edges_per_document", "shared_entities",
                 "components", "largest_component", "isolated_nodes", "density", "mean_degree", "max_degree")

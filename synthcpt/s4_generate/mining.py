@@ -21,7 +21,7 @@ import yaml
 
 from synthcpt.errors import SynthcptError
 from synthcpt.prompts import render_template
-from synthcpt.s1_ingest.chunking import sentence_spans
+from synthcpt.sentences import sentence_spans
 
 # Connectives that open the second sentence of a pair, by what they say about the pair.
 NLI_CONNECTIVES = {

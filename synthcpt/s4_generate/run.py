@@ -221,7 +221,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
 def _coverage(graph_dir: Path | None, records: list[dict[str, Any]]) -> dict[str, Any] | None:
     if graph_dir is None:
         return None
-    from synthcpt.s3_graph.coverage import coverage
+    from synthcpt.s4_generate.coverage import coverage
 
     synthetic = [{"doc_id": r["doc_id"], "text": r["text"]} for r in records if r["generator"] != "raw"]
     entigraph = [{"doc_id": r["doc_id"], "text": r["text"]} for r in records if r["generator"] == "entigraph"]

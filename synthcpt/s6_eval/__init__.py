@@ -7,21 +7,22 @@ base model, per-document accuracy, perplexity on held-out general text) and `que
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model
 
+from synthcpt import plugins
 from synthcpt.pipeline import Stage, files_fingerprint
+from synthcpt.plugins import EVAL_METHODS
 from synthcpt.section import Section
 
 
 class EvalSettings(Section):
-    methods: list[Literal["loglik", "open_book", "generative"]] = Field(
-        ["loglik"], min_length=1,
-        description="'loglik': options scored by log-likelihood (acc, acc_norm); 'open_book': the same with the "
-                    "document in the prompt, the reference to compare to (minutes per model on a CPU); "
-                    "'generative': few-shot chain-of-thought through the engine (the EntiGraph protocol).")
+    """Closed-book QA of the base and trained models; one nested section per evaluation method."""
+
+    methods: list[str] = Field(["loglik"], min_length=1)
     qa_files: list[Path] = Field(
         default_factory=list,
         description="More question files (L-Eval, original QuALITY or simple JSONL: question, options, answer or "
@@ -31,11 +32,6 @@ class EvalSettings(Section):
     batch_tokens: int = Field(2048, gt=0, description="Log-likelihood: tokens per forward pass (rows x longest row).")
     row_tokens: int = Field(512, gt=0, description="Log-likelihood: questions and their options are packed into "
                             "rows of at most this many tokens.")
-    cot_shots: int = Field(5, ge=0, le=5, description="Generative: worked examples in the prompt (EntiGraph: 5).")
-    samples: int = Field(1, ge=1, description="Generative: answers sampled per question (accuracy is their mean).")
-    temperature: float = Field(0.0, ge=0, description="Generative: sampling temperature (0: greedy; set it "
-                               "above 0 when samples > 1).")
-    max_tokens: int = Field(384, gt=0, description="Generative: tokens of reasoning and answer per sample.")
     bootstrap_resamples: int = Field(1000, ge=100, description="Bootstrap resamples of the questions for the "
                                      "confidence intervals.")
     confidence: float = Field(0.95, gt=0, lt=1, description="Level of the bootstrap confidence intervals.")
@@ -43,11 +39,33 @@ class EvalSettings(Section):
     perplexity_max_tokens: int = Field(50_000, gt=0, description="Forgetting check: at most this many tokens "
                                        "of held-out general text.")
 
-    @model_validator(mode="after")
-    def _sampling_varies(self) -> EvalSettings:
-        if self.samples > 1 and self.temperature == 0:
-            raise ValueError("samples > 1 needs temperature > 0 (greedy samples are all the same)")
-        return self
+    def method_settings(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def shared_identity(self) -> dict[str, Any]:
+        """The settings every method's scores depend on (not which methods run, nor their own sections)."""
+        return self.model_dump(mode="json", exclude={"methods", *EVAL_METHODS.names()})
+
+    def identity(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=set(EVAL_METHODS.names()) - set(self.methods))
+
+
+MOVED = {"cot_shots": "eval.generative.shots", "samples": "eval.generative.samples",
+         "temperature": "eval.generative.temperature", "max_tokens": "eval.generative.max_tokens"}
+
+
+@lru_cache(maxsize=4)
+def _eval_settings(generation: int) -> type[EvalSettings]:
+    described = "; ".join(f"'{p.name}': {p.summary}" for p in EVAL_METHODS)
+    model = create_model("EvalSettings", __base__=EvalSettings, __doc__=EvalSettings.__doc__,
+                         methods=(list[EVAL_METHODS.choice()], Field(["loglik"], min_length=1, description=described)),
+                         **EVAL_METHODS.sections())
+    model.moved = MOVED
+    return model
+
+
+def eval_settings() -> type[EvalSettings]:
+    return _eval_settings(plugins.generation())
 
 
 def _input_fingerprint(config) -> str:
@@ -55,12 +73,19 @@ def _input_fingerprint(config) -> str:
     return files_fingerprint(config.eval.qa_files)
 
 
+def _prompt_files(config) -> list[str]:
+    settings = config.eval
+    return sorted({name for method in settings.methods
+                   for name in EVAL_METHODS.get(method).prompts(settings.method_settings(method))})
+
+
 STAGE = Stage(
     name="eval",
     help="closed-book QA of the base and trained models: log-likelihood, open-book reference, chain-of-thought",
-    settings=EvalSettings,
+    settings=eval_settings,
     run="synthcpt.s6_eval.stage:run",
     uses=("engine",),
     external_inputs=_input_fingerprint,
+    prompts=_prompt_files,
     show="synthcpt.s6_eval.stage:show",
 )

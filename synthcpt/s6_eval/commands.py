@@ -26,23 +26,25 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (its eval and "
                                                        "engine sections are used).")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: section.key=value, "
-                                                          "e.g. eval.cot_shots=3.")] = None,
+                                                          "e.g. eval.generative.shots=3.")] = None,
     ) -> None:
         """Evaluate models on question files (closed book), outside a run; the first model is the baseline."""
         from rich.console import Console
 
         from synthcpt.atomic import write_json, write_records
         from synthcpt.config import load_config
+        from synthcpt.run_folder import RESULTS_FILE
         from synthcpt.s5_train.replay import read_texts
         from synthcpt.s6_eval.evaluate import RECORD_FEATURES, evaluate_models, summarise
         from synthcpt.s6_eval.qa import load_qa_file
-        from synthcpt.s6_eval.stage import QUESTIONS_FILE, RESULTS_FILE, results_table
+        from synthcpt.s6_eval.stage import QUESTIONS_FILE, results_table
 
         cfg = load_config(config, set_ or [])
         items = [item for path in qa for item in load_qa_file(path)]
         candidates = _named(model)
         general = read_texts(text) if text else None
-        records, perplexity = evaluate_models(candidates, items, cfg.eval, cfg.engine, out, cfg.run.seed, general)
+        records, perplexity = evaluate_models(candidates, items, cfg.eval, cfg.engine, out, cfg.run.seed, general,
+                                              prompts_dir=cfg.run.prompts_dir)
         baseline = candidates[0].name
         results = {"questions": len(items), "documents": len({i.doc_id for i in items}),
                    "qa_sets": sorted({i.qa_set for i in items}), "models": {c.name: c.model for c in candidates},

@@ -1,56 +1,71 @@
-"""The evaluation prompts, read from `prompts/eval/*.md` and filled in with `str.format`."""
+"""The evaluation prompts (`prompts/eval/*.md`, or the user's overrides in run.prompts_dir), read through
+the one prompt loader."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cached_property
 from pathlib import Path
 
 from synthcpt.errors import SynthcptError
+from synthcpt.prompts import Prompt, load_prompt
 from synthcpt.s6_eval.qa import LETTERS, QAItem
 
-PROMPTS = Path(__file__).resolve().parents[2] / "prompts" / "eval"
 EXAMPLE_SEPARATOR = "\n---\n"
+SOURCE = "eval/article.md"
+CLOSED_BOOK = "eval/closed_book.md"
+OPEN_BOOK = "eval/open_book.md"
+COT_EXAMPLES = "eval/cot_examples.md"
+COT_HEADER = "eval/cot_header.md"
+COT_HEADER_MULTI = "eval/cot_header_multi.md"
+COT_QUESTION = "eval/cot_question.md"
 
 
-@cache
-def template(name: str) -> str:
-    path = PROMPTS / f"{name}.md"
-    if not path.is_file():
-        raise SynthcptError(f"prompt file missing: {path}")
-    return path.read_text(encoding="utf-8").removesuffix("\n")
+class EvalPrompts:
+    def __init__(self, prompts_dir: Path | None = None):
+        self.prompts_dir = prompts_dir
+        self._loaded: dict[str, Prompt] = {}
 
+    def _prompt(self, name: str) -> Prompt:
+        if name not in self._loaded:
+            prompt = load_prompt(name, self.prompts_dir)
+            self._loaded[name] = Prompt(prompt.name, prompt.text.removesuffix("\n"))
+        return self._loaded[name]
 
-def source_line(item: QAItem) -> str:
-    """The line naming the question's document (EntiGraph: title, author and year), or ""."""
-    if item.context:
-        return item.context.strip() + "\n"
-    if not item.title:
-        return ""
-    source = f'"{item.title}"' + (f" by {item.author}" if item.author else "") + (f" ({item.year})" if item.year else "")
-    return template("article").format(source=source) + "\n"
+    def source_line(self, item: QAItem) -> str:
+        """The line naming the question's document (EntiGraph: title, author and year), or ""."""
+        if item.context:
+            return item.context.strip() + "\n"
+        if not item.title:
+            return ""
+        source = (f'"{item.title}"' + (f" by {item.author}" if item.author else "")
+                  + (f" ({item.year})" if item.year else ""))
+        return self._prompt(SOURCE).render(source=source) + "\n"
 
+    def closed_book(self, item: QAItem, with_source: bool) -> str:
+        """The context whose continuations are the options, for log-likelihood scoring."""
+        return self._prompt(CLOSED_BOOK).render(article=self.source_line(item) if with_source else "",
+                                                question=item.question)
 
-def closed_book(item: QAItem, with_source: bool) -> str:
-    """The context whose continuations are the options, for log-likelihood scoring."""
-    return template("closed_book").format(article=source_line(item) if with_source else "", question=item.question)
+    def open_book_prefix(self, item: QAItem) -> str:
+        """The document part of the open-book prompt; the closed-book prompt follows it."""
+        before, _, _ = self._prompt(OPEN_BOOK).text.partition("{{prompt}}")
+        return Prompt(OPEN_BOOK, before).render(document=item.document)
 
+    @cached_property
+    def examples(self) -> list[str]:
+        return [e.strip() for e in self._prompt(COT_EXAMPLES).text.split(EXAMPLE_SEPARATOR)]
 
-def open_book_prefix(item: QAItem) -> str:
-    """The document part of the open-book prompt; the closed-book prompt follows it."""
-    before, _, _ = template("open_book").partition("{prompt}")
-    return before.format(document=item.document)
+    def chain_of_thought(self, item: QAItem, shots: int, multi: bool, with_source: bool) -> str:
+        """The few-shot chain-of-thought prompt: instructions, `shots` worked examples, the question."""
+        if shots > len(self.examples):
+            raise SynthcptError(f"{shots} chain-of-thought shots asked but {COT_EXAMPLES} has "
+                                f"{len(self.examples)} examples")
+        question = self._prompt(COT_QUESTION).render(
+            article=self.source_line(item) if with_source else "", question=item.question,
+            options=options_block(item))
+        header = self._prompt(COT_HEADER_MULTI if multi else COT_HEADER).text
+        return "\n\n".join([header, *self.examples[:shots], question])
 
 
 def options_block(item: QAItem) -> str:
     return "\n".join(f"({letter}) {option}" for letter, option in zip(LETTERS, item.options))
-
-
-def chain_of_thought(item: QAItem, shots: int, multi: bool, with_source: bool) -> str:
-    """The few-shot chain-of-thought prompt: instructions, `shots` worked examples, the question."""
-    examples = template("cot_examples").split(EXAMPLE_SEPARATOR)
-    if shots > len(examples):
-        raise SynthcptError(f"eval.cot_shots={shots} but prompts/eval/cot_examples.md has {len(examples)} examples")
-    question = template("cot_question").format(article=source_line(item) if with_source else "",
-                                                question=item.question, options=options_block(item))
-    header = template("cot_header_multi" if multi else "cot_header")
-    return "\n\n".join([header, *[e.strip() for e in examples[:shots]], question])

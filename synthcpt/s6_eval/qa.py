@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthcpt.atomic import read_records
+from synthcpt.documents import derive_author, derive_title, document_id, normalise
 from synthcpt.errors import SynthcptError
+from synthcpt.leval import is_leval, parse_question
+from synthcpt.run_folder import RunFolder
 
 LETTERS = string.ascii_uppercase
 
@@ -81,12 +83,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _leval_items(where: str, record: dict[str, Any], qa_set: str) -> list[QAItem]:
     """An L-Eval line: the same document id, title and author as the ingest stage gives it."""
-    from synthcpt.s1_ingest.ingest import derive_author, derive_title, document_id, normalise
-    from synthcpt.s1_ingest.leval import parse_question
-    from synthcpt.s1_ingest.readers import RawDocument
-
     text = normalise(str(record["input"]), "NFC")
-    doc_id = document_id(RawDocument(text=text, source=where), text)
+    doc_id = document_id(None, text)
     title, author = derive_title(text), derive_author(text) or ""
     parsed = (parse_question(str(instruction), str(output))
               for instruction, output in zip(record["instructions"] or [], record["outputs"] or []))
@@ -137,7 +135,6 @@ def _simple_item(where: str, record: dict[str, Any], qa_set: str, index: int) ->
 
 def load_qa_file(path: Path) -> list[QAItem]:
     """Questions from an L-Eval, original QuALITY or simple JSONL file (told apart by their fields)."""
-    from synthcpt.s1_ingest.leval import is_leval
 
     path = Path(path)
     if not path.is_file():
@@ -159,19 +156,17 @@ def load_qa_file(path: Path) -> list[QAItem]:
     return items
 
 
-def load_run_questions(ingest_dir: Path) -> list[QAItem]:
+def load_run_questions(run: RunFolder) -> list[QAItem]:
     """The questions the ingest stage kept aside, with their documents' title, author and text."""
-    documents = {row["doc_id"]: row for row in read_records(ingest_dir / "documents.parquet")}
-    questions = read_records(ingest_dir / "questions.parquet")
+    documents = {doc.doc_id: doc for doc in run.documents()}
     items = []
-    for row in questions:
-        document = documents.get(row["doc_id"], {})
-        metadata = json.loads(document.get("metadata") or "{}")
+    for row in run.questions():
+        document = documents.get(row["doc_id"])
         items.append(QAItem(
             row["question_id"], row["doc_id"], row["question"], tuple(row["options"]), tuple(row["answers"]),
-            Path(row["source"].split(":")[0]).stem, title=row["title"] or document.get("title", ""),
-            author=str(metadata.get("author") or ""), year=str(metadata.get("year") or ""),
-            document=document.get("text", "")))
+            Path(row["source"].split(":")[0]).stem, title=row["title"] or (document.title if document else ""),
+            author=(document.author or "") if document else "", year=(document.year or "") if document else "",
+            document=document.text if document else ""))
     return items
 
 

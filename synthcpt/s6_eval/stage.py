@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +10,19 @@ from rich.table import Table
 from synthcpt.atomic import write_json, write_records
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
-from synthcpt.s6_eval.evaluate import RECORD_FEATURES, Candidate, evaluate_models, summarise
+from synthcpt.run_folder import RESULTS_FILE, RunFolder
+from synthcpt.s6_eval.evaluate import evaluate_models, summarise
 from synthcpt.s6_eval.qa import QAItem, load_qa_file, load_run_questions
+from synthcpt.s6_eval.records import RECORD_FEATURES, Candidate
 
 BASELINE = "base"
-RESULTS_FILE = "results.json"
 QUESTIONS_FILE = "questions.parquet"
 
 
 def run_candidates(config, run_dir: Path) -> list[Candidate]:
     """The base model and, when the train stage has produced it, the trained model."""
     candidates = [Candidate(BASELINE, config.train.model)]
-    trained = run_dir / "train" / "model"
+    trained = RunFolder(run_dir).trained_model
     if (trained / "config.json").is_file():
         candidates.append(Candidate("trained", str(trained)))
     else:
@@ -40,7 +40,8 @@ def heldout_texts(config) -> list[str]:
 
 
 def questions(ctx) -> list[QAItem]:
-    items = load_run_questions(ctx.input("ingest"))
+    ctx.input("ingest")
+    items = load_run_questions(ctx.run)
     for path in ctx.settings.qa_files:
         items += load_qa_file(Path(path))
     unique = {item.question_id: item for item in reversed(items)}
@@ -57,7 +58,8 @@ def evaluate_run(config, run_dir: Path, items: list[QAItem], out: Path) -> dict[
     settings = config.eval
     candidates = run_candidates(config, run_dir)
     general = heldout_texts(config)
-    records, perplexity = evaluate_models(candidates, items, settings, config.engine, out, config.run.seed, general)
+    records, perplexity = evaluate_models(candidates, items, settings, config.engine, out, config.run.seed, general,
+                                          prompts_dir=config.run.prompts_dir)
     results = {
         "questions": len(items),
         "documents": len({item.doc_id for item in items}),
@@ -100,6 +102,6 @@ def results_table(results: dict[str, Any]) -> Table:
 
 
 def show(ctx) -> None:
-    path = ctx.run.dir / "eval" / RESULTS_FILE
-    if path.is_file():
-        console.print(results_table(json.loads(path.read_text(encoding="utf-8"))))
+    results = ctx.run.eval_results()
+    if results is not None:
+        console.print(results_table(results))

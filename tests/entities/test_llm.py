@@ -4,9 +4,12 @@ import json
 
 import pytest
 
+from synthcpt.engine.structured import json_schema
 from synthcpt.engine.types import Request, Result
-from synthcpt.s2_entities import EntitiesSettings
-from synthcpt.s2_entities.llm_extractor import collect, extraction_schema, parse_extraction, windows
+from synthcpt.prompts import load_prompt
+from synthcpt.run_folder import Chunk
+from synthcpt.s2_entities.extractors.llm import PROMPT, LlmSettings, extraction_model
+from synthcpt.s2_entities.llm_extractor import collect, parse_extraction, windows
 
 
 @pytest.mark.parametrize("reply, summary, entities, status", [
@@ -27,7 +30,7 @@ def test_parse_extraction(reply, summary, entities, status):
 
 def test_long_documents_go_as_windows_of_chunks():
     text = "".join(f"Part {i}. " for i in range(10))
-    chunks = [{"index": i, "n_tokens": 100, "char_start": i * 8, "char_end": (i + 1) * 8} for i in range(10)]
+    chunks = [Chunk(f"d/{i}", "d", i, text[i * 8:(i + 1) * 8], 100, i * 8, (i + 1) * 8) for i in range(10)]
     assert [w.text for w in windows("d", text, 1000, chunks, 1000)] == [text]
     parts = windows("d", text, 1000, chunks, 300)
     assert [w.index for w in parts] == [0, 1, 2, 3]
@@ -55,11 +58,23 @@ def test_collect_merges_windows_and_counts_failures():
 
 
 def _schema_valid(data, settings) -> bool:
-    schema = extraction_schema(settings.llm_max_entities, settings.llm_summary_chars)
+    schema = json_schema(extraction_model(settings.max_entities, settings.summary_chars))
     return (isinstance(data, dict) and set(data) == set(schema["required"]) and isinstance(data["summary"], str)
-            and len(data["summary"]) <= settings.llm_summary_chars and isinstance(data["entities"], list)
-            and len(data["entities"]) <= settings.llm_max_entities
+            and len(data["summary"]) <= settings.summary_chars and isinstance(data["entities"], list)
+            and len(data["entities"]) <= settings.max_entities
             and all(isinstance(e, str) and len(e) <= 80 for e in data["entities"]))
+
+
+def test_the_extraction_schema_comes_from_the_pydantic_model():
+    schema = json_schema(extraction_model(8, 300))
+    assert schema == {"type": "object", "additionalProperties": False, "required": ["summary", "entities"],
+                      "properties": {"summary": {"type": "string", "maxLength": 300},
+                                     "entities": {"type": "array", "maxItems": 8,
+                                                  "items": {"type": "string", "maxLength": 80}}}}
+    model = extraction_model(2, 300)
+    assert model.model_validate({"summary": "s", "entities": ["a", "b"]}).entities == ["a", "b"]
+    with pytest.raises(ValueError):
+        model.model_validate({"summary": "s", "entities": ["a", "b", "c"]})
 
 
 @pytest.mark.slow
@@ -71,9 +86,10 @@ def test_embedded_model_returns_schema_valid_json(vllm_engine_settings, tmp_path
 
     stories = [json.loads(line)["input"] for line in DEMO_CORPUS.read_text().splitlines()]
     # Tight bounds: the schema makes even a model that repeats itself close the object in time.
-    settings = EntitiesSettings(llm_max_tokens=320, llm_max_entities=8, llm_summary_chars=300)
-    requests = [build_request(Window(f"story-{i}", 0, story[:2500]), f"story {i}", settings, 0)
-                for i, story in enumerate(stories)]
+    settings = LlmSettings(max_tokens=320, max_entities=8, summary_chars=300)
+    schema = json_schema(extraction_model(settings.max_entities, settings.summary_chars))
+    requests = [build_request(Window(f"story-{i}", 0, story[:2500]), f"story {i}", settings, load_prompt(PROMPT),
+                              schema, 0) for i, story in enumerate(stories)]
     with open_engine(vllm_engine_settings, tmp_path) as engine:
         results = list(engine.generate(requests, description="entities test"))
     for result in results:
@@ -85,19 +101,19 @@ def test_embedded_model_returns_schema_valid_json(vllm_engine_settings, tmp_path
 @pytest.mark.slow
 def test_hybrid_stage_with_the_embedded_model(vllm_engine_settings, tmp_path):
     """The stage end to end with the LLM: failures are counted, never fatal; spaCy's names are kept."""
-    from synthcpt.s2_entities.outputs import load_entities, load_summaries
+    from synthcpt.run_folder import RunFolder
     from tests.conftest import DEMO_CORPUS
     from tests.entities.runs import run_stages, write_corpus
 
     stories = [json.loads(line)["input"] for line in DEMO_CORPUS.read_text().splitlines()]
     corpus = write_corpus(tmp_path / "excerpts.jsonl", {f"story-{i}": s[:3000] for i, s in enumerate(stories[:2])})
     config = run_stages(tmp_path / "run", [corpus], ["ingest", "entities"], "entities.extractor=hybrid",
-                        "entities.llm_max_tokens=200", "entities.llm_max_entities=10", "entities.llm_summary_chars=300")
+                        "entities.llm.max_tokens=200", "entities.llm.max_entities=10", "entities.llm.summary_chars=300")
     assert config.engine == vllm_engine_settings  # shares the session's loaded model
     report = json.loads((config.run.dir / "entities" / "report.json").read_text())
     replies = sum(report["llm"].get(k, 0) for k in ("ok", "repaired", "unparsed", "failed"))
     assert replies == 2 and report["documents_without_entities"] == []
-    rows = load_entities(config.run.dir / "entities")
+    rows = RunFolder(config.run.dir).entities()
     assert {r["doc_id"] for r in rows} == {"story-0", "story-1"}
     assert {r["extractor"] for r in rows} <= {"spacy", "llm", "llm+spacy"}
-    assert set(load_summaries(config.run.dir / "entities")) <= {"story-0", "story-1"}
+    assert set(RunFolder(config.run.dir).summaries()) <= {"story-0", "story-1"}

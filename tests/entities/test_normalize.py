@@ -96,7 +96,8 @@ def test_common_nouns_are_not_aliases():
     assert merge_aliases(entities) == 0
 
 
-SETTINGS = SimpleNamespace(min_phrase_mentions=2, require_mention=True, max_entities_per_document=3)
+SETTINGS = SimpleNamespace(spacy=SimpleNamespace(min_phrase_mentions=2), require_mention=True,
+                           max_entities_per_document=3)
 TEXT = ("Korvin met the Ruler. Korvin lied to the Ruler about the ship. Korvin left. The Ruler stayed. "
         "Didyak watched the ship. The machine hummed.")
 

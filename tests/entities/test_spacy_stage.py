@@ -2,7 +2,7 @@
 
 import json
 
-from synthcpt.s2_entities.outputs import load_entities, load_summaries
+from synthcpt.run_folder import RunFolder
 from synthcpt.s2_entities.spacy_extractor import split_text
 from tests.entities.runs import run_stages, write_corpus
 
@@ -21,7 +21,7 @@ def _documents(run_dir):
 
 
 def test_spacy_finds_the_main_characters(spacy_run):
-    rows = load_entities(spacy_run / "entities")
+    rows = RunFolder(spacy_run).entities()
     for doc in _documents(spacy_run):
         forms = {alias.casefold() for r in rows if r["doc_id"] == doc["doc_id"] for alias in r["aliases"]}
         wanted = next(v for k, v in MAIN_CHARACTERS.items() if doc["title"].startswith(k))
@@ -29,7 +29,7 @@ def test_spacy_finds_the_main_characters(spacy_run):
 
 
 def test_entity_rows_are_consistent(spacy_run):
-    rows = load_entities(spacy_run / "entities")
+    rows = RunFolder(spacy_run).entities()
     texts = {d["doc_id"]: " ".join(d["text"].split()) for d in _documents(spacy_run)}
     assert {r["doc_id"] for r in rows} == set(texts)
     per_doc = {}
@@ -41,7 +41,7 @@ def test_entity_rows_are_consistent(spacy_run):
         assert len(doc_rows) <= 50
         assert len({r["entity"].casefold() for r in doc_rows}) == len(doc_rows)  # deduplicated
         assert [r["salience"] for r in doc_rows] == sorted((r["salience"] for r in doc_rows), reverse=True)
-    assert load_summaries(spacy_run / "entities") == {}  # no LLM: no summaries
+    assert RunFolder(spacy_run).summaries() == {}  # no LLM: no summaries
     report = json.loads((spacy_run / "entities" / "report.json").read_text())
     assert report["entities"] == len(rows) and report["documents_without_entities"] == []
 
@@ -107,7 +107,8 @@ def test_interrupted_spacy_extraction_resumes_after_the_saved_blocks(tmp_path, e
                                                                      monkeypatch):
     import pytest
 
-    from synthcpt.s2_entities import extract, spacy_extractor
+    from synthcpt.s2_entities import spacy_extractor
+    from synthcpt.s2_entities.extractors import spacy
 
     real = spacy_extractor.spacy_candidates
     seen: list[str] = []
@@ -119,11 +120,11 @@ def test_interrupted_spacy_extraction_resumes_after_the_saved_blocks(tmp_path, e
             if len(seen) == 1:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(extract, "BLOCK_DOCUMENTS", 1)
+    monkeypatch.setattr(spacy, "BLOCK_DOCUMENTS", 1)
     monkeypatch.setattr(spacy_extractor, "spacy_candidates", interrupted_after_one)
     with pytest.raises(KeyboardInterrupt):
         run_stages(tmp_path / "run", [demo_corpus], ["ingest", "entities"], "entities.extractor=spacy")
-    assert len(list((tmp_path / "run" / "entities" / "spacy-candidates").rglob("block-*.json"))) == 1
+    assert len(list((tmp_path / "run" / "entities" / "work" / "spacy").rglob("block-*.json"))) == 1
 
     def counting(texts, *args):
         for doc_id, candidates in real(texts, *args):
@@ -133,5 +134,5 @@ def test_interrupted_spacy_extraction_resumes_after_the_saved_blocks(tmp_path, e
     monkeypatch.setattr(spacy_extractor, "spacy_candidates", counting)
     run_stages(tmp_path / "run", [demo_corpus], ["ingest", "entities"], "entities.extractor=spacy")
     assert len(seen) == 3 and len(set(seen)) == 3  # the first document was not extracted again
-    assert len({r["doc_id"] for r in load_entities(tmp_path / "run" / "entities")}) == 3
-    assert not (tmp_path / "run" / "entities" / "spacy-candidates").exists()
+    assert len({r["doc_id"] for r in RunFolder(tmp_path / "run").entities()}) == 3
+    assert not (tmp_path / "run" / "entities" / "work").exists()

@@ -26,7 +26,18 @@ def demo_items():
 
 @pytest.fixture
 def eval_settings():
-    from synthcpt.s6_eval import EvalSettings
+    from synthcpt.s6_eval import eval_settings
 
-    return EvalSettings(methods=["loglik"], bootstrap_resamples=200)
+    return eval_settings()(methods=["loglik"], bootstrap_resamples=200)
+
+
+def score(method: str, candidate, items, settings, scorer=None, engine_settings=None, work_dir=None, seed=0):
+    """The records of one evaluation method plugin for `candidate` on `items`."""
+    from synthcpt.plugins import EVAL_METHODS
+    from synthcpt.s6_eval.method import MethodContext
+    from synthcpt.s6_eval.prompts import EvalPrompts
+
+    ctx = MethodContext(candidate, items, settings, settings.method_settings(method), EvalPrompts(), engine_settings,
+                        work_dir, seed, lambda: scorer)
+    return EVAL_METHODS.get(method).score(ctx)
 

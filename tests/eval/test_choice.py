@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from synthcpt.s6_eval.evaluate import _choice_records, score_loglik, summarise
+from synthcpt.s6_eval.evaluate import summarise
 from synthcpt.s6_eval.metrics import choose, set_f1
 from synthcpt.s6_eval.qa import QAItem, load_qa_file, multi_answer_sets
+from synthcpt.s6_eval.records import Candidate, choice_records
+from tests.eval.conftest import score
 
 
 def _item(question: str, options: tuple[str, ...], answers: tuple[str, ...], qa_set: str = "handmade") -> QAItem:
@@ -18,17 +20,17 @@ def _item(question: str, options: tuple[str, ...], answers: tuple[str, ...], qa_
 def test_a_certain_answer_is_chosen_by_acc_and_acc_norm(scorer, eval_settings):
     item = _item("Count on from one: 1, 2, 3, 4, 5, 6, 7, 8, 9. What number comes next?",
                  ("3", "10"), ("B",))
-    [record] = score_loglik(scorer, "base", [item], eval_settings)
+    [record] = score("loglik", Candidate("base", "default"), [item], eval_settings, scorer)
     assert record["predicted"] == "B"
     assert record["acc"] == 1.0 and record["acc_norm"] == 1.0
     wrong = _item(item.question, item.options, ("A",), qa_set="handmade-wrong")
-    [record] = score_loglik(scorer, "base", [wrong], eval_settings)
+    [record] = score("loglik", Candidate("base", "default"), [wrong], eval_settings, scorer)
     assert record["acc"] == 0.0 and record["acc_norm"] == 0.0
 
 
 def test_acc_norm_divides_by_the_options_length_in_characters():
     item = _item("Which?", ("ab", "abcdefghijkl"), ("B",))
-    [record] = _choice_records("m", "loglik", [item], [[-10.0, -12.0]], set())
+    [record] = choice_records("m", "loglik", [item], [[-10.0, -12.0]], set())
     # acc: -10 beats -12; acc_norm: -12 / 12 characters beats -10 / 2.
     assert (record["predicted"], record["acc"], record["acc_norm"]) == ("A", 0.0, 1.0)
 
@@ -39,7 +41,7 @@ def test_multi_answer_sets_are_scored_by_set_match_and_f1():
     assert multi_answer_sets(items) == {"exam"}
     # Probabilities ~ (0.45, 0.05, 0.45, 0.05): A and C are above a uniform guess; then only A.
     scores = [[-1.0, -3.2, -1.0, -3.2], [-0.1, -3.0, -3.0, -3.0]]
-    first, second = _choice_records("m", "loglik", items, scores, multi_answer_sets(items))
+    first, second = choice_records("m", "loglik", items, scores, multi_answer_sets(items))
     assert (first["predicted"], first["acc"], first["f1"]) == ("AC", 1.0, 1.0)
     assert (second["predicted"], second["acc"], second["f1"]) == ("A", 0.0, 0.0)
     assert first["acc_norm"] is None
@@ -51,7 +53,7 @@ def test_coursera_questions_with_the_embedded_model(scorer, eval_settings, share
     assert multi_answer_sets(items) == {"coursera"}
     first_document = [item for item in items if item.doc_id == items[0].doc_id]
     assert any(len(item.answers) > 1 for item in first_document)
-    records = score_loglik(scorer, "base", first_document, eval_settings)
+    records = score("loglik", Candidate("base", "default"), first_document, eval_settings, scorer)
     for item, record in zip(first_document, records):
         predicted = choose(record["scores"], item.letters, multi=True)
         assert record["predicted"] == "".join(predicted) != ""
@@ -64,8 +66,8 @@ def test_coursera_questions_with_the_embedded_model(scorer, eval_settings, share
 
 
 def test_identical_models_differ_by_exactly_zero(scorer, demo_items, eval_settings):
-    records = score_loglik(scorer, "base", demo_items[:12], eval_settings)
-    again = score_loglik(scorer, "base", demo_items[:12], eval_settings)
+    records = score("loglik", Candidate("base", "default"), demo_items[:12], eval_settings, scorer)
+    again = score("loglik", Candidate("base", "default"), demo_items[:12], eval_settings, scorer)
     assert json.dumps(records) == json.dumps(again)
     twin = [{**r, "model": "twin"} for r in again]
     summary = summarise(records + twin, "base", eval_settings, seed=0)

@@ -27,10 +27,11 @@ QUALITY_RECORD = {
 def test_leval_questions_match_the_ingested_ones(tmp_path, demo_corpus, demo_items):
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
+    from synthcpt.run_folder import RunFolder
 
     cfg = load_config(None, [f"run.dir={tmp_path}", f"ingest.inputs=[{demo_corpus}]"])
     Runner(cfg, reporter=lambda _: None).execute(["ingest"], force=set())
-    ingested = load_run_questions(tmp_path / "ingest")
+    ingested = load_run_questions(RunFolder(tmp_path))
     assert len(demo_items) == len(ingested) == 50
     assert [(i.question_id, i.doc_id, i.options, i.answers, i.title) for i in demo_items] == \
            [(i.question_id, i.doc_id, i.options, i.answers, i.title) for i in ingested]

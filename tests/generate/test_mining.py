@@ -2,6 +2,7 @@
 
 import random
 
+from synthcpt.prompts import load_prompt
 from synthcpt.s4_generate.mining import (
     Templates,
     mine_cause_effect,
@@ -14,7 +15,6 @@ from synthcpt.s4_generate.mining import (
     render,
     split_sentences,
 )
-from synthcpt.prompts import load_prompt
 
 LEAK = "The reactor core had been leaking coolant for several days before anyone noticed."
 SHUTDOWN = "The engineers decided to shut down the whole station for a complete inspection."

@@ -1,7 +1,7 @@
 import json
 
 from synthcpt.s3_graph.build import build_graph, save_graph
-from synthcpt.s3_graph.coverage import coverage
+from synthcpt.s4_generate.coverage import coverage
 from tests.helpers import synthcpt
 
 

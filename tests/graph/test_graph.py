@@ -2,15 +2,15 @@ import json
 
 import networkx as nx
 
+from synthcpt.run_folder import RunFolder
 from synthcpt.s2_entities.normalize import entity_key
-from synthcpt.s2_entities.outputs import load_entities
 from synthcpt.s3_graph.build import build_graph, load_graph
 from tests.helpers import synthcpt
 
 
 def test_graph_invariants_on_the_demo_stories(spacy_run):
     graph = load_graph(spacy_run / "graphs")
-    rows = load_entities(spacy_run / "entities")
+    rows = RunFolder(spacy_run).entities()
     assert nx.number_of_selfloops(graph) == 0
     assert set(graph.nodes) == {entity_key(r["entity"]) for r in rows}
     for row in rows:

@@ -5,7 +5,7 @@ import pytest
 
 from synthcpt.errors import SynthcptError
 from synthcpt.s3_graph.build import load_graph
-from synthcpt.s3_graph.sampling import STRATEGIES, sample_relations
+from synthcpt.s4_generate.relations import STRATEGIES, sample_relations
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from synthcpt.s1_ingest.chunking import chunk_text, sentence_spans
+from synthcpt.s1_ingest.chunking import chunk_text
+from synthcpt.sentences import sentence_spans
 from tests.ingest.conftest import table
 
 

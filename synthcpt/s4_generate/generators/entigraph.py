@@ -79,7 +79,7 @@ class EntiGraph(Generator):
                                   model=self.ctx.model)
 
     def relations(self) -> list:
-        from synthcpt.s3_graph.sampling import sample_relations
+        from synthcpt.s4_generate.relations import sample_relations
 
         if self.corpus.graph_dir is None:
             raise SynthcptError("entigraph needs the graph stage's output (graphs/)")

@@ -13,10 +13,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from synthcpt.s2_entities.mentions import MentionMatcher
-from synthcpt.s3_graph.build import load_graph
-
-COVERAGE_FILE = "coverage.json"
+from synthcpt.mentions import MentionMatcher
+from synthcpt.run_folder import load_graph
 
 
 def _share(covered: int, total: int) -> float:

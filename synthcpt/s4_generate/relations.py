@@ -26,7 +26,7 @@ from pathlib import Path
 import networkx as nx
 
 from synthcpt.errors import SynthcptError
-from synthcpt.s3_graph.build import load_graph
+from synthcpt.run_folder import load_graph
 
 STRATEGIES = ("all", "cooccurring", "random", "degree")
 # Random draws of a triple before giving up on finding a new one (documents with few entities).

@@ -1,0 +1,71 @@
+"""Per-question evaluation records: one row per model, method and question (`eval/questions.parquet`)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from synthcpt.s6_eval.metrics import choose, set_f1
+from synthcpt.s6_eval.qa import QAItem
+
+METRICS = ("acc", "acc_norm", "f1", "unparsed")
+RECORD_FEATURES = datasets.Features({
+    "model": datasets.Value("string"), "method": datasets.Value("string"),
+    "question_id": datasets.Value("string"), "doc_id": datasets.Value("string"),
+    "qa_set": datasets.Value("string"), "answers": datasets.Value("string"),
+    "predicted": datasets.Value("string"), "acc": datasets.Value("float64"),
+    "acc_norm": datasets.Value("float64"), "f1": datasets.Value("float64"),
+    "unparsed": datasets.Value("float64"), "scores": datasets.Sequence(datasets.Value("float64")),
+    "outputs": datasets.Sequence(datasets.Value("string")),
+})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model to evaluate: its name in the results and its model setting (folder, hub id or 'default')."""
+
+    name: str
+    model: str
+
+
+def question_record(model: str, method: str, item: QAItem, predicted: Iterable[str] | None, **values: Any) -> dict:
+    record = {"model": model, "method": method, "question_id": item.question_id, "doc_id": item.doc_id,
+              "qa_set": item.qa_set, "answers": "".join(item.answers),
+              "predicted": "".join(predicted or ()), "acc": None, "acc_norm": None, "f1": None,
+              "unparsed": None, "scores": [], "outputs": []}
+    record.update(values)
+    return record
+
+
+def choice_records(name: str, method: str, items: list[QAItem], scores: list[list[float]],
+                   multi_sets: set[str]) -> list[dict]:
+    """Records of options scored by log-likelihood: the most likely option(s) against the answers."""
+    records = []
+    for item, option_scores in zip(items, scores):
+        multi = item.qa_set in multi_sets
+        predicted = choose(option_scores, item.letters, multi)
+        values = {"acc": float(set(predicted) == set(item.answers)), "f1": set_f1(predicted, item.answers),
+                  "scores": option_scores}
+        if not multi:
+            # lm-eval-harness acc_norm: log-likelihood divided by the option's length in characters.
+            per_char = [s / max(len(o), 1) for s, o in zip(option_scores, item.options)]
+            values["acc_norm"] = float(choose(per_char, item.letters, False)[0] in item.answers)
+        records.append(question_record(name, method, item, predicted, **values))
+    return records
+
+
+def model_fingerprint(path: str) -> str:
+    """Identifies a model's weights: the path plus the size and modification time of its files."""
+    digest = hashlib.sha256(path.encode())
+    folder = Path(path)
+    if folder.is_dir():
+        for file in sorted(folder.iterdir()):
+            if file.is_file():
+                stat = file.stat()
+                digest.update(f"{file.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,75 @@
+"""synthcpt installed the normal way: a wheel built from the tree, installed (not editable) into a fresh
+virtual environment outside the source tree, runs every LLM generator on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_CORPUS
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
+
+LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito")
+
+
+def _run(*command: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1500, check=False)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    proc = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT),
+                cwd=out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [built] = out.glob("synthcpt-*.whl")
+    return built
+
+
+def test_the_wheel_ships_every_prompt(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {str(p.relative_to(ROOT / "prompts")) for p in (ROOT / "prompts").rglob("*") if p.is_file()}
+    assert shipped and {f"synthcpt/shipped_prompts/{name}" for name in shipped} <= names
+    assert "synthcpt/presets/cpu-demo.yaml" in names
+
+
+def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, embedded_model):
+    venv = tmp_path / "venv"
+    assert _run(sys.executable, "-m", "venv", str(venv), cwd=tmp_path).returncode == 0
+    python = venv / "bin" / "python"
+    assert _run(str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel), cwd=tmp_path).returncode == 0
+    # The dependencies (torch, vLLM, spaCy...) come from this environment's site-packages as a plain path:
+    # its editable install of synthcpt is a .pth that is not processed there, so only the wheel is importable.
+    site = Path(_run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                     cwd=tmp_path).stdout.strip())
+    (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = _run(str(python), "-c", "import synthcpt, importlib.resources as r; print(synthcpt.__file__); "
+                 "print((r.files('synthcpt') / 'shipped_prompts' / 'wrap' / 'easy.md').is_file())", cwd=work, env=env)
+    assert where.stdout.splitlines() == [str(site / "synthcpt" / "__init__.py"), "True"], where.stderr[-2000:]
+
+    settings = [f"run.dir={work / 'run'}", f"ingest.inputs=[{DEMO_CORPUS}]", "entities.extractor=spacy",
+                f"generate.generators=[{', '.join(LLM_GENERATORS)}]",
+                "generate.tokens={" + ", ".join(f"{g}: 40" for g in LLM_GENERATORS) + "}",
+                "generate.entigraph.max_relations=2", "generate.entigraph.max_tokens=48",
+                "generate.wrap.max_tokens=48", "generate.rc_llm.max_tokens=96", "generate.bonito.max_tokens=96",
+                "generate.mix.min_tokens=4", "engine.vllm.kv_cache_gb=1", "engine.max_model_len=8192"]
+    args = [a for s in settings for a in ("--set", s)]
+    synthcpt = str(venv / "bin" / "synthcpt")
+    for stage in ("ingest", "entities", "graph", "generate"):
+        proc = _run(synthcpt, stage, *args, cwd=work, env=env)
+        assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
+    stats = json.loads((work / "run" / "synthetic" / "stats.json").read_text())["generators"]
+    for name in LLM_GENERATORS:
+        assert stats[name]["records"] > 0, (name, stats[name])
