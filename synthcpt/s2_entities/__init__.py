@@ -26,11 +26,14 @@ MOVED = {
 class EntitiesSettings(Section):
     """The salient entities of each document; one nested section per extractor."""
 
-    extractor: str = Field("spacy")
+    extractor: str = Field("hybrid")
     max_entities_per_document: int = Field(
-        50, ge=1, description="Cap per document, most salient kept (all pairs of 50 entities are 1,225 relations).")
+        150, ge=1, description="Cap per document, most salient kept: the LLM extractor's own bound "
+                               "(entities.llm.max_entities), so it never cuts the reference's exhaustive list.")
     require_mention: bool = Field(
-        True, description="Drop entities that never occur in the document's text (an LLM's inventions).")
+        False, description="Drop the LLM's entities whose name never occurs in the document's text (spaCy's "
+                           "always are). Off as in the reference, which keeps the LLM's abstract concepts (themes, "
+                           "ideas) that a document discusses without naming them.")
 
     def identity(self) -> dict[str, Any]:
         """The shared settings and the sections the selected extractor reads."""
@@ -42,7 +45,9 @@ class EntitiesSettings(Section):
 def _entities_settings(generation: int) -> type[EntitiesSettings]:
     described = "; ".join(f"'{p.name}': {p.summary}" for p in EXTRACTORS)
     model = create_model("EntitiesSettings", __base__=EntitiesSettings, __doc__=EntitiesSettings.__doc__,
-                         extractor=(EXTRACTORS.choice(), Field("spacy", description=f"Entity extractor: {described}.")),
+                         extractor=(EXTRACTORS.choice(), Field("hybrid", description=(
+                             f"Entity extractor: {described}. The CPU demo uses spacy; a capable generator "
+                             "should give the LLM's entities (hybrid or llm)."))),
                          **EXTRACTORS.sections())
     model.moved = MOVED
     return model

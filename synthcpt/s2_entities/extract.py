@@ -56,10 +56,12 @@ def document_entities(text: str, candidates: list[Candidate], settings: Any, cou
         counts["rare_phrase"] += 1
     counts["aliases_merged"] += merge_aliases(entities)
     mentions = MentionMatcher({k: e.aliases for k, e in entities.items()}).counts(text)
-    if settings.require_mention:
-        for key in [k for k in entities if not mentions[k]]:
-            del entities[key]
-            counts["not_in_text"] += 1
+    # spaCy's candidates come from the text, so one never found there is a normalisation artefact; the
+    # LLM's concepts are kept unnamed unless require_mention says otherwise.
+    for key in [k for k, e in entities.items() if not mentions[k] and (settings.require_mention or
+                                                                        "llm" not in e.extractors)]:
+        del entities[key]
+        counts["not_in_text"] += 1
     ranked = sorted(entities.values(), key=lambda e: (-_salience(e, mentions[e.key]), e.key))
     counts["over_cap"] += max(0, len(ranked) - settings.max_entities_per_document)
     ranked = ranked[: settings.max_entities_per_document]

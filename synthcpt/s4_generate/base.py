@@ -132,10 +132,15 @@ class Generator:
 
     def request(self, content: str, prompt: Prompt, sampling: Sampling, metadata: dict[str, Any],
                 prefix_key: str | None = None, sample: int = 0, raw: bool = False,
-                json_schema: dict[str, Any] | None = None) -> Request:
-        metadata = {"generator": self.name, "prompt_file": prompt.name, "prompt_hash": prompt.hash,
-                    "sample": sample, **metadata}
+                json_schema: dict[str, Any] | None = None, system: Prompt | None = None) -> Request:
+        """A request for `content` (rendered from `prompt`), with `system` as the system message if given:
+        the record's provenance then names the system prompt and hashes both."""
+        source = Prompt(f"{system.name}+{prompt.name}", system.text + prompt.text) if system else prompt
+        metadata = {"generator": self.name, "prompt_file": system.name if system else prompt.name,
+                    "prompt_hash": source.hash, "sample": sample, **metadata}
         messages = None if raw else [{"role": "user", "content": content.strip()}]
+        if system is not None and messages is not None:
+            messages.insert(0, {"role": "system", "content": system.text.strip()})
         return Request(messages=messages, prompt=content if raw else None, sampling=sampling, json_schema=json_schema,
                        prefix_key=prefix_key, metadata=metadata, sample=sample)
 

@@ -1,9 +1,15 @@
-"""Evaluation-leak guard: a record that reproduces an evaluation question or option is dropped.
+"""Evaluation-leak guard: a record that carries the exam into the training data is dropped.
 
-Each question and each option is an evaluation text; a record leaks when it contains at least
-`threshold` of the word n-grams of any evaluation text. Texts shorter than n words are matched as
-one whole phrase, down to MIN_PHRASE_WORDS words; shorter ones ("Yes", "Mars") are too common to
-tell a leak from a mention and are not guarded (counted as `unguarded`).
+What leaks is the exam itself, not the facts it asks about: a record leaks when it reproduces a
+question's stem (`question`), or two or more options of one question together, the choice list of the
+exam (`options`). One option alone is usually a true statement of the document (the right answer, or
+a phrase of it), which the corpus teaches anyway, so it does not count. An evaluation text that the
+corpus itself contains is never guarded: the raw documents are trained on as they are, and their
+rephrasings must be too (counted as `in_corpus`).
+
+A text is reproduced when a record holds at least `threshold` of its word n-grams; texts shorter
+than n words are matched as one whole phrase, down to MIN_PHRASE_WORDS words; shorter ones ("Yes",
+"Mars") are too common to tell a leak from a mention and are not guarded (counted as `unguarded`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,27 @@ from dataclasses import dataclass, field
 from synthcpt.s4_generate.dedup import normalised
 
 MIN_PHRASE_WORDS = 4
+QUESTION, OPTION = "question", "option"
+# Options of one question a record must reproduce together to hold the exam's choice list.
+MIN_OPTIONS = 2
+
+
+@dataclass(frozen=True)
+class EvalText:
+    question_id: str
+    kind: str  # QUESTION or OPTION
+    label: str  # e.g. "q3 option B"
+    grams: int
+
+
+@dataclass(frozen=True)
+class Leak:
+    reason: str  # "question" or "options"
+    evaluation_text: str
+
+
+def _grams(words: list[str], size: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + size]) for i in range(len(words) - size + 1)}
 
 
 @dataclass
@@ -22,46 +49,62 @@ class LeakGuard:
     threshold: float
     # gram -> ids of the evaluation texts that contain it
     index: dict[tuple[str, ...], set[int]] = field(default_factory=lambda: defaultdict(set))
-    sizes: list[int] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    texts: list[EvalText] = field(default_factory=list)
     gram_sizes: set[int] = field(default_factory=set)
     unguarded: int = 0
+    in_corpus: int = 0
 
     @classmethod
-    def from_questions(cls, questions: list[dict], ngram: int, threshold: float) -> LeakGuard:
+    def from_questions(cls, questions: list[dict], documents: list[str], ngram: int, threshold: float) -> LeakGuard:
         guard = cls(ngram, threshold)
+        corpus = [normalised(text) for text in documents]
         for question in questions:
             qid = question.get("question_id", "")
-            guard.add(question["question"], f"{qid} question")
+            guard.add(question["question"], qid, QUESTION, f"{qid} question", corpus)
             for i, option in enumerate(question.get("options") or []):
-                guard.add(option, f"{qid} option {chr(65 + i)}")
+                guard.add(option, qid, OPTION, f"{qid} option {chr(65 + i)}", corpus)
         return guard
 
-    def add(self, text: str, label: str) -> None:
+    def _size(self, words: list[str]) -> int:
+        return min(self.ngram, len(words))
+
+    def _in_corpus(self, grams: set[tuple[str, ...]], size: int, corpus: list[list[str]]) -> bool:
+        return any(len(grams & _grams(words, size)) / len(grams) >= self.threshold for words in corpus)
+
+    def add(self, text: str, question_id: str, kind: str, label: str, corpus: list[list[str]] = ()) -> None:
         words = normalised(text)
         if len(words) < MIN_PHRASE_WORDS:
             self.unguarded += 1
             return
-        size = min(self.ngram, len(words))
-        grams = {tuple(words[i:i + size]) for i in range(len(words) - size + 1)}
-        text_id = len(self.sizes)
+        size = self._size(words)
+        grams = _grams(words, size)
+        if self._in_corpus(grams, size, corpus):
+            self.in_corpus += 1
+            return
+        text_id = len(self.texts)
         for gram in grams:
             self.index[gram].add(text_id)
-        self.sizes.append(len(grams))
-        self.labels.append(label)
+        self.texts.append(EvalText(question_id, kind, label, len(grams)))
         self.gram_sizes.add(size)
 
-    def leaked(self, text: str) -> str | None:
-        """The label of an evaluation text the record reproduces, or None."""
-        if not self.sizes:
+    def leaked(self, text: str) -> Leak | None:
+        """What of the exam the record reproduces, or None."""
+        if not self.texts:
             return None
         words = normalised(text)
         hits: dict[int, int] = defaultdict(int)
         for size in self.gram_sizes:
-            for gram in {tuple(words[i:i + size]) for i in range(len(words) - size + 1)}:
+            for gram in _grams(words, size):
                 for text_id in self.index.get(gram, ()):
                     hits[text_id] += 1
-        for text_id, count in hits.items():
-            if count / self.sizes[text_id] >= self.threshold:
-                return self.labels[text_id]
+        matched = [self.texts[i] for i, count in sorted(hits.items()) if count / self.texts[i].grams >= self.threshold]
+        for found in matched:
+            if found.kind == QUESTION:
+                return Leak("question", found.label)
+        options: dict[str, list[EvalText]] = defaultdict(list)
+        for found in matched:
+            options[found.question_id].append(found)
+        for found in options.values():
+            if len(found) >= MIN_OPTIONS:
+                return Leak("options", ", ".join(f.label for f in found))
         return None

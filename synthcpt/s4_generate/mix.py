@@ -3,8 +3,8 @@ deduplication, plus the raw corpus repeated toward the configured raw:synthetic 
 
 The quality rules (empty, too_short, refusal, repetition) are applied once, as each record is made
 (`quality_reason`, so that only usable text counts toward a budget); the generators count those
-rejections. Here every record is judged by the first rule it breaks, in this order: eval_leak,
-exact_duplicate, near_duplicate, counted per generator and rule.
+rejections. Here every record is judged by the first rule it breaks, in this order: the leak guard
+(eval_leak_question, eval_leak_options), exact_duplicate, near_duplicate, counted per generator and rule.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def raw_records(documents: list[Document], copies: int) -> list[dict[str, Any]]:
 def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Document], questions: list[dict],
               settings: MixSettings, seed: int) -> MixResult:
     """`synthetic` maps each generator to its usable records in generation order."""
-    guard = LeakGuard.from_questions(questions, settings.leak_ngram, settings.leak_threshold)
+    guard = LeakGuard.from_questions(questions, [d.text for d in documents], settings.leak_ngram,
+                                     settings.leak_threshold)
     dedup = Deduplicator(settings.near_duplicate, seed=seed + 1)
     kept: list[dict[str, Any]] = []
     rejected: dict[str, Counter] = defaultdict(Counter)
@@ -62,10 +63,11 @@ def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Docume
     for generator, records in synthetic.items():
         for record in records:
             reason = None
-            leaked = guard.leaked(record["text"])
-            if leaked:
-                reason = "eval_leak"
-                leaks.append({"id": record["id"], "generator": generator, "evaluation_text": leaked})
+            leak = guard.leaked(record["text"])
+            if leak:
+                reason = f"eval_leak_{leak.reason}"
+                leaks.append({"id": record["id"], "generator": generator, "reason": leak.reason,
+                              "evaluation_text": leak.evaluation_text})
             reason = reason or dedup.check(record["text"])
             if reason:
                 rejected[generator][reason] += 1
@@ -91,8 +93,9 @@ def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Docume
         "raw_copies": copies,
         "raw_share": round(raw_tokens * copies / max(1, synthetic_tokens + raw_tokens * copies), 4),
         "rejected": dict(sum(rejected.values(), Counter())),
-        "eval_texts_guarded": len(guard.sizes),
+        "eval_texts_guarded": len(guard.texts),
         "eval_texts_unguarded": guard.unguarded,
+        "eval_texts_in_corpus": guard.in_corpus,
         "by_generator": per_generator,
     }
     return MixResult(mixed, {r["id"] for r in kept}, stats, leaks)

@@ -2,6 +2,9 @@
 
 Strategies, per document:
 - `all`: every pair (the reference), in a random order; triples drawn uniformly.
+
+Triples make up `triple_share` of each document's relations at every point of its order (a budget
+cut keeps the share), as many as that asks for, up to `triples_per_doc`.
 - `cooccurring`: pairs that share a sentence window first, heaviest edge first, then the others;
   triples that form a triangle first, then paths of two edges, then the others.
 - `random`: pairs and triples drawn uniformly (with `pairs_per_doc` unset, the same pairs as `all`).
@@ -127,8 +130,14 @@ def _by_rank(*lists: list) -> list:
     return [item for *_, item in sorted(keyed, key=lambda k: k[:3])]
 
 
-def sample_relations(graph_dir: Path, strategy: str, pairs_per_doc: int | None, triples_per_doc: int, seed: int,
-                     max_relations: int | None) -> list[Relation]:
+def triples_wanted(pairs: int, triple_share: float, triples_per_doc: int | None) -> int:
+    """Triples that make `triple_share` of a document's relations beside its `pairs`."""
+    wanted = math.ceil(pairs * triple_share / (1 - triple_share))
+    return wanted if triples_per_doc is None else min(wanted, triples_per_doc)
+
+
+def sample_relations(graph_dir: Path, strategy: str, pairs_per_doc: int | None, triple_share: float,
+                     triples_per_doc: int | None, seed: int, max_relations: int | None) -> list[Relation]:
     """The relations to generate, best first: each document's pairs and triples under `strategy`,
     documents interleaved, cut to `max_relations`."""
     if strategy not in STRATEGIES:
@@ -139,7 +148,7 @@ def sample_relations(graph_dir: Path, strategy: str, pairs_per_doc: int | None, 
         sub = _doc_graph(graph, doc_id)
         rng = _rng(seed, strategy, doc_id)
         pairs = _pairs(sub, strategy, rng, pairs_per_doc)
-        triples = _triples(sub, strategy, rng, triples_per_doc)
+        triples = _triples(sub, strategy, rng, triples_wanted(len(pairs), triple_share, triples_per_doc))
         names = {n: graph.nodes[n]["names"][doc_id] for n in sub.nodes}
         per_doc.append([Relation(doc_id, tuple(names[n] for n in group)) for group in _by_rank(pairs, triples)])
     ordered = _interleave(per_doc)

@@ -51,12 +51,14 @@ class Outcome:
     cached: int = 0
     waves: int = 0
     rejected: Counter = field(default_factory=Counter)
+    truncated: int = 0  # answers cut off by max_tokens that still gave records (whole sections, Q/A pairs)
     produced_records: int = 0
     produced_tokens: int = 0
 
     def stats(self) -> dict[str, Any]:
         return {"target_tokens": self.target, "requests": self.requests, "cached": self.cached, "waves": self.waves,
-                "rejected": dict(sorted(self.rejected.items())), "produced_records": self.produced_records,
+                "rejected": dict(sorted(self.rejected.items())), "truncated": self.truncated,
+                "produced_records": self.produced_records,
                 "produced_tokens": self.produced_tokens, "records": len(self.records),
                 "tokens": sum(r["n_tokens"] for r in self.records)}
 
@@ -199,6 +201,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
             if isinstance(parsed, Rejected):
                 outcome.rejected[parsed.reason] += 1
                 continue
+            outcome.truncated += result.truncated
             order = result.request.metadata["order"]
             for part, record in enumerate(_usable(generator, _with_tokens(parsed, tokenizer), outcome)):
                 ranked.append((order, part, record))
@@ -273,7 +276,7 @@ def generate(ctx) -> dict[str, Any]:
     write_json(out / STATS_FILE, details)
     return {"records": mix.stats["records"], "tokens": mix.stats["tokens"],
             "synthetic_tokens": mix.stats["synthetic_tokens"], "raw_copies": mix.stats["raw_copies"],
-            "eval_leaks": mix.stats["rejected"].get("eval_leak", 0), "instructions": len(pairs),
+            "eval_leaks": sum(n for rule, n in mix.stats["rejected"].items() if rule.startswith("eval_leak")), "instructions": len(pairs),
             "by_generator": mix.stats["by_generator"], "coverage": _overall(coverage)}
 
 

@@ -29,10 +29,17 @@ def show(folder: Path) -> None:
     mix = stats["mix"]
     console.print(f"mix: {mix['records']:,} records, {mix['tokens']:,} tokens "
                   f"({mix['synthetic_tokens']:,} synthetic, raw corpus x{mix['raw_copies']}); "
-                  f"evaluation leaks dropped: {mix['rejected'].get('eval_leak', 0)}")
+                  f"evaluation leaks dropped: {_leaks(mix['rejected'])}")
     for name, part in (stats.get("coverage") or {}).items():
         console.print(f"graph coverage ({name}): " + ", ".join(f"{k}={v}" for k, v in part.items()))
 
 
 def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
+def _leaks(rejected: dict[str, int]) -> str:
+    """Leaks dropped in all, and by what of the exam they reproduced."""
+    reasons = {rule.removeprefix("eval_leak_"): n for rule, n in rejected.items() if rule.startswith("eval_leak_")}
+    detail = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+    return f"{sum(reasons.values())}" + (f" ({detail})" if detail else "")

@@ -113,3 +113,12 @@ def test_document_entities_ground_rank_and_cap():
     assert [r["mentions"] for r in rows] == [3, 3, 1]
     assert rows[0]["salience"] == 1.0 and all(0 < r["salience"] <= 1 for r in rows)
     assert counts["rare_phrase"] == 1 and counts["not_in_text"] == 1 and counts["over_cap"] == 1
+
+
+def test_the_llms_concepts_are_kept_without_a_literal_mention():
+    concept = Candidate("the cost of deception", "", 1, "llm")  # a theme the story never names
+    default = SimpleNamespace(spacy=SETTINGS.spacy, require_mention=False, max_entities_per_document=10)
+    rows = document_entities(TEXT, [Candidate("Korvin", "PERSON", 3, "spacy"), concept], default, Counter())
+    assert [r["entity"] for r in rows] == ["Korvin", "cost of deception"] and rows[1]["mentions"] == 0
+    strict = document_entities(TEXT, [concept], SETTINGS, Counter())
+    assert strict == []

@@ -7,7 +7,7 @@ from synthcpt.errors import SynthcptError
 from synthcpt.s4_generate.base import Document
 from synthcpt.s4_generate.dedup import Deduplicator
 from synthcpt.s4_generate.filters import duplicated_ngram_share, quality_rejection
-from synthcpt.s4_generate.leak import LeakGuard
+from synthcpt.s4_generate.leak import Leak, LeakGuard
 from synthcpt.s4_generate.mix import build_mix, raw_copies
 from synthcpt.s4_generate.records import make_record
 
@@ -27,23 +27,38 @@ def settings(*overrides):
     return load_config(None, list(overrides)).generate
 
 
-def test_leak_guard_catches_planted_questions_and_options_but_not_the_story():
-    guard = LeakGuard.from_questions([QUESTION], ngram=8, threshold=0.5)
+def test_leak_guard_catches_the_exam_but_not_the_story():
+    guard = LeakGuard.from_questions([QUESTION], [STORY], ngram=8, threshold=0.5)
     assert guard.leaked(STORY) is None
     planted = STORY + " Question: why did the Tr'en leave Korvin's door unlocked, and a weapon nearby?"
-    assert guard.leaked(planted) == "d1/q0 question"
-    option = STORY + "They were so caught up trying to figure out Korvin's answers that they became careless."
-    assert guard.leaked(option) == "d1/q0 option A"
-    short = STORY + "Their subconscious wanted him gone."  # shorter than n: matched as a whole phrase
-    assert guard.leaked(short) == "d1/q0 option B"
+    assert guard.leaked(planted) == Leak("question", "d1/q0 question")
+    # One option alone is a statement about the story (usually the right answer): it is kept.
+    one_option = STORY + "They were so caught up trying to figure out Korvin's answers that they became careless."
+    assert guard.leaked(one_option) is None
+    # The choice list of the exam, even without its stem, is the exam: dropped.
+    choices = one_option + " Their subconscious wanted him gone. Because the Ruler ordered them to do it."
+    assert guard.leaked(choices) == Leak("options", "d1/q0 option A, d1/q0 option B, d1/q0 option D")
     assert guard.unguarded == 1  # "Yes" is too short to tell a leak from a mention
+
+
+def test_a_document_whose_option_is_one_of_its_sentences_keeps_its_records():
+    # The demo's case: an option is a sentence of the story, so the story's own text and its rephrasings hold it.
+    document = STORY + "Their subconscious wanted him gone, and so the door was left open."
+    guard = LeakGuard.from_questions([QUESTION], [document], ngram=8, threshold=0.5)
+    assert guard.in_corpus == 1
+    quoting = document + " They were so caught up trying to figure out Korvin's answers that they became careless."
+    assert guard.leaked(quoting) is None  # the in-corpus option does not count toward the choice list
+    docs = [Document("d1", "LOST IN TRANSLATION", document, "Larry M. Harris", 150)]
+    mined = {"rc_mined": [record(document, "rc_mined", id="m")]}
+    result = build_mix(mined, docs, [QUESTION], settings().mix, seed=0)
+    assert result.kept_ids == {"m"} and not result.leaks
 
 
 def test_leak_guard_threshold():
     words = QUESTION["question"].split()
     half = " ".join(words[: len(words) // 2])  # too few of the question's 8-grams
-    assert LeakGuard.from_questions([QUESTION], 8, 0.5).leaked(STORY + half) is None
-    assert LeakGuard.from_questions([QUESTION], 4, 0.3).leaked(STORY + half) is not None
+    assert LeakGuard.from_questions([QUESTION], [STORY], 8, 0.5).leaked(STORY + half) is None
+    assert LeakGuard.from_questions([QUESTION], [STORY], 4, 0.3).leaked(STORY + half) is not None
 
 
 def test_quality_rules():
@@ -81,14 +96,14 @@ def test_raw_copies_follow_the_ratio_within_bounds():
 def test_build_mix_counts_every_rejection_by_generator_and_rule():
     docs = [Document("d1", "LOST IN TRANSLATION", STORY * 3, "Larry M. Harris", 150)]
     synthetic = {
-        "wrap": [record(STORY, id="a"), record(STORY, id="b"), record(STORY + QUESTION["options"][0], id="d")],
+        "wrap": [record(STORY, id="a"), record(STORY, id="b"), record(STORY + QUESTION["question"], id="d")],
         "bonito": [record("Korvin lied to the Tr'en about everything, and they believed every word of it for days.",
                           "bonito", id="e")],
     }
     result = build_mix(synthetic, docs, [QUESTION], settings().mix, seed=0)
     stats = result.stats
     # The quality rules ran when the records were made (run_generator); the mix counts only its own rules.
-    assert stats["by_generator"]["wrap"]["rejected"] == {"eval_leak": 1, "exact_duplicate": 1}
+    assert stats["by_generator"]["wrap"]["rejected"] == {"eval_leak_question": 1, "exact_duplicate": 1}
     assert stats["by_generator"]["wrap"]["records"] == 1 and stats["by_generator"]["bonito"]["records"] == 1
     assert [leak["id"] for leak in result.leaks] == ["d"]
     assert stats["raw_copies"] == 1 and stats["by_generator"]["raw"]["records"] == 1

@@ -94,3 +94,14 @@ def test_bonito_raw_format():
     assert parse_raw_pair("instruction only<|pipe|>  ") is None
     assert with_context("Read: {{context}}\nWho?", "CTX") == "Read: CTX\nWho?"
     assert with_context("Who flew the ship?", "CTX") == "CTX\n\nWho flew the ship?"
+
+
+def test_a_truncated_relation_keeps_its_whole_sections_only():
+    from synthcpt.s4_generate.generators.entigraph import whole_sections
+
+    complete = ("### Discussion of Strike in relation to Cob\nCob is the cook. He feeds the crew.\n\n"
+                "### Discussion of Strike in relation to Jinx\nThe Jinx is the ship.\n\n")
+    cut = complete + "### Discussion of Interaction between Cob and Jinx in context of Strike\nCob and the Jin"
+    assert whole_sections(cut) == complete.rstrip()
+    assert whole_sections(complete + "### Questions") == complete.rstrip()
+    assert whole_sections("No sections here. The second sentence is cut off mid") == "No sections here."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from synthcpt.plugins import GENERATORS
@@ -69,18 +70,24 @@ def test_rc_llm_asks_for_the_configured_number_of_questions_as_json(prepared_run
     assert "Write 2 questions" in request.messages[0]["content"]
 
 
-def test_entigraph_requests_share_the_document_prefix_and_fit_the_context(prepared_run):
-    ctx = context(prepared_run, entigraph={"max_relations": 6})
+def test_entigraph_requests_follow_the_reference_and_fit_the_context(prepared_run):
+    ctx = context(prepared_run, entigraph={"max_relations": 12, "triple_share": 0.5, "max_tokens": 64})
     requests = list(GENERATORS.get("entigraph")(ctx).requests())
-    assert len(requests) == 6
+    assert len(requests) == 12 and {len(r.metadata["entities"]) for r in requests} == {2, 3}
     for request in requests:
         doc = ctx.corpus.by_id[request.prefix_key]
-        content = request.messages[0]["content"]
-        assert content.startswith(f'Here is a document, "{doc.header}"')
-        assert all(f'"{e}"' in content for e in request.metadata["entities"])
+        system, user = request.messages
+        n = len(request.metadata["entities"])
+        # The reference's system message: the knowledge analyzer, its headings, one per entity, then the interaction.
+        assert system["role"] == "system" and system["content"].startswith("You will act as a knowledge analyzer")
+        headings = [line for line in system["content"].splitlines() if line.startswith("### Discussion of")]
+        assert headings[:n] == [f"### Discussion of <title> in relation to <entity{i}>" for i in range(1, n + 1)]
+        assert headings[n].startswith("### Discussion of Interaction between <entity1>")
+        assert user["content"].startswith(f"### Document Content:\n{doc.header}\n")
+        assert user["content"].endswith("### Entities:\n" + "\n".join(f"- {e}" for e in request.metadata["entities"]))
     ctx.context_window = 2048
-    short = next(iter(GENERATORS.get("entigraph")(ctx).requests())).messages[0]["content"]
-    assert len(ctx.tokenizer(short)["input_ids"]) + ctx.settings.entigraph.max_tokens <= 2048
+    short = next(iter(GENERATORS.get("entigraph")(ctx).requests())).messages
+    assert len(ctx.tokenizer(short[0]["content"] + short[1]["content"])["input_ids"]) + 64 <= 2048
 
 
 def test_mined_records_need_no_model(prepared_run):
@@ -90,6 +97,26 @@ def test_mined_records_need_no_model(prepared_run):
     assert records == list(GENERATORS.get("rc_mined")(ctx).records())
     for record in records:
         assert "title" in record["style"] and record["prompt_file"] == "rc/mined.yaml"
+        assert record["text"].startswith(ctx.corpus.by_id[record["doc_id"]].header + "\n\n")
+
+
+def test_chunk_generators_name_the_document_in_prompt_and_record(prepared_run):
+    from synthcpt.engine.types import Result
+
+    ctx = context(prepared_run, bonito={"format": "instruct"})
+    for name in ("wrap", "rc_llm", "bonito"):
+        generator = GENERATORS.get(name)(ctx)
+        request = next(generator.requests())
+        header = ctx.corpus.by_id[request.metadata["doc_id"]].header
+        assert f'"{header}"' in request.messages[-1]["content"], name
+        answer = {"wrap": "A plain rephrasing of the passage, with every fact kept in simple words.",
+                  "rc_llm": '{"questions": [{"question": "Who is it about?", "answer": "It is about Korvin."}]}',
+                  "bonito": '{"instruction": "Who is the passage about?", "response": "Korvin."}'}[name]
+        result = Result(request, [answer], ["stop"], 10, 10, 0.1)
+        if request.json_schema is not None:
+            result.parsed = [json.loads(answer)]
+        [record] = generator.parse(result)
+        assert record["text"].startswith(header + "\n\n"), name
 
 
 def test_plan_command_estimates_each_generator_up_to_its_target(prepared_run):

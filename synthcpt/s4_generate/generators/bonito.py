@@ -142,8 +142,10 @@ class Bonito(Generator):
             for position, chunk in enumerate(chunks):
                 task_type = task_types[(position * s.tasks_per_chunk + sweep) % len(task_types)]
                 context = chunk.text.strip()
+                header = self.corpus.by_id[chunk.doc_id].header
                 content = template.render(task_type=task_type, context=context) if self.raw else \
-                    template.render(task_type=task_type, context=context, guidance=self.guidance[task_type])
+                    template.render(task_type=task_type, context=context, header=header,
+                                    guidance=self.guidance[task_type])
                 sampling = self.sampling(s.temperature, s.max_tokens, top_p=s.top_p)
                 yield self.request(content, template, sampling, raw=self.raw,
                                    json_schema=None if self.raw else INSTRUCTION_PAIR_SCHEMA,
@@ -158,7 +160,10 @@ class Bonito(Generator):
         if pair is None:
             return Rejected("unparseable")
         meta = result.request.metadata
-        instruction = with_context(pair[0], self.chunks[meta["unit"]].text.strip())
+        chunk = self.chunks[meta["unit"]]
+        # The passage goes in under its document's header line, so the pair names the document it is about.
+        context = f"{self.corpus.by_id[chunk.doc_id].header}\n\n{chunk.text.strip()}"
+        instruction = with_context(pair[0], context)
         response = pair[1]
         record = self.record(result, f"{instruction}\n\n{response}", meta["style"],
                              pair={"instruction": instruction, "response": response, "task_type": meta["style"]})

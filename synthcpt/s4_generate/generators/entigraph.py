@@ -1,9 +1,14 @@
-"""EntiGraph (Yang et al., 2025): the document summaries, then for sampled pairs and triples of a
-document's entities, a text on how they relate in the context of that document: one part per
-entity and one on their interaction. Requests share the document as their prefix."""
+"""EntiGraph (Yang et al., 2025), as in its reference code: the document summaries, then for sampled
+pairs and triples of a document's entities the reference's "knowledge analyzer" request: the article
+rephrased with respect to each entity, their interaction, and questions about them, under headings
+`### Discussion of <title> in relation to <entity>`. The reference's system message holds the task
+(one for pairs, one for triples), the user message the document and the entities, so requests share
+the task and then the document as their prefix. A text cut off by max_tokens keeps its whole
+sections only and is counted as truncated."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any, Literal
@@ -17,14 +22,26 @@ from synthcpt.s4_generate.parsing import strip_preamble, trim_truncated
 from synthcpt.s4_generate.records import make_record, record_id
 from synthcpt.section import Section
 
-PROMPT = "entigraph/relation.md"
+PAIRS = "entigraph/pairs.md"
+TRIPLES = "entigraph/triples.md"
+DOCUMENT = "entigraph/document.md"
+SECTION = re.compile(r"(?m)^(?=#{2,4} )")
 # Tokens the chat template adds around a message, kept free when a document is cut to fit.
 CHAT_TEMPLATE_MARGIN = 64
 
 
 def entity_list(entities: tuple[str, ...] | list[str]) -> str:
-    quoted = [f'"{e}"' for e in entities]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    """The entities as the reference lists them in the user message."""
+    return "\n".join(f"- {e}" for e in entities)
+
+
+def whole_sections(text: str) -> str:
+    """A text cut off by max_tokens without its last, unfinished section; a text without sections is
+    cut back to its last complete sentence ('' when nothing complete is left)."""
+    sections = [part for part in SECTION.split(text) if part.strip()]
+    if len(sections) > 1:
+        return "".join(sections[:-1]).rstrip()
+    return trim_truncated(text)
 
 
 class EntiGraphSettings(Section):
@@ -36,11 +53,17 @@ class EntiGraphSettings(Section):
                            "as in the paper), cooccurring (co-occurring first), random, degree (hubs more often).")
     pairs_per_doc: int | None = Field(
         None, ge=0, description="Entity pairs per document (unset: all pairs, as in the paper).")
-    triples_per_doc: int = Field(
-        10, ge=0, description="Entity triples per document (the paper used a subset of triples).")
+    triple_share: float = Field(
+        0.25, ge=0, lt=1, description="Share of each document's relations that are triples, kept at every point of "
+                                      "the order, so a budget cut keeps it (the reference wrote all pairs, then "
+                                      "a random subset of triples: at scale, mostly pairs).")
+    triples_per_doc: int | None = Field(
+        None, ge=0, description="At most this many triples per document (unset: as many as triple_share asks).")
     max_relations: int | None = Field(None, ge=1, description="At most this many relations in all (unset: no cap).")
     temperature: float = Field(1.0, ge=0, description="Sampling temperature (paper: 1.0).")
-    max_tokens: int = Field(1024, ge=1, description="Max tokens of one relation text.")
+    max_tokens: int = Field(
+        2048, ge=1, description="Max tokens of one relation text (the reference sets no limit; its gpt-4-turbo "
+                                "answers run to about a thousand tokens).")
 
 
 class EntiGraph(Generator):
@@ -57,7 +80,7 @@ class EntiGraph(Generator):
 
     @classmethod
     def prompts(cls, settings: EntiGraphSettings) -> list[str]:
-        return [PROMPT]
+        return [PAIRS, TRIPLES, DOCUMENT]
 
     @property
     def max_tokens(self) -> int:
@@ -65,7 +88,12 @@ class EntiGraph(Generator):
 
     @cached_property
     def template(self):
-        return self.prompt(PROMPT)
+        return self.prompt(DOCUMENT)
+
+    @cached_property
+    def tasks(self):
+        """The reference's system message for a relation of two and of three entities."""
+        return {2: self.prompt(PAIRS), 3: self.prompt(TRIPLES)}
 
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.settings.summaries:
@@ -84,18 +112,19 @@ class EntiGraph(Generator):
         if self.corpus.graph_dir is None:
             raise SynthcptError("entigraph needs the graph stage's output (graphs/)")
         s = self.settings
-        return sample_relations(self.corpus.graph_dir, s.strategy, s.pairs_per_doc, s.triples_per_doc,
-                                self.ctx.seed, s.max_relations)
+        return sample_relations(self.corpus.graph_dir, s.strategy, s.pairs_per_doc, s.triple_share,
+                                s.triples_per_doc, self.ctx.seed, s.max_relations)
 
     def requests(self) -> Iterator[Request]:
         # Best relations first, documents taking turns: a budget cut keeps the best of every document.
         for relation in self.relations():
             doc = self.corpus.by_id[relation.doc_id]
             entities = tuple(relation.entities)
-            content = self.template.render(header=doc.header, title=doc.title, document=self.fitted(doc),
+            content = self.template.render(header=doc.header, document=self.fitted(doc),
                                            entities=entity_list(entities))
             sampling = self.sampling(self.settings.temperature, self.settings.max_tokens)
             yield self.request(content, self.template, sampling, prefix_key=doc.doc_id,
+                               system=self.tasks[len(entities)],
                                metadata={"doc_id": doc.doc_id, "entities": list(entities),
                                          "unit": "|".join((doc.doc_id, *entities))})
 
@@ -109,8 +138,8 @@ class EntiGraph(Generator):
         tokenizer, window = self.ctx.tokenizer, self.ctx.context_window
         if tokenizer is None or window is None:
             return doc.text
-        frame = self.template.render(header=doc.header, title=doc.title, document="", entities=entity_list(
-            ("x" * 40,) * 3))
+        frame = self.tasks[3].text + self.template.render(header=doc.header, document="",
+                                                          entities=entity_list(("x" * 40,) * 3))
         room = window - self.settings.max_tokens - len(tokenizer(frame)["input_ids"]) - CHAT_TEMPLATE_MARGIN
         if room <= 0:
             raise SynthcptError(f"entigraph: the model's context ({window} tokens) has no room for a document "
@@ -123,17 +152,13 @@ class EntiGraph(Generator):
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if not result.ok or not result.texts:
             return Rejected("engine_error")
-        text = result.text
-        if result.truncated:
-            text = trim_truncated(text)
-        body = strip_preamble(text)
+        body = strip_preamble(whole_sections(result.text) if result.truncated else result.text)
         if not body:
-            return Rejected("empty")
+            return Rejected("truncated" if result.truncated else "empty")
         meta = result.request.metadata
         doc = self.corpus.by_id[meta["doc_id"]]
         entities = meta["entities"]
-        heading = f"{doc.header}: {' and '.join(entities)}"
-        return [self.record(result, f"{heading}\n\n{body}", "pair" if len(entities) == 2 else "triple", entities)]
+        return [self.record(result, f"{doc.header}\n\n{body}", "pair" if len(entities) == 2 else "triple", entities)]
 
 
 PLUGIN = EntiGraph

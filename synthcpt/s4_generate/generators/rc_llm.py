@@ -95,7 +95,8 @@ class RcLlm(Generator):
         chunk = self.chunks[result.request.metadata["unit"]]
         lead_in = random.Random(f"{self.ctx.seed}:{self.name}:{chunk.chunk_id}").choice(self.lead_ins)
         tasks = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in pairs)
-        return [self.record(result, f"{chunk.text.strip()}\n\n{lead_in}\n\n{tasks}", "qa")]
+        header = self.corpus.by_id[chunk.doc_id].header
+        return [self.record(result, f"{header}\n\n{chunk.text.strip()}\n\n{lead_in}\n\n{tasks}", "qa")]
 
 
 PLUGIN = RcLlm

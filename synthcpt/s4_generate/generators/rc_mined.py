@@ -71,7 +71,8 @@ class RcMined(Generator):
                                      rng)
                 if mined.count:
                     items.append(make_record(
-                        id=record_id(self.name, doc.doc_id, index, prompt.hash), text=render(mined, templates, rng),
+                        id=record_id(self.name, doc.doc_id, index, prompt.hash),
+                        text=f"{doc.header}\n\n{render(mined, templates, rng)}",
                         generator=self.name, style="+".join(sorted(mined.examples)), doc_id=doc.doc_id,
                         prompt_file=prompt.name, prompt_hash=prompt.hash))
             per_doc.append(items)

@@ -63,7 +63,9 @@ class Wrap(Generator):
                 style = styles[(position + sweep) % len(styles)]
                 template = self.templates[style]
                 sampling = self.sampling(s.temperature, s.max_tokens)
-                yield self.request(template.render(text=chunk.text.strip()), template, sampling, sample=sample,
+                header = self.corpus.by_id[chunk.doc_id].header
+                yield self.request(template.render(header=header, text=chunk.text.strip()), template, sampling,
+                                   sample=sample,
                                    metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": style})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
@@ -79,7 +81,9 @@ class Wrap(Generator):
             text = strip_preamble(trim_truncated(result.text) if result.truncated else result.text)
             if not text:
                 return Rejected("empty")
-        return [self.record(result, text, style)]
+        # The document's header line ties what the rephrasing teaches to the title a question names.
+        header = self.corpus.by_id[result.request.metadata["doc_id"]].header
+        return [self.record(result, f"{header}\n\n{text}", style)]
 
 
 PLUGIN = Wrap
