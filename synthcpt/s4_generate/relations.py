@@ -3,8 +3,9 @@
 Strategies, per document:
 - `all`: every pair (the reference), in a random order; triples drawn uniformly.
 
-Triples make up `triple_share` of each document's relations at every point of its order (a budget
-cut keeps the share), as many as that asks for, up to `triples_per_doc`.
+Triples make up `triple_share` of each document's pairs and triples at every point of its order (a
+budget cut keeps the share), as many as that asks for, up to `triples_per_doc`. With `singles`, every
+entity alone comes too (the reference's entity-specific questions), spread through the order the same way.
 - `cooccurring`: pairs that share a sentence window first, heaviest edge first, then the others;
   triples that form a triangle first, then paths of two edges, then the others.
 - `random`: pairs and triples drawn uniformly (with `pairs_per_doc` unset, the same pairs as `all`).
@@ -137,7 +138,8 @@ def triples_wanted(pairs: int, triple_share: float, triples_per_doc: int | None)
 
 
 def sample_relations(graph_dir: Path, strategy: str, pairs_per_doc: int | None, triple_share: float,
-                     triples_per_doc: int | None, seed: int, max_relations: int | None) -> list[Relation]:
+                     triples_per_doc: int | None, seed: int, max_relations: int | None,
+                     singles: bool = False) -> list[Relation]:
     """The relations to generate, best first: each document's pairs and triples under `strategy`,
     documents interleaved, cut to `max_relations`."""
     if strategy not in STRATEGIES:
@@ -150,7 +152,10 @@ def sample_relations(graph_dir: Path, strategy: str, pairs_per_doc: int | None, 
         pairs = _pairs(sub, strategy, rng, pairs_per_doc)
         triples = _triples(sub, strategy, rng, triples_wanted(len(pairs), triple_share, triples_per_doc))
         names = {n: graph.nodes[n]["names"][doc_id] for n in sub.nodes}
-        per_doc.append([Relation(doc_id, tuple(names[n] for n in group)) for group in _by_rank(pairs, triples)])
+        # The reference's entity-specific questions: every entity alone, most salient first.
+        alone = [(n,) for n in sub.nodes] if singles else []
+        per_doc.append([Relation(doc_id, tuple(names[n] for n in group))
+                        for group in _by_rank(alone, pairs, triples)])
     ordered = _interleave(per_doc)
     return ordered[:max_relations] if max_relations is not None else ordered
 

@@ -111,7 +111,7 @@ def summarise(records: list[dict], baseline: str, settings, seed: int) -> dict[s
         base = {r["question_id"]: r for r in groups.get((baseline, method), [])}
         if model == baseline or not base:
             continue
-        for metric in ("acc", "acc_norm", "f1"):
+        for metric in ("acc", "acc_attempted", "acc_norm", "f1"):
             pairs = [(r[metric], base[r["question_id"]][metric]) for r in group
                      if r["question_id"] in base and r[metric] is not None
                      and base[r["question_id"]][metric] is not None]

@@ -13,12 +13,14 @@ import datasets
 from synthcpt.s6_eval.metrics import choose, set_f1
 from synthcpt.s6_eval.qa import QAItem
 
-METRICS = ("acc", "acc_norm", "f1", "unparsed")
+# acc_attempted: accuracy over the questions answered (the EntiGraph protocol); attempted: the attempt rate.
+METRICS = ("acc", "acc_attempted", "attempted", "acc_norm", "f1", "unparsed")
 RECORD_FEATURES = datasets.Features({
     "model": datasets.Value("string"), "method": datasets.Value("string"),
     "question_id": datasets.Value("string"), "doc_id": datasets.Value("string"),
     "qa_set": datasets.Value("string"), "answers": datasets.Value("string"),
     "predicted": datasets.Value("string"), "acc": datasets.Value("float64"),
+    "acc_attempted": datasets.Value("float64"), "attempted": datasets.Value("float64"),
     "acc_norm": datasets.Value("float64"), "f1": datasets.Value("float64"),
     "unparsed": datasets.Value("float64"), "scores": datasets.Sequence(datasets.Value("float64")),
     "outputs": datasets.Sequence(datasets.Value("string")),
@@ -36,7 +38,8 @@ class Candidate:
 def question_record(model: str, method: str, item: QAItem, predicted: Iterable[str] | None, **values: Any) -> dict:
     record = {"model": model, "method": method, "question_id": item.question_id, "doc_id": item.doc_id,
               "qa_set": item.qa_set, "answers": "".join(item.answers),
-              "predicted": "".join(predicted or ()), "acc": None, "acc_norm": None, "f1": None,
+              "predicted": "".join(predicted or ()), "acc": None, "acc_attempted": None, "attempted": None,
+              "acc_norm": None, "f1": None,
               "unparsed": None, "scores": [], "outputs": []}
     record.update(values)
     return record

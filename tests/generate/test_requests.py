@@ -71,9 +71,13 @@ def test_rc_llm_asks_for_the_configured_number_of_questions_as_json(prepared_run
 
 
 def test_entigraph_requests_follow_the_reference_and_fit_the_context(prepared_run):
-    ctx = context(prepared_run, entigraph={"max_relations": 12, "triple_share": 0.5, "max_tokens": 64})
+    ctx = context(prepared_run, entigraph={"max_relations": 12, "triple_share": 0.5, "max_tokens": 64,
+                                           "singles": False})
     requests = list(GENERATORS.get("entigraph")(ctx).requests())
     assert len(requests) == 12 and {len(r.metadata["entities"]) for r in requests} == {2, 3}
+    ctx.settings.entigraph.singles, ctx.settings.entigraph.max_relations = True, None
+    singles = [r for r in GENERATORS.get("entigraph")(ctx).requests() if len(r.metadata["entities"]) == 1]
+    assert singles and all(r.messages[0]["content"].startswith("As an examiner") for r in singles)
     for request in requests:
         doc = ctx.corpus.by_id[request.prefix_key]
         system, user = request.messages

@@ -1,8 +1,9 @@
-"""EntiGraph (Yang et al., 2025), as in its reference code: the document summaries, then for sampled
-pairs and triples of a document's entities the reference's "knowledge analyzer" request: the article
+"""EntiGraph (Yang et al., 2025), as in its reference code: the document summaries, the reference's
+questions about each entity alone, then for sampled pairs and triples of a document's entities the
+reference's "knowledge analyzer" request: the article
 rephrased with respect to each entity, their interaction, and questions about them, under headings
 `### Discussion of <title> in relation to <entity>`. The reference's system message holds the task
-(one for pairs, one for triples), the user message the document and the entities, so requests share
+(one for single entities, one for pairs, one for triples), the user message the document and the entities, so requests share
 the task and then the document as their prefix. A text cut off by max_tokens keeps its whole
 sections only and is counted as truncated."""
 
@@ -22,6 +23,7 @@ from synthcpt.s4_generate.parsing import strip_preamble, trim_truncated
 from synthcpt.s4_generate.records import make_record, record_id
 from synthcpt.section import Section
 
+SINGLES = "entigraph/singles.md"
 PAIRS = "entigraph/pairs.md"
 TRIPLES = "entigraph/triples.md"
 DOCUMENT = "entigraph/document.md"
@@ -47,7 +49,10 @@ def whole_sections(text: str) -> str:
 class EntiGraphSettings(Section):
     """EntiGraph: texts on how sampled pairs and triples of a document's entities relate."""
 
-    summaries: bool = Field(True, description="Include the document summaries from the entities stage as records.")
+    summaries: bool = Field(True, description="Include the document summaries from the entities stage as records "
+                                              "(the reference trains on them).")
+    singles: bool = Field(True, description="The reference's entity-specific questions: a request per entity "
+                                            "alone, beside the pairs and triples.")
     strategy: Literal["all", "cooccurring", "random", "degree"] = Field(
         "all", description="How entity pairs and triples are sampled from each document's graph: all (every pair, "
                            "as in the paper), cooccurring (co-occurring first), random, degree (hubs more often).")
@@ -80,7 +85,7 @@ class EntiGraph(Generator):
 
     @classmethod
     def prompts(cls, settings: EntiGraphSettings) -> list[str]:
-        return [PAIRS, TRIPLES, DOCUMENT]
+        return [SINGLES, PAIRS, TRIPLES, DOCUMENT] if settings.singles else [PAIRS, TRIPLES, DOCUMENT]
 
     @property
     def max_tokens(self) -> int:
@@ -92,8 +97,9 @@ class EntiGraph(Generator):
 
     @cached_property
     def tasks(self):
-        """The reference's system message for a relation of two and of three entities."""
-        return {2: self.prompt(PAIRS), 3: self.prompt(TRIPLES)}
+        """The reference's system message for one entity, and for a relation of two and of three."""
+        found = {2: self.prompt(PAIRS), 3: self.prompt(TRIPLES)}
+        return {1: self.prompt(SINGLES), **found} if self.settings.singles else found
 
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.settings.summaries:
@@ -113,7 +119,7 @@ class EntiGraph(Generator):
             raise SynthcptError("entigraph needs the graph stage's output (graphs/)")
         s = self.settings
         return sample_relations(self.corpus.graph_dir, s.strategy, s.pairs_per_doc, s.triple_share,
-                                s.triples_per_doc, self.ctx.seed, s.max_relations)
+                                s.triples_per_doc, self.ctx.seed, s.max_relations, singles=s.singles)
 
     def requests(self) -> Iterator[Request]:
         # Best relations first, documents taking turns: a budget cut keeps the best of every document.
@@ -158,7 +164,8 @@ class EntiGraph(Generator):
         meta = result.request.metadata
         doc = self.corpus.by_id[meta["doc_id"]]
         entities = meta["entities"]
-        return [self.record(result, f"{doc.header}\n\n{body}", "pair" if len(entities) == 2 else "triple", entities)]
+        style = {1: "single", 2: "pair", 3: "triple"}[len(entities)]
+        return [self.record(result, f"{doc.header}\n\n{body}", style, entities)]
 
 
 PLUGIN = EntiGraph
