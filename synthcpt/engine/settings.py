@@ -22,6 +22,16 @@ class Price(Section):
 
     input: float = Field(0.0, ge=0, description="Dollars per million prompt tokens.")
     output: float = Field(0.0, ge=0, description="Dollars per million completion tokens.")
+    batch_input: float | None = Field(
+        None, ge=0, description="Dollars per million prompt tokens through a batch API (unset: half of input).")
+    batch_output: float | None = Field(
+        None, ge=0, description="Dollars per million completion tokens through a batch API (unset: half of output).")
+
+    def batch(self) -> Price:
+        """The price through a provider's batch API: what is set, else half the online price (OpenAI's and
+        Anthropic's batch discount)."""
+        return Price(input=self.input / 2 if self.batch_input is None else self.batch_input,
+                     output=self.output / 2 if self.batch_output is None else self.batch_output)
 
 
 # List prices (USD per million tokens) of hosted models often used for synthetic data; EntiGraph
