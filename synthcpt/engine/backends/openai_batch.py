@@ -26,7 +26,13 @@ from pydantic import Field
 
 from synthcpt.atomic import write_json
 from synthcpt.engine.backend import Done, Job
-from synthcpt.engine.backends.openai import MalformedResponse, describe, request_body, response_of
+from synthcpt.engine.backends.openai import (
+    MalformedResponse,
+    describe,
+    is_transient,
+    request_body,
+    response_of,
+)
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
 from synthcpt.section import Section
@@ -46,6 +52,7 @@ MAX_BATCH_ATTEMPTS = 3
 # How far before its record a batch may have been created on the provider's clock (clock skew), when a
 # batch submitted by a killed run is looked up by its input file.
 CLOCK_SKEW = 300
+MAX_BACKOFF = 60.0
 
 
 class OpenAIBatchSettings(Section):
@@ -154,7 +161,12 @@ def line_error(line: dict[str, Any]) -> str:
 
 
 def unanswered(line: dict[str, Any]) -> bool:
-    return (line.get("error") or {}).get("code") in UNANSWERED_CODES
+    """A line the batch never got to, or that failed the way the online backend retries (429, 5xx...):
+    sent again in a new batch rather than failed."""
+    if (line.get("error") or {}).get("code") in UNANSWERED_CODES:
+        return True
+    status = (line.get("response") or {}).get("status_code") or 0
+    return status in (408, 409, 429) or status >= 500
 
 
 def done_of(job: Job, line: dict[str, Any], latency: float) -> Done:
@@ -194,6 +206,7 @@ class OpenAIBatchBackend:
         self.path = state_path(run_dir)
         self.client = openai.OpenAI(base_url=self.settings.base_url, api_key=api_key(self.settings),
                                     max_retries=self.settings.max_retries, timeout=self.settings.timeout)
+        self.once = self.client.with_options(max_retries=0)  # for the one call that must not be repeated blindly
         self.batches = load_state(run_dir)
         self.owner = {key: batch for batch in self.batches for key in batch.keys}
         self.jobs: dict[str, Job] = {}  # submitted by the engine, not yet handed back
@@ -293,12 +306,12 @@ class OpenAIBatchBackend:
         while self.jobs:
             done = self._send() + self._advance()
             self._save()
+            self._report()
             if done:
                 self.handed = [d.job.key for d in done]
                 for d in done:
                     del self.jobs[d.job.key]
                 return done
-            self._report()
             time.sleep(self.settings.poll_interval)
         return []
 
@@ -352,11 +365,24 @@ class OpenAIBatchBackend:
         self._create(batch)
 
     def _create(self, batch: Batch) -> None:
-        remote = self._api(self.client.batches.create, input_file_id=batch.file_id, endpoint=batch.url,
-                           completion_window=self.settings.completion_window,
-                           metadata={"synthcpt_batch": batch.local_id})
-        self._update(batch, remote)
-        self._save()  # at once: a killed run finds this batch instead of submitting it again
+        """Create the batch of an uploaded file, once. A call that failed on the way back (dropped
+        connection, timeout, 5xx) may have created it, and the client's own retries would create another:
+        so it is made without them, and after a failure looked up by its input file before trying again."""
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                remote = self.once.batches.create(input_file_id=batch.file_id, endpoint=batch.url,
+                                                  completion_window=self.settings.completion_window,
+                                                  metadata={"synthcpt_batch": batch.local_id})
+            except openai.APIError as e:
+                if not is_transient(e) or attempt == self.settings.max_retries:
+                    raise self._error(e) from None
+                remote = self._find_batch(batch)
+                if remote is None:
+                    time.sleep(min(2 ** attempt, MAX_BACKOFF))
+                    continue
+            self._update(batch, remote)
+            self._save()  # at once: a killed run finds this batch instead of submitting it again
+            return
 
     # --- waiting and collecting
 
