@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, model_serializer
 
 from synthcpt import plugins
 from synthcpt.section import Section
@@ -26,6 +26,12 @@ class Price(Section):
         None, ge=0, description="Dollars per million prompt tokens through a batch API (unset: half of input).")
     batch_output: float | None = Field(
         None, ge=0, description="Dollars per million completion tokens through a batch API (unset: half of output).")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_batch_prices(self, handler: Any) -> dict[str, Any]:
+        # Unset batch prices are left out, so the engine's identity (and so every stage's fingerprint) of a
+        # config written before they existed stays the same.
+        return {k: v for k, v in handler(self).items() if v is not None or not k.startswith("batch_")}
 
     def batch(self) -> Price:
         """The price through a provider's batch API: what is set, else half the online price (OpenAI's and

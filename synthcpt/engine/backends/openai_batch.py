@@ -404,10 +404,18 @@ class OpenAIBatchBackend:
             if batch.batch_id is None:  # uploaded by a killed run, never created
                 self._create(batch)
             elif not batch.terminal:
-                self._update(batch, self._api(self.client.batches.retrieve, batch.batch_id))
+                self._retrieve(batch)
             if batch.terminal:
                 done += self._collect(batch)
         return done
+
+    def _retrieve(self, batch: Batch) -> None:
+        try:
+            self._update(batch, self.client.batches.retrieve(batch.batch_id))
+        except openai.NotFoundError:  # e.g. another provider since: its requests are sent again
+            batch.status, batch.reason = "failed", f"{self.where} does not know batch {batch.batch_id}"
+        except openai.APIError as e:
+            raise self._error(e) from None
 
     def _collect(self, batch: Batch) -> list[Done]:
         """Dones for this run's jobs in a finished batch; those it never answered go into a new batch."""
@@ -435,13 +443,20 @@ class OpenAIBatchBackend:
             lines: dict[str, dict[str, Any]] = {}
             for file_id in (batch.output_file_id, batch.error_file_id):
                 if file_id:
-                    text = self._api(self.client.files.content, file_id).text
-                    for raw in text.splitlines():
+                    for raw in self._download(file_id).splitlines():
                         if raw.strip():
                             line = json.loads(raw)
                             lines[line.get("custom_id")] = line
             self.results[batch.local_id] = lines
         return self.results[batch.local_id]
+
+    def _download(self, file_id: str) -> str:
+        try:
+            return self.client.files.content(file_id).text
+        except openai.NotFoundError:  # providers delete files after a while: its requests are sent again
+            return ""
+        except openai.APIError as e:
+            raise self._error(e) from None
 
     def _report(self) -> None:
         """One status line per poll, when it says something new (a day of identical lines helps no one)."""
