@@ -25,10 +25,21 @@ from synthcpt.engine.plan import estimate
 from synthcpt.engine.settings import Price, engine_settings
 from synthcpt.engine.usage import price_of
 from synthcpt.errors import SynthcptError
+from tests.conftest import DEMO_CORPUS
 from tests.engine.batch_server import batch_server
+from tests.engine.fault_proxy import fault_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ENV = "SYNTHCPT_BATCH_TEST_KEY"
+
+
+def generate_stage_overrides(run_dir: Path, engine: list[str]) -> list[str]:
+    """The config of the full generate-stage test: one small WRAP generation over the demo stories
+    (spaCy entities, no LLM before generate), through the given engine settings. The one place to adapt
+    when the generate stage's keys change."""
+    return [f"run.dir={run_dir}", f"ingest.inputs=[{DEMO_CORPUS}]", "entities.extractor=spacy",
+            "generate.generators=[wrap]", "generate.tokens={wrap: 120}", "generate.wrap_max_tokens=16",
+            "generate.wrap_styles=[easy]", "generate.mix_min_tokens=4", "engine.model=default", *engine]
 
 
 def batch_settings(base_url: str, **changes):
@@ -183,6 +194,30 @@ def test_plan_prices_batch_work_at_half_or_at_the_set_batch_price(tmp_path):
     assert price_of(settings, batch=False) == prices["gpt-4o"]
     priced = estimate(settings, tmp_path, "x", work)
     assert priced.batch_cost == (priced.prompt_tokens * 2.0 + priced.completion_tokens * 1.0) / 1e6
+
+
+@pytest.mark.slow
+def test_generate_stage_through_the_batch_api_then_online_from_the_cache(vllm_server, tmp_path):
+    from synthcpt.config import load_config
+    from synthcpt.pipeline import Runner
+    from synthcpt.s4_generate.records import read_shards
+
+    run_dir = tmp_path / "run"
+    with batch_server(vllm_server) as (url, server):
+        engine = ["engine.backend=openai_batch", f"engine.openai_batch.base_url={url}",
+                  "engine.openai_batch.poll_interval=0.2"]
+        config = load_config(None, generate_stage_overrides(run_dir, engine))
+        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force=set())
+    wrap = read_shards(run_dir / "synthetic" / "wrap")
+    assert wrap and all(r["text"].strip() and r["model"] == "default" for r in wrap)
+    assert server.created >= 1 and server.forwarded and set(server.forwarded.values()) == {1}
+    # the same stage online asks the model nothing: every request is in the cache under the same key
+    with fault_proxy(vllm_server, fault_rate=0.0) as (proxy_url, proxy):
+        engine = ["engine.backend=openai", f"engine.openai.base_url={proxy_url}"]
+        config = load_config(None, generate_stage_overrides(run_dir, engine))
+        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force={"generate"})
+    assert proxy.completed == 0
+    assert sorted(r["text"] for r in read_shards(run_dir / "synthetic" / "wrap")) == sorted(r["text"] for r in wrap)
 
 
 def main(run_dir: Path, base_url: str, out: Path) -> None:

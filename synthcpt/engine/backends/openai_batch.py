@@ -253,6 +253,8 @@ class OpenAIBatchBackend:
     # --- the state file
 
     def _save(self) -> None:
+        if not self.batches and not self.path.exists():
+            return  # a run that never sent a batch leaves no state file
         write_json(self.path, {"batches": [dataclasses.asdict(batch) for batch in self.batches]})
 
     def _recover(self) -> None:
