@@ -215,7 +215,9 @@ def test_generate_stage_through_the_batch_api_then_online_from_the_cache(vllm_se
     with fault_proxy(vllm_server, fault_rate=0.0) as (proxy_url, proxy):
         engine = ["engine.backend=openai", f"engine.openai.base_url={proxy_url}"]
         config = load_config(None, generate_stage_overrides(run_dir, engine))
-        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force={"generate"})
+        # the earlier stages run again: the engine's identity names the backend (see the report)
+        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"],
+                                                        force={"generate"})
     assert proxy.completed == 0
     assert sorted(r["text"] for r in read_shards(run_dir / "synthetic" / "wrap")) == sorted(r["text"] for r in wrap)
 
