@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from synthcpt.atomic import write_text
+from synthcpt.atomic import write_json, write_text
 from synthcpt.engine import Request, Sampling, open_engine
-from synthcpt.engine.backends.openai_batch import batch_status_table, load_state
+from synthcpt.engine.backends.openai_batch import batch_status_table, load_state, state_path
 from synthcpt.engine.cache import request_key
 from synthcpt.engine.plan import estimate
 from synthcpt.engine.settings import Price, engine_settings
@@ -125,6 +125,23 @@ def test_a_create_whose_answer_is_lost_is_found_not_submitted_again(vllm_server,
         results = list(engine.generate(chat(4)))
     assert server.created == 1 and all(r.ok for r in results) and len(results) == 4  # one file of 4 chat requests
     assert sorted(server.forwarded.values()) == [1] * 4
+
+
+def test_killed_between_upload_and_create_finds_the_batch_by_its_file(vllm_server, tmp_path):
+    with batch_server(vllm_server) as (url, server):
+        with open_engine(batch_settings(url), tmp_path) as engine:
+            first = texts(engine.generate(chat(4)))
+        # as a run killed after creating the batch but before recording it, its answers never committed
+        state = json.loads(state_path(tmp_path).read_text())
+        state["batches"][0].update(batch_id=None, status="uploaded", keys=keys(chat(4)))
+        write_json(state_path(tmp_path), state)
+        for path in (tmp_path / "cache").glob("engine.sqlite*"):
+            path.unlink()
+        with open_engine(batch_settings(url), tmp_path) as engine:
+            assert texts(engine.generate(chat(4))) == first
+            assert engine.usage.cached == 0
+    assert server.created == 1 and sorted(server.forwarded.values()) == [1] * 4
+    assert [b.status for b in load_state(tmp_path)] == ["completed"] and not load_state(tmp_path)[0].keys
 
 
 def start_run(run_dir: Path, base_url: str, out: Path, secret: str) -> subprocess.Popen:
