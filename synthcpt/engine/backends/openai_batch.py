@@ -290,6 +290,8 @@ class OpenAIBatchBackend:
         """Take keys out of the batches that carry them (a list rebuilt per batch: batches are large)."""
         for batch in {id(self.owner[key]): self.owner[key] for key in keys if key in self.owner}.values():
             batch.keys = [key for key in batch.keys if key not in keys]
+            if not batch.keys:
+                self.results.pop(batch.local_id, None)
         for key in keys:
             self.owner.pop(key, None)
 
@@ -299,6 +301,9 @@ class OpenAIBatchBackend:
         return self.settings.max_in_flight - len(self.jobs)
 
     def submit(self, job: Job) -> None:
+        # The engine submits again only after committing what the last poll handed back: a request that
+        # failed there and is asked for again must be sent again, not attached to the batch that failed it.
+        self._confirm()
         self.jobs[job.key] = job
         if job.key not in self.owner:  # a key in a recorded batch is answered by it, never sent again
             self.unsent.append(job)
@@ -425,7 +430,7 @@ class OpenAIBatchBackend:
         done: list[Done] = []
         again: set[str] = set()
         for key in [k for k in batch.keys if k in self.jobs]:
-            line = lines.get(key)
+            line = lines.pop(key, None)  # each answer is handed back once: memory holds what is still to come
             if line is not None and not unanswered(line):
                 done.append(done_of(self.jobs[key], line, batch.seconds))
             elif self.attempts[key] >= MAX_BATCH_ATTEMPTS:
@@ -435,8 +440,6 @@ class OpenAIBatchBackend:
                 again.add(key)
         self._release(again)
         self.unsent += [self.jobs[key] for key in again]
-        if not batch.keys:
-            self.results.pop(batch.local_id, None)
         return done
 
     def _lines(self, batch: Batch) -> dict[str, dict[str, Any]]:
