@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -224,12 +224,6 @@ class OpenAIBatchBackend:
 
     # --- API calls: transient errors are retried by the client; what is left stops the run in one line.
 
-    def _api(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            return call(*args, **kwargs)
-        except openai.APIError as e:
-            raise self._error(e) from None
-
     def _error(self, error: openai.APIError) -> SynthcptError:
         if isinstance(error, openai.AuthenticationError):
             return SynthcptError(f"{self.where} rejected the API key in ${self.settings.api_key_env}")
@@ -365,8 +359,11 @@ class OpenAIBatchBackend:
         self.batches.append(batch)
         self.owner.update((key, batch) for key in keys)
         self._save()  # before the upload: a killed run knows this file may exist
-        uploaded = self._api(self.client.files.create, file=(f"synthcpt-{batch.local_id}.jsonl",
-                                                               b"".join(line for _, line in chunk)), purpose="batch")
+        try:
+            uploaded = self.client.files.create(file=(f"synthcpt-{batch.local_id}.jsonl",
+                                                      b"".join(line for _, line in chunk)), purpose="batch")
+        except openai.APIError as e:
+            raise self._error(e) from None
         batch.file_id, batch.status = uploaded.id, "uploaded"
         self._save()
         self._create(batch)
