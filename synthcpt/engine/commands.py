@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from synthcpt.errors import SynthcptError
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from synthcpt.engine.plan import Plan
+
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: section.key=value.")]
+PresetOption = Annotated[str | None, typer.Option("--preset", "-p", help="Start from a preset (e.g. hosted-api).")]
 
 
 def _planned_steps(config, stage_name: str | None):
@@ -40,27 +46,48 @@ def _format_seconds(seconds: float | None) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def _dollars(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 or not amount else f"${amount:.4f}"  # cents hide a small run's cost
+
+
+def _plan_table(cfg, plans: list[tuple[str, Plan]]) -> Table:
+    """One row per step. A priced model gets its cost online and through a batch API side by side (the
+    selected backend's in bold); under a batch backend the time is its completion window."""
+    from rich.table import Table
+
+    priced = any(p.cost or p.batch_cost for _, p in plans)
+    window = plans[0][1].completion_window
+    columns = ["stage", "step", "requests", "cached", "prompt tokens", "completion tokens", "time"]
+    columns += ["cost online", f"cost batch API (≤ {window})"] if priced else ["cost"]
+    table = Table(*columns, title=f"plan for {cfg.run.dir} ({cfg.engine.backend}, {cfg.engine.model})")
+    for stage_name, p in plans:
+        time = f"≤ {p.completion_window} (batch)" if p.batch else _format_seconds(p.seconds)
+        costs = [_dollars(p.cost), _dollars(p.batch_cost)]
+        if priced:
+            costs[p.batch] = f"[bold]{costs[p.batch]}[/bold]"
+        table.add_row(stage_name, p.description, f"{p.requests:,}", f"{p.cached:,}", f"{p.prompt_tokens:,}",
+                      f"{p.completion_tokens:,} ({p.completion_basis})", time, *(costs if priced else costs[:1]))
+    return table
+
+
 def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] = None,
-         config: ConfigOption = None, set_: SetOption = None) -> None:
+         config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None) -> None:
     """Estimate the requests, tokens, time and cost of the generations still to run."""
     from rich.console import Console
-    from rich.table import Table
 
     from synthcpt.config import load_config
     from synthcpt.engine.plan import estimate
 
-    cfg = load_config(config, set_ or [])
-    table = Table("stage", "step", "requests", "cached", "prompt tokens", "completion tokens", "time", "cost",
-                  title=f"plan for {cfg.run.dir} ({cfg.engine.backend}, {cfg.engine.model})")
+    cfg = load_config(config, set_ or [], preset)
+    plans = [(stage_name, estimate(cfg.engine, Path(cfg.run.dir), description, requests))
+             for stage_name, description, requests in _planned_steps(cfg, stage)]
     notes = set()
-    for stage_name, description, requests in _planned_steps(cfg, stage):
-        p = estimate(cfg.engine, Path(cfg.run.dir), description, requests)
-        table.add_row(stage_name, description, f"{p.requests:,}", f"{p.cached:,}", f"{p.prompt_tokens:,}",
-                      f"{p.completion_tokens:,} ({p.completion_basis})", _format_seconds(p.seconds), f"${p.cost:,.2f}")
-        if not p.exact_prompt_tokens:
-            notes.add("prompt tokens estimated at ~4 characters per token (set engine.tokenizer for exact counts)")
+    if any(not p.exact_prompt_tokens for _, p in plans):
+        notes.add("prompt tokens estimated at ~4 characters per token (set engine.tokenizer for exact counts)")
+    if any(p.batch_cost for _, p in plans):
+        notes.add("batch API: engine.backend=openai_batch, answered within engine.openai_batch.completion_window")
     out = Console()  # the plan is the command's output: stdout, unlike progress and messages
-    out.print(table)
+    out.print(_plan_table(cfg, plans))
     for note in sorted(notes):
         out.print(f"[dim]{note}[/dim]")
 

@@ -1,6 +1,7 @@
 """Estimates of a generation before it runs: requests still to do (the cache answers the rest),
 exact prompt tokens, completion tokens from max_tokens or the running average of the responses
-already generated for the same step, time from the throughput measured so far, and cost.
+already generated for the same step, time from the throughput measured so far (a batch backend: its
+completion window), and cost online and through a provider's batch API.
 
 Stages that generate declare their requests through the `plan` hook of their `Stage`:
 `(ctx: StageContext) -> dict[str, Iterable[Request]]`, keyed by the description they pass to
@@ -18,6 +19,7 @@ from synthcpt.engine.engine import CACHE_FILE, USAGE_FILE, cache_dir
 from synthcpt.engine.settings import EngineSettings, Price
 from synthcpt.engine.tokens import prompt_counter
 from synthcpt.engine.types import Request
+from synthcpt.engine.usage import price_of
 
 # Responses of a step needed before their mean completion length replaces max_tokens.
 MIN_RESPONSES_FOR_AVERAGE = 20
@@ -33,7 +35,10 @@ class Plan:
     completion_basis: str = "max_tokens"
     exact_prompt_tokens: bool = True
     seconds: float | None = None
-    cost: float = 0.0
+    cost: float = 0.0  # at online prices
+    batch_cost: float = 0.0  # at batch-API prices
+    batch: bool = False  # the selected backend pays batch prices
+    completion_window: str | None = None  # the batch API's (answers may take that long)
 
 
 def measured_completion_rate(run_dir: Path, description: str) -> float | None:
@@ -87,6 +92,12 @@ def estimate(settings: EngineSettings, run_dir: Path, description: str, requests
             cache.close()
     rate = measured_completion_rate(run_dir, description)
     plan.seconds = plan.completion_tokens / rate if rate else None
-    price = settings.prices.get(settings.model, Price())
-    plan.cost = (plan.prompt_tokens * price.input + plan.completion_tokens * price.output) / 1e6
+    plan.cost = cost(plan, price_of(settings, batch=False))
+    plan.batch_cost = cost(plan, price_of(settings, batch=True))
+    plan.batch = getattr(settings.backend_plugin, "batch_prices", False)
+    plan.completion_window = settings.openai_batch.completion_window
     return plan
+
+
+def cost(plan: Plan, price: Price) -> float:
+    return (plan.prompt_tokens * price.input + plan.completion_tokens * price.output) / 1e6

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, model_serializer
 
 from synthcpt import plugins
 from synthcpt.section import Section
@@ -22,6 +22,22 @@ class Price(Section):
 
     input: float = Field(0.0, ge=0, description="Dollars per million prompt tokens.")
     output: float = Field(0.0, ge=0, description="Dollars per million completion tokens.")
+    batch_input: float | None = Field(
+        None, ge=0, description="Dollars per million prompt tokens through a batch API (unset: half of input).")
+    batch_output: float | None = Field(
+        None, ge=0, description="Dollars per million completion tokens through a batch API (unset: half of output).")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_batch_prices(self, handler: Any) -> dict[str, Any]:
+        # Unset batch prices are left out, so the engine's identity (and so every stage's fingerprint) of a
+        # config written before they existed stays the same.
+        return {k: v for k, v in handler(self).items() if v is not None or not k.startswith("batch_")}
+
+    def batch(self) -> Price:
+        """The price through a provider's batch API: what is set, else half the online price (OpenAI's and
+        Anthropic's batch discount)."""
+        return Price(input=self.input / 2 if self.batch_input is None else self.batch_input,
+                     output=self.output / 2 if self.batch_output is None else self.batch_output)
 
 
 # List prices (USD per million tokens) of hosted models often used for synthetic data; EntiGraph

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
@@ -23,6 +24,18 @@ from synthcpt.atomic import write_json
 from synthcpt.engine.settings import Price
 from synthcpt.engine.types import Result
 from synthcpt.progress import console
+
+if TYPE_CHECKING:
+    from synthcpt.engine.settings import EngineSettings
+
+
+def price_of(settings: EngineSettings, batch: bool | None = None) -> Price:
+    """What a token of engine.model costs: online, or through a provider's batch API (`batch`; unset: the
+    selected backend's way, batch for a backend whose plugin declares `batch_prices`)."""
+    price = settings.prices.get(settings.model, Price())
+    if batch is None:
+        batch = getattr(settings.backend_plugin, "batch_prices", False)
+    return price.batch() if batch else price
 
 
 @dataclass

@@ -22,6 +22,7 @@ from synthcpt.engine.backend import Done, Job
 from synthcpt.engine.cache import Response
 from synthcpt.engine.limits import RateLimiter
 from synthcpt.engine.tokens import prompt_counter
+from synthcpt.engine.types import Request
 from synthcpt.errors import SynthcptError
 from synthcpt.section import Section
 
@@ -105,14 +106,32 @@ def api_key(settings: OpenAISettings) -> str:
                         "(or engine.openai.base_url for a local server)")
 
 
-def sampling_arguments(job: Job) -> dict[str, Any]:
-    s = job.request.sampling
-    args: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "n": s.n}
+CHAT_URL = "/v1/chat/completions"
+COMPLETIONS_URL = "/v1/completions"
+# Body fields the OpenAI client's methods have no parameter for: sent through its extra_body.
+EXTRA_FIELDS = ("structured_outputs",)
+
+
+def request_body(model: str, request: Request) -> tuple[str, dict[str, Any]]:
+    """The endpoint and JSON body of a request, shared by the online and the batch backend so that
+    both ask the server exactly the same thing (and a run can switch between them)."""
+    s = request.sampling
+    body: dict[str, Any] = {"model": model, "temperature": s.temperature, "top_p": s.top_p,
+                            "max_tokens": s.max_tokens, "n": s.n}
     if s.seed is not None:
-        args["seed"] = s.seed
+        body["seed"] = s.seed
     if s.stop:
-        args["stop"] = list(s.stop)
-    return args
+        body["stop"] = list(s.stop)
+    if request.messages is not None:
+        body["messages"] = request.messages
+        if request.json_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "output", "schema": request.json_schema}}
+        return CHAT_URL, body
+    body["prompt"] = request.prompt
+    if request.json_schema is not None:  # completions have no response_format; vLLM's own field
+        body["structured_outputs"] = {"json": request.json_schema}
+    return COMPLETIONS_URL, body
 
 
 def response_of(completion: Any, chat: bool, latency: float) -> Response:
@@ -230,19 +249,11 @@ class OpenAIBackend:
         raise AssertionError("unreachable")
 
     async def _request(self, job: Job, started: float) -> Response:
-        request = job.request
-        args = sampling_arguments(job)
-        if request.messages is not None:
-            if request.json_schema is not None:
-                args["response_format"] = {"type": "json_schema",
-                                           "json_schema": {"name": "output", "schema": request.json_schema}}
-            completion = await self.client.chat.completions.create(
-                model=self.model, messages=request.messages, **args)
-            return response_of(completion, chat=True, latency=time.perf_counter() - started)
-        if request.json_schema is not None:  # completions have no response_format; vLLM's own field
-            args["extra_body"] = {"structured_outputs": {"json": request.json_schema}}
-        completion = await self.client.completions.create(model=self.model, prompt=request.prompt, **args)
-        return response_of(completion, chat=False, latency=time.perf_counter() - started)
+        url, body = request_body(self.model, job.request)
+        extra = {field: body.pop(field) for field in EXTRA_FIELDS if field in body}
+        create = self.client.chat.completions.create if url == CHAT_URL else self.client.completions.create
+        completion = await create(**body, extra_body=extra or None)
+        return response_of(completion, chat=url == CHAT_URL, latency=time.perf_counter() - started)
 
     def cancel(self) -> None:
         for future in list(self.tasks):
