@@ -148,6 +148,8 @@ def commented_config(config: BaseModel | None = None) -> str:
 
 def _commented_section(name: str, section: BaseModel, indent: str) -> list[str]:
     """A section's keys, each after its description; nested sections (a plugin's settings) indented."""
+    if not type(section).model_fields:  # a plugin without settings of its own
+        return [f"{indent}{name}: {{}}"]
     lines = [f"{indent}{name}:"]
     values = section.model_dump(mode="json")
     for key, field in type(section).model_fields.items():

@@ -45,6 +45,11 @@ class Backend(Protocol):
     open_eagerly: ClassVar[bool]
     # True: engine.model names weights to load here (resolved to a folder); False: a name a server knows.
     local_model: ClassVar[bool]
+    # Optional (read with getattr, False when absent). single_wave: every wave costs a completion window
+    # (a provider batch), so the generate stage sizes its waves to need no top-up. batch_prices: usage
+    # and plans count its tokens at the model's batch price.
+    single_wave: ClassVar[bool]
+    batch_prices: ClassVar[bool]
 
     def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path) -> None:
         """`settings` is the whole engine section (the backend's own is `settings.<name>`); `model_path`

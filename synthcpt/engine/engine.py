@@ -11,9 +11,9 @@ from pathlib import Path
 from synthcpt.engine.backend import Backend, Done, Job
 from synthcpt.engine.cache import Response, ResponseCache, request_key
 from synthcpt.engine.ordering import prefix_grouped
-from synthcpt.engine.settings import EngineSettings, Price
+from synthcpt.engine.settings import EngineSettings
 from synthcpt.engine.types import Request, Result
-from synthcpt.engine.usage import Usage, live_progress, record_usage
+from synthcpt.engine.usage import Usage, live_progress, price_of, record_usage
 from synthcpt.models import resolve
 
 CACHE_FILE = "engine.sqlite"
@@ -49,7 +49,7 @@ class Engine:
         self.usage = Usage()
         self.backend: Backend | None = None
         self.loading_seconds = 0.0  # loading the model is not generation time (tok/s, plans)
-        self.price = settings.prices.get(settings.model, Price())
+        self.price = price_of(settings)  # a batch backend's work at batch prices
         self.plugin = settings.backend_plugin
         self.model_path: str | None = None
         try:

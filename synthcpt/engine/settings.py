@@ -95,8 +95,10 @@ class EngineSettings(Section):
         return getattr(self, self.backend)
 
     def identity(self) -> dict[str, Any]:
-        """What the engine's outputs depend on: the shared settings and the selected backend's section."""
-        return self.model_dump(mode="json", exclude=set(BACKENDS.names()) - {self.backend})
+        """What a stage's outputs depend on: the model, and what decides what is sent and how it is counted.
+        Not the backend or its transport settings: responses are cached under keys without them, so a run
+        moves between backends (vllm, ray, openai, openai_batch) and reuses everything, stages included."""
+        return self.model_dump(mode="json", include={"model", "tokenizer", "max_model_len"})
 
 
 @lru_cache(maxsize=4)

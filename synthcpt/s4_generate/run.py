@@ -35,6 +35,9 @@ from synthcpt.s4_generate.settings import GENERATORS
 # margin, so most budgets finish in two or three waves; never fewer than MIN_WAVE, so the engine
 # always has a full batch (a small wave leaves the model idle far more than a few extra requests cost).
 WAVE_MARGIN = 1.15
+# A backend whose every wave costs a completion window (a provider batch, up to 24 h) asks for more at
+# once, so the first wave almost always reaches the target and no top-up costs another day.
+SINGLE_WAVE_MARGIN = 1.6
 MIN_WAVE = 32
 # Ordering key of records made without the model: before every request.
 DIRECT = -1
@@ -113,9 +116,9 @@ def prompt_files(config) -> list[str]:
                    for name in GENERATORS.get(g).prompts(settings.generator_settings(g))})
 
 
-def wave_size(tokens: int, per_request: float) -> int:
+def wave_size(tokens: int, per_request: float, margin: float = WAVE_MARGIN) -> int:
     """Requests expected to yield `tokens` usable tokens at `per_request` each, with the margin."""
-    return max(MIN_WAVE, math.ceil(WAVE_MARGIN * tokens / max(1.0, per_request)))
+    return max(MIN_WAVE, math.ceil(margin * tokens / max(1.0, per_request)))
 
 
 def step(generator: Generator) -> str:
@@ -171,10 +174,12 @@ def _usable(generator: Generator, records: list[dict[str, Any]], outcome: Outcom
 
 
 def run_generator(generator: Generator, engine, target: int | None, tokenizer) -> Outcome:
-    """Requests in waves until the usable tokens reach `target`. The first wave is the plan's count (at the
-    mean response length seen so far, else max_tokens), so a batch backend carries most of a generator's
-    work in one batch; later waves top it up."""
+    """Requests in waves until the usable tokens reach `target`, each sized from the usable tokens per
+    request seen so far (max_tokens at first); a backend whose waves each cost a completion window
+    (`single_wave`) gets waves with a wider margin, so one batch usually carries a generator's work."""
     outcome = Outcome(generator.name, target)
+    margin = SINGLE_WAVE_MARGIN if engine is not None and getattr(engine.plugin, "single_wave", False) \
+        else WAVE_MARGIN
     ranked: list[tuple[int, int, dict[str, Any]]] = [
         (DIRECT, i, r) for i, r in enumerate(_usable(generator, _with_tokens(list(generator.records()), tokenizer),
                                                      outcome))]
@@ -189,7 +194,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
                 size = 2 * size
             else:
                 per_request = generated / sent if generated else generator.max_tokens
-                size = wave_size(target - produced, per_request)
+                size = wave_size(target - produced, per_request, margin)
             wave = list(_numbered(islice(pending, size), sent))
             if not wave:
                 break

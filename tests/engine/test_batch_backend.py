@@ -41,8 +41,8 @@ def generate_stage_overrides(run_dir: Path, engine: list[str]) -> list[str]:
     (spaCy entities, no LLM before generate), through the given engine settings. The one place to adapt
     when the generate stage's keys change."""
     return [f"run.dir={run_dir}", f"ingest.inputs=[{DEMO_CORPUS}]", "entities.extractor=spacy",
-            "generate.generators=[wrap]", "generate.tokens={wrap: 120}", "generate.wrap_max_tokens=16",
-            "generate.wrap_styles=[easy]", "generate.mix_min_tokens=4", "engine.model=default", *engine]
+            "generate.generators=[wrap]", "generate.tokens={wrap: 120}", "generate.wrap.max_tokens=16",
+            "generate.wrap.styles=[easy]", "generate.mix.min_tokens=4", "engine.model=default", *engine]
 
 
 def batch_settings(base_url: str, **changes):
