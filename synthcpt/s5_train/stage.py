@@ -95,12 +95,14 @@ def check_causal_lm(model_path: str) -> None:
 def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[str, Any]:
     """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this."""
     from synthcpt.models import load_tokenizer, resolve
+    from synthcpt.s5_train.memory import fit_memory
     from synthcpt.s5_train.replay import split_replay
     from synthcpt.s5_train.trainer import Trainer
 
     runtime = start_runtime()
     model_path = resolve(settings.model)
     check_causal_lm(model_path)
+    settings = fit_memory(settings, model_path, runtime)  # before anything is loaded: fail early, in one line
     tokenizer = load_tokenizer(model_path)
     replay_texts = None
     if settings.replay_path is not None and settings.replay_share > 0:
