@@ -20,10 +20,15 @@ import torch.nn.functional as F
 from synthcpt.s5_train.data import IGNORE_INDEX
 
 
+MIN_CHUNK_LOGITS = 2**24  # 64 MiB of fp32 logits: smaller chunks only add per-chunk overhead
+
+
 def chunk_rows(n_rows: int, hidden: int, vocab: int) -> int:
-    """Rows per chunk: a chunk's logits are about as large as all the hidden states (Liger's rule)."""
+    """Rows per chunk: a chunk's logits are about as large as all the hidden states (Liger's rule),
+    and at least MIN_CHUNK_LOGITS (a short batch goes in one chunk)."""
     chunks = max(1, -(-vocab // hidden))
-    return max(1, 1 << max(0, (-(-n_rows // chunks) - 1).bit_length()))
+    liger = 1 << max(0, (-(-n_rows // chunks) - 1).bit_length())
+    return max(1, min(n_rows, max(liger, MIN_CHUNK_LOGITS // vocab)))
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):

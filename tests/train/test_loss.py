@@ -10,10 +10,13 @@ from synthcpt.s5_train.data import IGNORE_INDEX
 from synthcpt.s5_train.loss import chunk_rows, fuse_loss, linear_cross_entropy_sum
 
 
-def test_chunked_loss_and_gradients_match_cross_entropy_on_full_logits():
+def test_chunked_loss_and_gradients_match_cross_entropy_on_full_logits(monkeypatch):
+    from synthcpt.s5_train import loss as loss_module
+
+    monkeypatch.setattr(loss_module, "MIN_CHUNK_LOGITS", 0)  # the 2**24-logit floor would make one chunk here
     torch.manual_seed(0)
-    n, hidden, vocab = 300, 16, 200  # 13 rows per chunk: many chunks, a short last one
-    assert chunk_rows(n, hidden, vocab) < n
+    n, hidden, vocab = 300, 16, 200  # 32 rows per chunk: ten chunks, a short last one
+    assert chunk_rows(n, hidden, vocab) == 32
     h = torch.randn(n, hidden, dtype=torch.float64, requires_grad=True)
     w = torch.randn(vocab, hidden, dtype=torch.float64, requires_grad=True)
     targets = torch.randint(0, vocab, (n,))
