@@ -39,6 +39,7 @@ class Shape:
     name: str
     n_params: int
     n_embedding: int  # input embedding (and the head when untied): trained at embedding_lr under LoRA
+    tied: bool
     vocab: int
     hidden: int
     intermediate: int
@@ -80,7 +81,7 @@ def shape_from_config(config, name: str) -> Shape:
     heads = text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     return Shape(name=name, n_params=sum(p.numel() for p in model.parameters()),
-                 n_embedding=embedding + (0 if tied or head is None else head.weight.numel()),
+                 n_embedding=embedding + (0 if tied or head is None else head.weight.numel()), tied=tied,
                  vocab=text.vocab_size, hidden=text.hidden_size,
                  intermediate=getattr(text, "intermediate_size", None) or 4 * text.hidden_size,
                  n_layers=text.num_hidden_layers, q_width=heads * head_dim,
@@ -197,6 +198,10 @@ def estimate(shape: Shape, setup: Setup) -> list[tuple[str, int]]:
     if setup.document_attention:
         rows.append(("document attention mask", setup.micro_batch * setup.block_size ** 2 * 4))
     rows.append(("loss and output projection", loss_bytes(shape, setup, tokens)))
+    if shape.tied and (not setup.lora or setup.train_embeddings):
+        # A tied matrix gets two gradients (head, then embedding): the second is a dense buffer of its own.
+        rows.append(("tied embedding's second gradient",
+                     shape.vocab * shape.hidden * (setup.compute_bytes if world > 1 else 4)))
     if setup.cuda:
         rows.append(("CUDA context and workspaces", CUDA_OVERHEAD))
     return rows
