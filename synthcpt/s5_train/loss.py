@@ -85,7 +85,9 @@ def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, targets
         return hidden.sum() * 0.0 + weight.sum() * 0.0  # no target: zero loss, gradients still flow (zeros)
     liger = _liger_loss() if use_liger and hidden.is_cuda else None
     if liger is not None:
-        return liger(weight, hidden, targets)
+        # Liger's kernel takes one dtype: the fp32 master matrix cast to the hidden states' (bf16 under
+        # autocast, as the plain head's matmul would run); its gradient flows back through the cast.
+        return liger(weight.to(hidden.dtype), hidden, targets)
     return ChunkedLinearCrossEntropy.apply(hidden, weight, targets)
 
 

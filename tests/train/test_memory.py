@@ -80,7 +80,7 @@ def test_auto_micro_batch_is_the_largest_that_fits():
     settings = TrainSettings(micro_batch_size="auto", batch_size=16, lora={"enabled": True},
                              gradient_checkpointing=True)
     sizes = {}
-    for limit in (40, 80, 141):
+    for limit in (60, 80, 141):
         plan = plan_memory(settings, shape, 1, torch.device("cuda"), limit * GIB, "test")
         assert plan.advice is None
         sizes[limit] = plan.micro_batch
@@ -88,7 +88,7 @@ def test_auto_micro_batch_is_the_largest_that_fits():
         if plan.micro_batch < 16:
             bigger = settings.model_copy(update={"micro_batch_size": plan.micro_batch * 2})
             assert plan_memory(bigger, shape, 1, torch.device("cuda"), limit * GIB, "test").advice is not None
-    assert sizes[40] < sizes[80] < sizes[141]
+    assert sizes[60] < sizes[80] < sizes[141]
 
 
 def test_plan_rows_describe_the_configured_training():
