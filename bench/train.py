@@ -124,10 +124,9 @@ def _steady_tokens_per_s(step_seconds: list[float], tokens_per_step: int) -> flo
 
 def run_ours(workdir: Path, setup: dict) -> dict:
     from synthcpt.s5_train.data import PackedData, TokenStream
+    from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
     from synthcpt.s5_train.runtime import start_runtime
     from synthcpt.s5_train.trainer import Trainer
-
-    from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
 
     settings = _settings(workdir, setup)
     runtime = start_runtime()

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from synthcpt.s5_train.data import IGNORE_INDEX
 
-
 MIN_CHUNK_LOGITS = 2**24  # 64 MiB of fp32 logits: smaller chunks only add per-chunk overhead
 
 

@@ -321,8 +321,8 @@ def plan_rows(config, world_size: int | None = None) -> list[tuple[str, str]]:
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     plan = plan_memory(settings, model_shape(resolve(settings.model)), world, device)
     trainable = trainable_params(plan.shape, Setup.of(settings, plan.micro_batch, world, device.type == "cuda"))
-    rows = [("model", f"{plan.shape.name} ({plan.shape.n_params / 1e6:,.0f}M parameters, "
-                      f"{trainable / 1e6:,.1f}M trained)"),
+    described = f"{plan.shape.n_params / 1e6:,.0f}M parameters, {trainable / 1e6:,.1f}M trained"
+    rows = [("model", f"{_short_name(plan.shape.name)} ({described})"),
             ("processes", f"{world} × {device.type}")]
     rows += [(what, f"{n / GIB:.2f} GiB") for what, n in plan.rows]
     rows += [("total", f"{plan.needed / GIB:.2f} GiB"),

@@ -213,6 +213,7 @@ class Trainer:
         self.model, self.base_config = load_model(model_path, settings, runtime, self.dtype)
         self.flops_per_token = flops_per_token(self.model, settings.block_size)
         self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.n_trained = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if settings.compile:
             for layer in decoder_layers(self.model):
                 layer.compile()
@@ -328,7 +329,8 @@ class Trainer:
                 "replay_blocks": self.data.n_replay, "first_loss": self._first_logged_loss(),
                 "final_loss": losses[-1] if losses else None, "tokens_per_s": round(mean_tps, 1),
                 "mfu": round(self._mfu(mean_tps, peak), 4) if peak else None,
-                "parameters": self.n_params, "processes": runtime.world_size, "device": runtime.device.type,
+                "parameters": self.n_params, "trained_parameters": self.n_trained,
+                "processes": runtime.world_size, "device": runtime.device.type,
                 "seconds": round(time.perf_counter() - started, 1)}
 
     def save_model(self, target: Path) -> None:

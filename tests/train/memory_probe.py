@@ -19,6 +19,7 @@ from synthcpt.s5_train.memory import Setup, estimate, model_shape, total
 from synthcpt.s5_train.runtime import start_runtime
 from synthcpt.s5_train.trainer import Trainer
 
+
 def _peak_rss() -> int:
     status = Path("/proc/self/status").read_text()
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) * 1024
