@@ -66,6 +66,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_nodes_meeting_through_the_rendezvous_train_like_one_process(tmp_path, tiny_llama, tiny_data, single):
     from safetensors.torch import load_file
 

@@ -51,6 +51,7 @@ def _run(out: Path, model: Path, data: Path, settings: dict) -> subprocess.Popen
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_lora_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, tiny_llama, tiny_data):
     settings = {**LORA, "max_steps": 16, "checkpoint_every": 4}
     straight = _run(tmp_path / "straight", tiny_llama, tiny_data, {**settings, "checkpoint_every": 1000})
