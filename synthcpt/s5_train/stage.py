@@ -102,12 +102,13 @@ def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[st
     runtime = start_runtime()
     model_path = resolve(settings.model)
     check_causal_lm(model_path)
-    settings = fit_memory(settings, model_path, runtime)  # before anything is loaded: fail early, in one line
     tokenizer = load_tokenizer(model_path)
     replay_texts = None
     if settings.replay_path is not None and settings.replay_share > 0:
         replay_texts, _ = split_replay(settings.replay_path, settings.replay_heldout_share, seed)
     data = prepare_data(settings, files, replay_texts, tokenizer, out / "data", runtime)
+    # Before the model is loaded: what does not fit ends in one line (data errors came first).
+    settings = fit_memory(settings, model_path, runtime)
     trainer = Trainer(settings, data, model_path, out, seed, runtime)
     stats = trainer.train()
     stats.update(data=settings.data, generators=settings.generators, base_model=model_path, training_tokens=data.main.n_tokens,

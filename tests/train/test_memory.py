@@ -101,7 +101,7 @@ def test_plan_rows_describe_the_configured_training():
     assert {"weights", "gradients", "optimizer state (AdamW)", "loss and output projection"} <= set(rows)
 
 
-def test_training_that_cannot_fit_is_one_clear_line_before_loading(tmp_path):
+def test_training_that_cannot_fit_is_one_clear_line_before_training(tmp_path):
     config = prepare_run(tmp_path / "small", {"memory_limit_gb": 0.5, "block_size": 64})
     assert_one_line_error(synthcpt("train", "-c", str(config)), "needs", "0.5 GiB (train.memory_limit_gb)", "use ")
-    assert not (tmp_path / "small" / "train" / "data").exists()  # stopped before tokenising anything
+    assert not (tmp_path / "small" / "train" / "log.jsonl").exists()  # stopped before training
