@@ -1,17 +1,21 @@
 """Training benchmark: the synthcpt trainer vs the Hugging Face `Trainer`, same model, data and settings.
 
-Both train the same randomly initialised model (real shapes: SmolLM2-135M on a CPU, Llama 3.2 1B on
-a GPU) on the same packed blocks of general text, with the same batch, micro-batch, learning rate,
-schedule, weight decay, clipping and precision (fp32 on a CPU, bf16 autocast on a GPU). Each runs
-in its own process; throughput is over the steps after the first (warm-up), peak memory is the
-process's peak RSS on a CPU and peak allocated GPU memory on a GPU. Figures are ratios of the two
-runs made here: speedup = our tokens/s / HF tokens/s.
+Both train the same randomly initialised model (real shapes from configs written here, no hub) on
+the same packed blocks of general text, with the same batch, micro-batch, learning rate, schedule,
+weight decay, clipping and precision (fp32 on a CPU, bf16 autocast on a GPU). Each run is its own
+process; throughput is over the steps after the first (warm-up, compilation); peak memory is the
+process's peak RSS on a CPU and the peak of torch's allocations on a GPU, next to the memory
+planner's estimate (synthcpt.s5_train.memory, from the config alone). speedup = our tokens/s / HF's.
 
-    python bench/train.py --quick    # a few minutes on 2 CPU cores
-    python bench/train.py            # more steps
-    torch.cuda available: the 1B Llama shape in bf16, MFU reported (dense bf16 peak of the GPU)
+    python bench/train.py --quick           # CPU: SmolLM2-135M shape, a few minutes on 2 cores
+    python bench/train.py --device          # GPU suite (bench/device.sh, < 5 min on an H100/H200):
+        Llama 3.2 1B shape, block 2048, bf16, compiled: ours vs HF Trainer, MFU;
+        Llama 3.1 8B shape with LoRA (ours); planner vs measured peak memory for each;
+        log-likelihood evaluation questions/s (synthcpt.s6_eval.loglik) on the 1B
+    python bench/train.py --device --tiny   # the same suite on a tiny shape: proves it runs on a CPU
 
-The last stdout line is one JSON object with every figure.
+The last stdout line is one JSON object with every figure; with --device it is also written to
+$OUT/device-h200.json when $OUT is set.
 """
 
 from __future__ import annotations
@@ -34,23 +38,42 @@ import torch
 from synthcpt.progress import console
 
 REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
-# Llama 3.2 1B.
+# Model shapes (the published configs), randomly initialised.
 LLAMA_1B = {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32,
-                "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256, "max_position_embeddings": 8192,
-                "rope_theta": 500000.0, "tie_word_embeddings": True, "rms_norm_eps": 1e-5}
+            "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256, "max_position_embeddings": 8192,
+            "rope_theta": 500000.0, "tie_word_embeddings": True, "rms_norm_eps": 1e-5}
+LLAMA_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256, "max_position_embeddings": 8192,
+            "rope_theta": 500000.0, "tie_word_embeddings": False, "rms_norm_eps": 1e-5}
+# For --tiny: the suite's code path on a CPU in a minute (the embedded tokenizer's vocabulary).
+TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "tie_word_embeddings": True}
 
 
-def _setup(gpu: bool, quick: bool) -> dict:
-    steps = (12 if quick else 40) if gpu else (5 if quick else 12)
-    if gpu:
-        return {"shape": "llama-3.2-1b", "block_size": 2048, "batch_size": 16, "micro_batch_size": 4, "steps": steps,
-                    "precision": "bf16", "compile": True}
-    return {"shape": "smollm2-135m", "block_size": 256, "batch_size": 4, "micro_batch_size": 2, "steps": steps,
-                "precision": "fp32", "compile": False}
+def _cpu_setup(quick: bool) -> dict:
+    return {"shape": "smollm2-135m", "config": None, "block_size": 256, "batch_size": 4, "micro_batch_size": 2,
+            "steps": 5 if quick else 12, "precision": "fp32", "compile": False, "lora": False}
+
+
+def _device_cases(tiny: bool) -> list[dict]:
+    """The GPU suite: the 1B shape against HF, and the 8B with LoRA (ours only)."""
+    if tiny:
+        common = {"block_size": 128, "precision": "fp32", "compile": False, "steps": 3}
+        return [{"name": "tiny-full", "shape": "tiny", "config": TINY, "batch_size": 4, "micro_batch_size": 2,
+                 "lora": False, "vs_hf": True, **common},
+                {"name": "tiny-lora", "shape": "tiny", "config": TINY, "batch_size": 4, "micro_batch_size": 1,
+                 "lora": True, "vs_hf": False, **common}]
+    return [{"name": "llama-3.2-1b-full", "shape": "llama-3.2-1b", "config": LLAMA_1B, "block_size": 2048,
+             "batch_size": 16, "micro_batch_size": 4, "steps": 8, "precision": "bf16", "compile": True,
+             "lora": False, "vs_hf": True},
+            {"name": "llama-3.1-8b-lora", "shape": "llama-3.1-8b", "config": LLAMA_8B, "block_size": 2048,
+             "batch_size": 8, "micro_batch_size": 2, "steps": 6, "precision": "bf16", "compile": True,
+             "lora": True, "vs_hf": False}]
 
 
 def _prepare(workdir: Path, setup: dict) -> None:
-    """A randomly initialised model of the chosen shape, and the packed data both trainers read."""
+    """A randomly initialised model of the chosen shape, and the packed data both trainers read.
+    A LoRA base is saved in bf16 (the dtype it trains in); full training loads fp32 master weights."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     from synthcpt.models import prepare
@@ -59,13 +82,17 @@ def _prepare(workdir: Path, setup: dict) -> None:
 
     embedded = prepare()
     tokenizer = AutoTokenizer.from_pretrained(embedded)
-    if setup["shape"] == "llama-3.2-1b":
-        config = LlamaConfig(**LLAMA_1B)
-    else:
+    if setup["config"] is None:
         config = AutoConfig.from_pretrained(embedded)
+    else:
+        config = LlamaConfig(**{"vocab_size": len(tokenizer), **setup["config"]})
+    dtype = torch.bfloat16 if setup["lora"] and setup["precision"] == "bf16" else torch.float32
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # Initialised on the GPU when there is one: an 8B model initialises in seconds there.
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.save_pretrained(workdir / "model")
+    del model
     tokenizer.save_pretrained(workdir / "model")
     texts = read_texts(REPLAY)
     needed = setup["steps"] * setup["batch_size"] * setup["block_size"]
@@ -77,10 +104,11 @@ def _prepare(workdir: Path, setup: dict) -> None:
 def _settings(workdir: Path, setup: dict):
     from synthcpt.s5_train import TrainSettings
 
+    lora = {"enabled": True, "rank": 64, "alpha": 128.0} if setup["lora"] else {"enabled": False}
     return TrainSettings(model=str(workdir / "model"), block_size=setup["block_size"],
                          batch_size=setup["batch_size"], micro_batch_size=setup["micro_batch_size"],
                          max_steps=setup["steps"], lr=3e-4, precision=setup["precision"],
-                         compile=setup["compile"], checkpoint_every=10 ** 9)
+                         compile=setup["compile"], checkpoint_every=10 ** 9, lora=lora)
 
 
 def _peak_memory_gb(device: torch.device) -> float:
@@ -96,11 +124,15 @@ def _steady_tokens_per_s(step_seconds: list[float], tokens_per_step: int) -> flo
 
 def run_ours(workdir: Path, setup: dict) -> dict:
     from synthcpt.s5_train.data import PackedData, TokenStream
+    from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
     from synthcpt.s5_train.runtime import start_runtime
     from synthcpt.s5_train.trainer import Trainer
 
     settings = _settings(workdir, setup)
     runtime = start_runtime()
+    plan = plan_memory(settings, model_shape(settings.model), 1, runtime.device)
+    # torch's allocations exclude the CUDA context; a CPU's RSS includes the libraries (~1 GB).
+    planned = plan.needed - (CUDA_OVERHEAD if runtime.device.type == "cuda" else 0)
     data = PackedData(TokenStream.open(workdir / "data"), None, settings.block_size, False)
     trainer = Trainer(settings, data, settings.model, workdir / "ours", 0, runtime)
     trainer.save_model = lambda target: None  # the HF side saves nothing either
@@ -111,7 +143,8 @@ def run_ours(workdir: Path, setup: dict) -> dict:
     peak = runtime.peak_flops(None)
     return {"tokens_per_s": tps, "peak_memory_gb": _peak_memory_gb(runtime.device),
             "mfu": tps * trainer.flops_per_token / peak if peak else None,
-            "mean_loss": sum(r["loss"] for r in log) / len(log), "steps": stats["steps"]}
+            "mean_loss": sum(r["loss"] for r in log) / len(log), "steps": stats["steps"],
+            "planned_memory_gb": planned / 2**30}
 
 
 def run_hf(workdir: Path, setup: dict) -> dict:
@@ -167,51 +200,119 @@ def run_hf(workdir: Path, setup: dict) -> dict:
             "steps": result.global_step}
 
 
+def run_prepare(workdir: Path, setup: dict) -> dict:
+    _prepare(workdir, setup)
+    return {}
+
+
+def run_loglik(workdir: Path, setup: dict) -> dict:
+    """Questions/s of the log-likelihood scorer (4 options each, sharing its context) on the model."""
+    from synthcpt.s5_train.replay import read_texts
+    from synthcpt.s6_eval.loglik import ChoiceRequest, LoglikScorer
+
+    texts = read_texts(REPLAY)
+    scorer = LoglikScorer(str(workdir / "model"))
+    n = setup.get("questions", 256)
+    requests = [ChoiceRequest(f"{texts[i % len(texts)][:800]}\nQuestion: which sentence continues the text?\nAnswer:",
+                              tuple(f" {texts[(i + j) % len(texts)][:60]}" for j in range(1, 5))) for i in range(n)]
+    scorer.score(requests[:8], "warm-up")
+    if scorer.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    scorer.score(requests, "scoring")
+    if scorer.device.type == "cuda":
+        torch.cuda.synchronize()
+    return {"questions_per_s": n / (time.perf_counter() - start), "questions": n}
+
+
+WORKERS = {"ours": run_ours, "hf": run_hf, "prepare": run_prepare, "loglik": run_loglik}
+
+
 def _worker(kind: str, workdir: Path, setup: dict) -> dict:
+    """Each run in a process of its own: its own peak memory, no compiled code or CUDA cache shared."""
     env = dict(os.environ, HF_DATASETS_DISABLE_PROGRESS_BARS="1")
     proc = subprocess.run([sys.executable, __file__, "--worker", kind, "--workdir", str(workdir),
                            "--setup", json.dumps(setup)], env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"{kind} trainer failed:\n{proc.stderr[-4000:]}")
+        raise SystemExit(f"{kind} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(value, digits)
+
+
+def compare(workdir: Path, setup: dict, vs_hf: bool) -> dict:
+    """Ours (and the HF Trainer) on the prepared model: throughput, MFU, peak vs planned memory."""
+    results = {"ours": _worker("ours", workdir, setup)}
+    if vs_hf:
+        results["hf"] = _worker("hf", workdir, setup)
+    for kind, result in results.items():
+        console.print(f"{setup.get('name', setup['shape'])} {kind}: {result['tokens_per_s']:,.0f} tok/s, "
+                      f"peak {result['peak_memory_gb']:.2f} GB")
+    ours = results["ours"]
+    figures = {**{k: v for k, v in setup.items() if k != "config"},
+               "ours_tokens_per_s": round(ours["tokens_per_s"], 1), "ours_mfu": _round(ours["mfu"]),
+               "ours_peak_memory_gb": round(ours["peak_memory_gb"], 2),
+               "planned_memory_gb": round(ours["planned_memory_gb"], 2),
+               "planned_over_peak": round(ours["planned_memory_gb"] / ours["peak_memory_gb"], 3),
+               "ours_mean_loss": round(ours["mean_loss"], 4)}
+    if vs_hf:
+        hf = results["hf"]
+        figures.update(hf_tokens_per_s=round(hf["tokens_per_s"], 1), hf_mfu=_round(hf["mfu"]),
+                       speedup=round(ours["tokens_per_s"] / hf["tokens_per_s"], 3),
+                       hf_peak_memory_gb=round(hf["peak_memory_gb"], 2),
+                       memory_ratio=round(hf["peak_memory_gb"] / ours["peak_memory_gb"], 3),
+                       # Same data, model and settings: the two mean losses agree closely.
+                       hf_mean_loss=round(hf["mean_loss"], 4))
+    return figures
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+
+
+def device_suite(tiny: bool) -> dict:
+    """The GPU suite of bench/device.sh: every case, then the scorer's questions/s on the first model."""
+    figures: dict = {"device": device_name(), "torch": torch.__version__, "cases": []}
+    for index, case in enumerate(_device_cases(tiny)):
+        with tempfile.TemporaryDirectory(prefix="synthcpt-bench-device-") as tmp:
+            workdir = Path(tmp)
+            with console.status(f"preparing a random {case['shape']} and the data"):
+                _worker("prepare", workdir, case)
+            figures["cases"].append(compare(workdir, case, case["vs_hf"]))
+            if index == 0:
+                with console.status("log-likelihood scoring"):
+                    loglik = _worker("loglik", workdir, {"questions": 32 if tiny else 256})
+                figures["loglik"] = {"model": case["shape"], **{k: round(v, 2) for k, v in loglik.items()}}
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps: a few minutes on a CPU")
-    parser.add_argument("--worker", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    parser.add_argument("--device", action="store_true", help="the GPU suite of bench/device.sh")
+    parser.add_argument("--tiny", action="store_true", help="with --device: a tiny shape, to run it on a CPU")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--setup", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        run = run_ours if args.worker == "ours" else run_hf
-        print(json.dumps(run(args.workdir, json.loads(args.setup))))
+        print(json.dumps(WORKERS[args.worker](args.workdir, json.loads(args.setup))))
         return
-
+    if args.device:
+        figures = device_suite(args.tiny)
+        if os.environ.get("OUT"):
+            Path(os.environ["OUT"], "device-h200.json").write_text(json.dumps(figures, indent=1) + "\n")
+        print(json.dumps(figures))
+        return
     gpu = torch.cuda.is_available()
-    setup = _setup(gpu, args.quick)
+    setup = _device_cases(False)[0] if gpu else _cpu_setup(args.quick)
     with tempfile.TemporaryDirectory(prefix="synthcpt-bench-train-") as tmp:
         workdir = Path(tmp)
         with console.status(f"preparing a random {setup['shape']} and the data"):
             _prepare(workdir, setup)
-        results = {}
-        for kind in ("hf", "ours"):
-            with console.status(f"training with {'the HF Trainer' if kind == 'hf' else 'synthcpt'}"):
-                results[kind] = _worker(kind, workdir, setup)
-            console.print(f"{kind}: {results[kind]['tokens_per_s']:,.0f} tok/s, "
-                          f"peak {results[kind]['peak_memory_gb']:.2f} GB")
-    ours, hf = results["ours"], results["hf"]
-    figures = {
-        "device": torch.cuda.get_device_name(0) if gpu else f"cpu ({os.cpu_count()} cores)",
-        **setup,
-        "ours_tokens_per_s": round(ours["tokens_per_s"], 1), "hf_tokens_per_s": round(hf["tokens_per_s"], 1),
-        "speedup": round(ours["tokens_per_s"] / hf["tokens_per_s"], 3),
-        "ours_peak_memory_gb": round(ours["peak_memory_gb"], 2), "hf_peak_memory_gb": round(hf["peak_memory_gb"], 2),
-        "memory_ratio": round(hf["peak_memory_gb"] / ours["peak_memory_gb"], 3),
-        "ours_mfu": ours["mfu"] and round(ours["mfu"], 4), "hf_mfu": hf["mfu"] and round(hf["mfu"], 4),
-        # Same data, model and settings: the two mean losses agree closely.
-        "ours_mean_loss": round(ours["mean_loss"], 4), "hf_mean_loss": round(hf["mean_loss"], 4),
-    }
+        figures = {"device": device_name(), **compare(workdir, setup, vs_hf=True)}
     print(json.dumps(figures))
 
 

@@ -15,6 +15,26 @@ from synthcpt.plugins import GENERATORS
 from synthcpt.section import Section
 
 
+class LoraSettings(Section):
+    """Low-rank adapters for continued pretraining (peft). Defaults follow "LoRA Learns Less and Forgets
+    Less" (Biderman et al. 2024), whose continued-pretraining runs needed every linear layer and a high
+    rank, and Unsloth's continued-pretraining recipe for the embeddings (trained, at a tenth of the lr)."""
+
+    enabled: bool = Field(False, description="Train low-rank adapters instead of every weight; they are merged "
+                          "into the saved model folder, which loads with plain transformers.")
+    rank: int = Field(256, gt=0, description="Adapter rank r (Biderman et al.: 256 for continued pretraining).")
+    alpha: float = Field(512.0, gt=0, description="Adapter scale alpha (updates are scaled by alpha / rank; 2 × rank).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Linear layers that get adapters: 'all-linear' (attention and MLP, not the "
+        "output head) or a list of module names such as [q_proj, v_proj].")
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate of the adapters (train.lr is for full training).")
+    train_embeddings: bool = Field(True, description="Also train the input embeddings and the output head (fully, "
+                                   "as new knowledge brings new token statistics).")
+    embedding_lr: float = Field(2e-5, gt=0, description="Peak learning rate of the embeddings and the head "
+                                "(a tenth of the adapters': Unsloth's continued-pretraining recipe).")
+
+
 class TrainSettings(Section):
     model: str = Field("default", description="Base model: 'default' (embedded SmolLM2-135M-Instruct), an HF "
                        "folder or a hub id; any causal LM that transformers loads.")
@@ -33,8 +53,9 @@ class TrainSettings(Section):
                                         "training; evaluation measures forgetting on them.")
     block_size: int = Field(2048, gt=1, description="Tokens per packed training sequence.")
     batch_size: int = Field(16, gt=0, description="Sequences per optimizer step, over all GPUs.")
-    micro_batch_size: int = Field(2, gt=0, description="Sequences per forward pass on one device; the rest "
-                                  "of the batch is gradient accumulation. Lower it on out-of-memory.")
+    micro_batch_size: int | Literal["auto"] = Field(
+        2, description="Sequences per forward pass on one device; the rest of the batch is gradient "
+        "accumulation. 'auto': the largest that the memory plan fits into the device (synthcpt plan train).")
     epochs: int = Field(2, gt=0, description="Passes over the training data (ignored when max_steps is set).")
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps to train for, repeating the data "
                                   "as needed; null: as many as the epochs give.")
@@ -58,8 +79,17 @@ class TrainSettings(Section):
                                      "sequence (position ids restart at each document).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: "
                                          "less memory, about a third more compute.")
+    checkpoint_every_k_layers: int = Field(1, gt=0, description="With gradient_checkpointing: recompute only "
+                                           "every k-th decoder layer (selective checkpointing; 1 = all layers).")
     compile: bool = Field(False, description="torch.compile each decoder layer (faster on GPUs after a "
-                          "warm-up).")
+                          "warm-up); works with FSDP and gradient accumulation.")
+    fused_loss: bool = Field(True, description="Compute the loss chunk by chunk fused with the output "
+                             "projection, never holding all [tokens, vocab] logits (Liger's kernel on a GPU "
+                             "when liger-kernel is installed); false: transformers' plain loss.")
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="Low-rank adapters instead of full "
+                               "training.")
+    memory_limit_gb: float | None = Field(None, gt=0, description="Memory one device may use, GiB, for the "
+                                          "memory plan; null: the GPU's total memory, or the available RAM.")
     checkpoint_every: int = Field(500, gt=0, description="Save a resumable checkpoint every this many steps.")
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept; older ones are deleted (the "
                                   "previous one is the fallback when the latest is corrupt).")
@@ -71,6 +101,8 @@ class TrainSettings(Section):
     def _schedule_fits(self) -> TrainSettings:
         if self.schedule == "wsd" and self.warmup_share + self.decay_share > 1:
             raise ValueError("warmup_share + decay_share must not exceed 1 for the wsd schedule")
+        if isinstance(self.micro_batch_size, int) and self.micro_batch_size < 1:
+            raise ValueError("micro_batch_size must be a positive integer or 'auto'")
         if self.generators is not None and self.data != "mix":
             raise ValueError(f"train.generators selects mix records; it does not apply to data '{self.data}'")
         return self

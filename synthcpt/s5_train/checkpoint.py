@@ -60,9 +60,15 @@ def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
     return state
 
 
+def _has_frozen(model) -> bool:
+    return any(not p.requires_grad for p in model.parameters())
+
+
 def save_checkpoint(folder: Path, step: int, model, optimizer, state: dict[str, Any], runtime: Runtime,
                     keep: int) -> None:
-    model_state = full_model_state(model)
+    # Frozen weights (a LoRA base) are the base model's: reloaded from it, not saved again.
+    model_state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True,
+                                                                      ignore_frozen_params=True))
     optimizer_state = get_optimizer_state_dict(model, optimizer, options=FULL_ON_CPU)
     staging = folder / f".step-{step:08d}.partial"
     if runtime.is_main:
@@ -121,9 +127,10 @@ def resume(folder: Path, model, optimizer, key: str, runtime: Runtime) -> dict[s
             continue
         try:
             model_state, optimizer_state = _load(path, "model.pt"), _load(path, "optimizer.pt")
-            options = StateDictOptions(full_state_dict=True)
+            # Frozen weights are not in the checkpoint (strict only when everything trains).
+            options = StateDictOptions(full_state_dict=True, strict=not _has_frozen(model))
             set_model_state_dict(model, model_state, options=options)
-            set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+            set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
         except (CorruptCheckpoint, KeyError, RuntimeError) as e:
             _warn(runtime, f"checkpoint {path.name} cannot be loaded ({str(e).splitlines()[0]}); "
                            f"falling back to the previous one")

@@ -40,6 +40,14 @@ class Runtime:
             dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return value
 
+    def min_int(self, value: int) -> int:
+        """The smallest of every process's `value` (the same on all of them)."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor(value, dtype=torch.int64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return int(tensor.item())
+
     def peak_flops(self, override_tflops: float | None) -> float | None:
         """Peak FLOP/s of one device: the override, a known GPU, or None (no MFU)."""
         if override_tflops:

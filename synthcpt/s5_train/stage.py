@@ -95,6 +95,7 @@ def check_causal_lm(model_path: str) -> None:
 def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[str, Any]:
     """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this."""
     from synthcpt.models import load_tokenizer, resolve
+    from synthcpt.s5_train.memory import fit_memory
     from synthcpt.s5_train.replay import split_replay
     from synthcpt.s5_train.trainer import Trainer
 
@@ -106,6 +107,8 @@ def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[st
     if settings.replay_path is not None and settings.replay_share > 0:
         replay_texts, _ = split_replay(settings.replay_path, settings.replay_heldout_share, seed)
     data = prepare_data(settings, files, replay_texts, tokenizer, out / "data", runtime)
+    # Before the model is loaded: what does not fit ends in one line (data errors came first).
+    settings = fit_memory(settings, model_path, runtime)
     trainer = Trainer(settings, data, model_path, out, seed, runtime)
     stats = trainer.train()
     stats.update(data=settings.data, generators=settings.generators, base_model=model_path, training_tokens=data.main.n_tokens,

@@ -26,11 +26,12 @@ from synthcpt.errors import SynthcptError
 from synthcpt.progress import progress
 from synthcpt.s5_train.checkpoint import full_model_state, resume, save_checkpoint
 from synthcpt.s5_train.data import PackedData, sequence_order, stream_key
+from synthcpt.s5_train.loss import fuse_loss
 from synthcpt.s5_train.runtime import Runtime, decoder_layers, shard
 from synthcpt.s5_train.schedule import learning_rate
 
 # Settings that change neither the data, the model nor the numbers: a checkpoint stays valid across them.
-RESULT_NEUTRAL = {"checkpoint_every", "keep_checkpoints", "log_every", "peak_tflops"}
+RESULT_NEUTRAL = {"checkpoint_every", "keep_checkpoints", "log_every", "peak_tflops", "memory_limit_gb"}
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,15 @@ def compute_dtype(settings, runtime: Runtime) -> torch.dtype:
     return torch.float32
 
 
-def load_model(path: str, settings, runtime: Runtime):
-    """The causal LM in fp32 (the optimizer's master weights), on the training device."""
+def load_model(path: str, settings, runtime: Runtime, dtype: torch.dtype):
+    """The causal LM on the training device: fp32 master weights for full training; under LoRA a
+    frozen base in the compute dtype with fp32 adapters (and embeddings, when trained)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
         config = AutoConfig.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=settings.attention)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype if settings.lora.enabled else torch.float32,
+                                                     attn_implementation=settings.attention)
     except ValueError as e:
         message = str(e).splitlines()[0]
         if "Unrecognized configuration class" in message or "does not appear to have" in message:
@@ -83,9 +86,54 @@ def load_model(path: str, settings, runtime: Runtime):
         raise SynthcptError(f"cannot load the model {path}: {str(e).splitlines()[0][:200]}") from None
     model.config.use_cache = False
     if settings.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model, settings.checkpoint_every_k_layers)
+    if settings.lora.enabled:
+        add_lora(model, settings.lora)
+    if settings.fused_loss:
+        fuse_loss(model, use_liger=runtime.device.type == "cuda")
     model.to(runtime.device)
     return model, config
+
+
+def enable_checkpointing(model, every_k: int) -> None:
+    """Recompute the activations of every k-th decoder layer (0, k, 2k, ...) in the backward pass:
+    k = 1 is full checkpointing; a larger k trades memory back for speed."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    for index, layer in enumerate(decoder_layers(model)):
+        layer.gradient_checkpointing = index % every_k == 0
+
+
+def add_lora(model, lora) -> None:
+    """peft's LoRA layers injected in place (the model keeps its class and its state-dict names, plus
+    `.base_layer` and the `lora_A/B` matrices); only adapters (and embeddings, if set) train, in fp32."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    try:
+        inject_adapter_in_model(LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                           target_modules=lora.target_modules, bias="none"), model)
+    except ValueError as e:
+        raise SynthcptError(f"train.lora.target_modules={lora.target_modules}: {str(e).splitlines()[0][:200]}") from None
+    embeddings = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+    for name, param in model.named_parameters():
+        param.requires_grad = "lora_" in name or (lora.train_embeddings and id(param) in embeddings)
+        if param.requires_grad:
+            param.data = param.data.float()
+
+
+def merge_lora(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
+    """A state dict with LoRA layers as the plain model's: W + scaling · B A under the original name."""
+    merged = {}
+    for key, value in state.items():
+        if ".lora_" in key:
+            continue
+        if ".base_layer." in key:
+            prefix, _, leaf = key.rpartition(".base_layer.")
+            if leaf == "weight":
+                a, b = state[f"{prefix}.lora_A.default.weight"], state[f"{prefix}.lora_B.default.weight"]
+                value = (value.float() + scaling * (b.float() @ a.float())).to(value.dtype)
+            key = f"{prefix}.{leaf}"
+        merged[key] = value
+    return merged
 
 
 def flops_per_token(model, block_size: int) -> float:
@@ -103,11 +151,21 @@ def flops_per_token(model, block_size: int) -> float:
 
 
 def build_optimizer(model, settings, runtime: Runtime) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices only (not on norms and biases); fused kernels."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas, fused=True)
+    """AdamW with weight decay on matrices only (not on norms and biases); fused kernels. Each group's
+    `lr_scale` is its peak over train.lr: under LoRA the adapters train at lora.lr, the embeddings
+    and head at lora.embedding_lr."""
+    embeddings = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+    peaks = {"main": settings.lora.lr if settings.lora.enabled else settings.lr,
+             "embedding": settings.lora.embedding_lr if settings.lora.enabled else settings.lr}
+    groups: dict[tuple[str, bool], list] = {}
+    for param in model.parameters():
+        if param.requires_grad:
+            kind = "embedding" if id(param) in embeddings else "main"
+            groups.setdefault((kind, param.ndim >= 2), []).append(param)
+    param_groups = [{"params": params, "weight_decay": settings.weight_decay if matrix else 0.0,
+                     "lr_scale": peaks[kind] / settings.lr, "lr": peaks[kind]}
+                    for (kind, matrix), params in sorted(groups.items(), key=lambda kv: (kv[0][0] != "main", not kv[0][1]))]
+    return torch.optim.AdamW(param_groups, lr=settings.lr, betas=settings.betas, fused=True)
 
 
 def training_key(settings, data: PackedData, seed: int, model_path: str) -> str:
@@ -152,9 +210,10 @@ class Trainer:
         self.plan = make_plan(settings, data, seed, runtime.world_size)
         self.dtype = compute_dtype(settings, runtime)
         torch.manual_seed(seed)
-        self.model, self.base_config = load_model(model_path, settings, runtime)
+        self.model, self.base_config = load_model(model_path, settings, runtime, self.dtype)
         self.flops_per_token = flops_per_token(self.model, settings.block_size)
         self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.n_trained = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if settings.compile:
             for layer in decoder_layers(self.model):
                 layer.compile()
@@ -180,7 +239,7 @@ class Trainer:
         n_targets = torch.tensor(max(1, self.data.n_target_tokens(ids)), device=runtime.device)
         local = ids[runtime.rank::runtime.world_size]
         for group in self.optimizer.param_groups:
-            group["lr"] = self._lr(step)
+            group["lr"] = self._lr(step) * group["lr_scale"]
         loss_sum = torch.zeros((), device=runtime.device)
         for start in range(0, len(local), s.micro_batch_size):
             batch = {k: torch.from_numpy(v).to(runtime.device)
@@ -247,7 +306,7 @@ class Trainer:
                     tokens_per_s = window_steps * tokens_per_step / (time.perf_counter() - window_start)
                     throughput.append(tokens_per_s)
                     mfu = self._mfu(tokens_per_s, peak)
-                    record = {"step": done, "tokens": done * tokens_per_step, "loss": loss, "lr": self._lr(step),
+                    record = {"step": done, "tokens": done * tokens_per_step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
                               "grad_norm": grad_norm, "tokens_per_s": round(tokens_per_s, 1),
                               "mfu": mfu and round(mfu, 4)}
                     if log is not None:
@@ -270,11 +329,13 @@ class Trainer:
                 "replay_blocks": self.data.n_replay, "first_loss": self._first_logged_loss(),
                 "final_loss": losses[-1] if losses else None, "tokens_per_s": round(mean_tps, 1),
                 "mfu": round(self._mfu(mean_tps, peak), 4) if peak else None,
-                "parameters": self.n_params, "processes": runtime.world_size, "device": runtime.device.type,
+                "parameters": self.n_params, "trained_parameters": self.n_trained,
+                "processes": runtime.world_size, "device": runtime.device.type,
                 "seconds": round(time.perf_counter() - started, 1)}
 
     def save_model(self, target: Path) -> None:
-        """The trained model as an HF folder (safetensors, config in the base model's dtype, tokenizer)."""
+        """The trained model as an HF folder (safetensors, config in the base model's dtype, tokenizer);
+        LoRA adapters merged into the weights, so the folder is a plain model."""
         from transformers import AutoTokenizer
 
         model_state = full_model_state(self.model) if self.runtime.distributed else None
@@ -283,6 +344,8 @@ class Trainer:
             dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
             model = getattr(self.model, "_orig_mod", self.model)
             state = model_state if model_state is not None else model.state_dict()
+            if self.settings.lora.enabled:
+                state = merge_lora(state, self.settings.lora.alpha / self.settings.lora.rank)
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()
                      if k not in _tied_output_keys(model)}
             staging = target.parent / f".{target.name}.partial"

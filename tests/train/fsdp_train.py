@@ -1,4 +1,5 @@
-"""Trains a model folder on a parquet file under `torchrun` (argv: model, parquet, output folder)."""
+"""Trains a model folder on a parquet file, alone or under `torchrun` (argv: model, parquet, output
+folder, optional JSON of settings that replace the defaults below)."""
 
 import json
 import sys
@@ -8,6 +9,7 @@ from synthcpt.s5_train import TrainSettings
 from synthcpt.s5_train.stage import train_on_files
 
 if __name__ == "__main__":
-    settings = TrainSettings(model=sys.argv[1], block_size=64, batch_size=4, micro_batch_size=1, max_steps=6,
-                             lr=1e-3, checkpoint_every=3)
+    overrides = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    settings = TrainSettings(**{"model": sys.argv[1], "block_size": 64, "batch_size": 4, "micro_batch_size": 1,
+                                "max_steps": 6, "lr": 1e-3, "checkpoint_every": 3, **overrides})
     print(json.dumps(train_on_files(settings, [Path(sys.argv[2])], Path(sys.argv[3]), seed=0)))

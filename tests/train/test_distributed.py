@@ -1,9 +1,11 @@
 """Scale-out: the same code path under `torchrun` with FSDP (two CPU processes, gloo) trains like one
-process, writes a loadable model and resumes from its checkpoint."""
+process, writes a loadable model and resumes from its checkpoint; two "nodes" that meet through the
+c10d rendezvous and share the run folder do the same."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,24 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fixtures.train import demo_texts
 from tests.helpers import ROOT
 
 SCRIPT = Path(__file__).with_name("fsdp_train.py")
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory, tokenizer) -> Path:
-    """A randomly initialised two-layer Llama with the embedded model's tokenizer."""
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    folder = tmp_path_factory.mktemp("tiny") / "llama"
-    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=len(tokenizer), tie_word_embeddings=True)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _train(command: list[str], out: Path) -> dict:
@@ -41,21 +28,25 @@ def _losses(out: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
 
 
-def test_two_fsdp_processes_train_like_one_and_resume(tmp_path, tiny_llama):
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, tiny_llama, tiny_data) -> Path:
+    """The reference: one process, no launcher."""
+    out = tmp_path_factory.mktemp("single") / "one"
+    stats = _train([sys.executable, str(SCRIPT), str(tiny_llama), str(tiny_data), str(out)], out)
+    assert stats["processes"] == 1
+    return out
+
+
+def test_two_fsdp_processes_train_like_one_and_resume(tmp_path, tiny_llama, tiny_data, single):
     from safetensors.torch import load_file
 
-    from synthcpt.atomic import write_records
-
-    data = tmp_path / "mix.parquet"
-    write_records(data, [{"text": text} for text in demo_texts(max_chars=4000)])
-    single = _train([sys.executable, str(SCRIPT), str(tiny_llama), str(data), str(tmp_path / "one")], tmp_path)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(SCRIPT),
-                str(tiny_llama), str(data), str(tmp_path / "two")]
+                str(tiny_llama), str(tiny_data), str(tmp_path / "two")]
     sharded = _train(torchrun, tmp_path)
-    assert sharded["processes"] == 2 and single["processes"] == 1
+    assert sharded["processes"] == 2
     # Same batches, same math: only the order of floating-point sums differs.
-    assert _losses(tmp_path / "two") == pytest.approx(_losses(tmp_path / "one"), rel=1e-4)
-    one = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    assert _losses(tmp_path / "two") == pytest.approx(_losses(single), rel=1e-4)
+    one = load_file(single / "model" / "model.safetensors")
     two = load_file(tmp_path / "two" / "model" / "model.safetensors")
     assert one.keys() == two.keys()
     # Adam turns tiny gradient differences into updates of up to lr (1e-3) where gradients are near
@@ -66,4 +57,33 @@ def test_two_fsdp_processes_train_like_one_and_resume(tmp_path, tiny_llama):
 
     resumed = _train(torchrun, tmp_path)
     assert resumed["resumed_from_step"] == 3
-    assert _losses(tmp_path / "two") == pytest.approx(_losses(tmp_path / "one"), rel=1e-4)
+    assert _losses(tmp_path / "two") == pytest.approx(_losses(single), rel=1e-4)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_meeting_through_the_rendezvous_train_like_one_process(tmp_path, tiny_llama, tiny_data, single):
+    from safetensors.torch import load_file
+
+    # As on two machines: one process per "node", the c10d rendezvous on the first node's address,
+    # one run folder on a shared filesystem (here the same local folder).
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                               "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                               "--rdzv-id", "synthcpt-test", str(SCRIPT), str(tiny_llama), str(tiny_data),
+                               str(tmp_path / "shared")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    for node, (_, stderr) in zip(nodes, outputs):
+        assert node.returncode == 0, stderr[-3000:]
+    stats = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    assert [s["processes"] for s in stats] == [2, 2]
+    assert _losses(tmp_path / "shared") == pytest.approx(_losses(single), rel=1e-4)
+    one = load_file(single / "model" / "model.safetensors")
+    two = load_file(tmp_path / "shared" / "model" / "model.safetensors")
+    assert all(torch.allclose(one[k], two[k], atol=3e-3) for k in one)
