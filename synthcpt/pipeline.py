@@ -68,6 +68,9 @@ class Stage:
     # For `synthcpt plan`: the model requests the stage would send, keyed by the engine step
     # (the description it passes to `engine.generate`); None when the stage calls no model.
     plan: Hook | None = None
+    # For `synthcpt plan`: what the stage needs besides model requests, as (what, amount) rows (train: its
+    # memory, estimated before anything is loaded).
+    resources: Hook | None = None
 
     @property
     def output_folder(self) -> str:

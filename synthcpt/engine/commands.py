@@ -21,22 +21,31 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Overri
 PresetOption = Annotated[str | None, typer.Option("--preset", "-p", help="Start from a preset (e.g. hosted-api).")]
 
 
-def _planned_steps(config, stage_name: str | None):
-    """(stage, description, requests) for each generating stage that declares its requests."""
-    from synthcpt.pipeline import RunFolder, StageContext, call, stage_by_name, stages
+def _planned_steps(config, chosen) -> list:
+    """(stage, description, requests) for each chosen stage that declares its model requests."""
+    from synthcpt.pipeline import RunFolder, StageContext, call
 
-    chosen = [stage_by_name(stage_name)] if stage_name else [s for s in stages() if s.plan]
     run = RunFolder(Path(config.run.dir))
     found = []
-    for stage in chosen:
-        if stage.plan is None:
-            raise SynthcptError(f"stage {stage.name} makes no model requests to plan")
+    for stage in (s for s in chosen if s.plan):
         planned = call(stage.plan, StageContext(config, stage, run))
         found += [(stage.name, step, requests) for step, requests in planned.items()]
-    if not found:
-        raise SynthcptError(f"stage {stage_name} makes no model requests with this config" if stage_name
-                            else "no stage makes model requests with this config")
     return found
+
+
+def _resource_tables(config, chosen) -> list[Table]:
+    """A (what, amount) table for each chosen stage that plans resources (the train stage's memory)."""
+    from rich.table import Table
+
+    from synthcpt.pipeline import RunFolder, StageContext, call
+
+    run, tables = RunFolder(Path(config.run.dir)), []
+    for stage in (s for s in chosen if s.resources):
+        table = Table("", "estimate", title=f"{stage.name}: memory before loading anything")
+        for what, amount in call(stage.resources, StageContext(config, stage, run)):
+            table.add_row(what, amount)
+        tables.append(table)
+    return tables
 
 
 def _format_seconds(seconds: float | None) -> str:
@@ -72,21 +81,34 @@ def _plan_table(cfg, plans: list[tuple[str, Plan]]) -> Table:
 
 def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] = None,
          config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None) -> None:
-    """Estimate the requests, tokens, time and cost of the generations still to run."""
+    """Estimate the requests, tokens, time and cost of the generations still to run, and the training's
+    memory (`synthcpt plan train`)."""
     from rich.console import Console
 
     from synthcpt.config import load_config
     from synthcpt.engine.plan import estimate
+    from synthcpt.pipeline import stage_by_name, stages
 
     cfg = load_config(config, set_ or [], preset)
+    chosen = [stage_by_name(stage)] if stage else list(stages())
     plans = [(stage_name, estimate(cfg.engine, Path(cfg.run.dir), description, requests))
-             for stage_name, description, requests in _planned_steps(cfg, stage)]
+             for stage_name, description, requests in _planned_steps(cfg, chosen)]
+    # Resources are planned for a named stage: the memory plan reads the learner's config, which a plan of
+    # generation costs (a hosted preset before any download) must not depend on.
+    tables = _resource_tables(cfg, chosen) if stage else []
+    if not plans and not tables:
+        raise SynthcptError(f"stage {stage} has nothing to plan with this config (no model requests)" if stage
+                            else "no stage makes model requests with this config")
+    out = Console()  # the plan is the command's output: stdout, unlike progress and messages
+    for table in tables:
+        out.print(table)
+    if not plans:
+        return
     notes = set()
     if any(not p.exact_prompt_tokens for _, p in plans):
         notes.add("prompt tokens estimated at ~4 characters per token (set engine.tokenizer for exact counts)")
     if any(p.batch_cost for _, p in plans):
         notes.add("batch API: engine.backend=openai_batch, answered within engine.openai_batch.completion_window")
-    out = Console()  # the plan is the command's output: stdout, unlike progress and messages
     out.print(_plan_table(cfg, plans))
     for note in sorted(notes):
         out.print(f"[dim]{note}[/dim]")

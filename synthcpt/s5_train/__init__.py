@@ -44,9 +44,11 @@ class TrainSettings(Section):
     generators: list[str] | None = Field(
         None, min_length=1, description="With data 'mix': train only on the mix records of these generators ('raw' is the "
         "corpus copies), e.g. [entigraph] or [wrap] to compare generators at equal tokens; null: all of them.")
-    replay_path: Path | None = Field(None, description="General text mixed in as replay to limit forgetting: "
-                                     ".jsonl/.parquet with a text field, .txt/.md, or a folder of them; "
-                                     "null for no replay.")
+    replay_path: str | None = Field(None, description="General text mixed in as replay to limit forgetting: "
+                                    "a local .jsonl/.parquet with a text field, .txt/.md, or a folder of them; or "
+                                    "a hub dataset id, 'name' or 'name:config', streamed; null for no replay.")
+    replay_max_documents: int = Field(20_000, gt=0, description="A streamed replay dataset: documents read from "
+                                      "its start (train and held-out together).")
     replay_share: float = Field(0.1, ge=0, lt=1, description="Share of training sequences taken from the "
                                 "replay text (EntiGraph: 10%).")
     replay_heldout_share: float = Field(0.1, ge=0, lt=1, description="Share of replay documents kept out of "
@@ -124,6 +126,12 @@ def _input_fingerprint(config) -> str:
     return files_fingerprint(replay, salt=config.train.model)
 
 
+def _memory_plan(ctx) -> list[tuple[str, str]]:
+    from synthcpt.s5_train.memory import plan_rows
+
+    return plan_rows(ctx.config)
+
+
 STAGE = Stage(
     name="train",
     help="continued pretraining: packed data with replay, re-warmed schedule, checkpoints, HF model out",
@@ -132,4 +140,5 @@ STAGE = Stage(
     uses=("run",),
     external_inputs=_input_fingerprint,
     show="synthcpt.s5_train.stage:show",
+    resources=_memory_plan,
 )

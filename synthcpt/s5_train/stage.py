@@ -105,7 +105,8 @@ def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[st
     tokenizer = load_tokenizer(model_path)
     replay_texts = None
     if settings.replay_path is not None and settings.replay_share > 0:
-        replay_texts, _ = split_replay(settings.replay_path, settings.replay_heldout_share, seed)
+        replay_texts, _ = split_replay(settings.replay_path, settings.replay_heldout_share, seed,
+                                       settings.replay_max_documents)
     data = prepare_data(settings, files, replay_texts, tokenizer, out / "data", runtime)
     # Before the model is loaded: what does not fit ends in one line (data errors came first).
     settings = fit_memory(settings, model_path, runtime)

@@ -36,7 +36,8 @@ def heldout_texts(config) -> list[str]:
 
     if config.train.replay_path is None or config.train.replay_heldout_share == 0:
         return []
-    return split_replay(config.train.replay_path, config.train.replay_heldout_share, config.run.seed)[1]
+    return split_replay(config.train.replay_path, config.train.replay_heldout_share, config.run.seed,
+                        config.train.replay_max_documents)[1]
 
 
 def questions(ctx) -> list[QAItem]:

@@ -50,4 +50,4 @@ def test_hosted_model_without_tokenizer_is_estimated(tmp_path):
 
 def test_plan_command_says_when_a_stage_makes_no_requests(tmp_path):
     proc = synthcpt("plan", "ingest", "--set", f"run.dir={tmp_path}")
-    assert_one_line_error(proc, "stage ingest makes no model requests to plan")
+    assert_one_line_error(proc, "stage ingest has nothing to plan")

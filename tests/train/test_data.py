@@ -105,6 +105,22 @@ def test_split_replay_rejects_missing_or_empty_data(tmp_path):
         split_replay(tmp_path / "empty.jsonl", 0.1, 0)
 
 
+def test_a_hub_dataset_is_streamed_and_only_its_first_documents_read(tmp_path, monkeypatch):
+    """The hub path, on a local folder laid out as a dataset repository (no hub access here)."""
+    from synthcpt.atomic import write_records
+    from synthcpt.s5_train.replay import is_local, streamed_texts
+
+    repo = tmp_path / "general-text"
+    write_records(repo / "data" / "train-00000-of-00001.parquet",
+                  [{"text": f"General document number {i} about the weather."} for i in range(50)])
+    texts = streamed_texts(str(repo), max_documents=7)
+    assert texts == [f"General document number {i} about the weather." for i in range(7)]
+    assert not is_local("HuggingFaceFW/fineweb-edu:sample-10BT") and is_local(tmp_path / "nothing.jsonl")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SynthcptError, match="replay dataset 'nobody/no-such-dataset' cannot be streamed"):
+        split_replay("nobody/no-such-dataset", 0.1, 0)
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "constant", "wsd"])
 def test_schedules_warm_up_then_follow_their_shape(schedule):
     total, peak = 100, 1e-3

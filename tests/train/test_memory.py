@@ -105,3 +105,13 @@ def test_training_that_cannot_fit_is_one_clear_line_before_training(tmp_path):
     config = prepare_run(tmp_path / "small", {"memory_limit_gb": 0.5, "block_size": 64})
     assert_one_line_error(synthcpt("train", "-c", str(config)), "needs", "0.5 GiB (train.memory_limit_gb)", "use ")
     assert not (tmp_path / "small" / "train" / "log.jsonl").exists()  # stopped before training
+
+
+def test_plan_train_prints_the_memory_plan(tmp_path):
+    from tests.helpers import synthcpt
+
+    proc = synthcpt("plan", "train", "--set", f"run.dir={tmp_path}", "--set", "train.block_size=256",
+                    "--set", "train.micro_batch_size=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "memory before loading anything" in proc.stdout
+    assert "weights" in proc.stdout and "optimizer" in proc.stdout and "fits" in proc.stdout
