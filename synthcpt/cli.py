@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -200,6 +201,9 @@ _register_commands()
 
 
 def main() -> None:
+    # A SIGTERM (timeout, docker stop, a scheduler) is an interruption like Ctrl-C: the stage is marked
+    # interrupted and the exit hooks stop vLLM's engine processes, which the default handler would orphan.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app()
     except SynthcptError as e:
