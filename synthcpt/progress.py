@@ -3,6 +3,7 @@ libraries underneath (vLLM, transformers, datasets, torch) may say."""
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,8 @@ from rich.progress import (
 
 T = TypeVar("T")
 
-console = Console(stderr=True)
+# soft_wrap: a long line (a path) is never broken into two; the terminal wraps it. Tables still fit the width.
+console = Console(stderr=True, soft_wrap=True)
 
 # The libraries' log settings, as the environment variables each reads when it is first imported (the CLI
 # imports them lazily, so setting these first is enough; vLLM's engine-core processes inherit them).
@@ -46,6 +48,9 @@ def set_library_logs(verbose: bool) -> None:
         # PYTHONWARNINGS reaches child processes only; this process read it at startup.
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        # vLLM logs a few lines at import, before it applies VLLM_LOGGING_LEVEL (through Python's
+        # last-resort handler): its logger's level, set now, covers those too.
+        logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())
 
 
 def progress() -> Progress:

@@ -22,7 +22,7 @@ from tests.engine.test_kill import stored
 from tests.helpers import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
-N = 24
+N = 12
 # The watchdog notices a death within a second; the margin is for a CPU shared with other work.
 STOP_WITHIN_S = 60
 
@@ -71,14 +71,21 @@ def test_engine_killed_mid_generation_stops_with_one_line_then_the_rerun_resumes
     psutil.wait_procs(family, timeout=STOP_WITHIN_S)
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
+    before = usage(run_dir)
     resumed = start(run_dir, tmp_path / "resumed.jsonl")
     _, stderr = resumed.communicate()
     assert resumed.returncode == 0, stderr[-2000:]
     records = [json.loads(line) for line in (tmp_path / "resumed.jsonl").read_text().splitlines()]
     assert [r["i"] for r in records] == list(range(N)) and all(r["ok"] for r in records)
-    usage = json.loads((run_dir / "cache" / "usage.json").read_text())["numbers"]
-    assert usage["cached"] == done_before and usage["requests"] == N
+    # the rerun took the stored responses from the cache and asked the model only for the rest
+    after = usage(run_dir)
+    assert after["cached"] - before["cached"] == done_before and after["requests"] - before["requests"] == N
     assert stored(run_dir) == N
+
+
+def usage(run_dir: Path) -> dict:
+    """The folder's usage totals over all runs (the stopped run's span included)."""
+    return json.loads((run_dir / "cache" / "usage.json").read_text())["stories"]
 
 
 def requests(n: int):
@@ -86,7 +93,7 @@ def requests(n: int):
 
     for i in range(n):
         yield Request(messages=[{"role": "user", "content": f"Write a short story about the number {i}."}],
-                      sampling=Sampling(temperature=0.0, max_tokens=48), metadata={"i": i})
+                      sampling=Sampling(temperature=0.0, max_tokens=32), metadata={"i": i})
 
 
 def main(run_dir: Path, n: int, out: Path) -> None:
