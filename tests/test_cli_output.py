@@ -21,7 +21,7 @@ LIBRARY_LOG = re.compile(r"\b(INFO|DEBUG|WARNING)\b \d\d-\d\d \d\d:\d\d:\d\d")
 # longer: a path is never broken, the terminal wraps it).
 TABLE_BORDERS = set("┏┃┡│└━─")
 # A tiny budget with one LLM generator, so that vLLM loads and generates, and a few training steps.
-TINY = ["generate.generators=[wrap, rc_mined]", "generate.tokens={wrap: 150}", "train.max_steps=2",
+TINY = ["generate.generators=[wrap, rc_mined]", "generate.tokens={wrap: 50}", "train.max_steps=2",
         "train.block_size=128", "train.batch_size=2", "train.micro_batch_size=2", f"train.replay_path={REPLAY_SAMPLE}"]
 
 

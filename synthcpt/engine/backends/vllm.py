@@ -6,6 +6,7 @@ structured outputs."""
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import time
 from pathlib import Path
@@ -72,6 +73,8 @@ def llm_arguments(settings: EngineSettings, model_path: str) -> dict[str, Any]:
         "enable_prefix_caching": True,
         "enforce_eager": cpu,
         "seed": 0,
+        # vLLM's weight-loading bar ignores TQDM_DISABLE: shown only when its info logs are (synthcpt -v).
+        "use_tqdm_on_load": logging.getLogger("vllm").isEnabledFor(logging.INFO),
     }
     if cpu:
         args["kv_cache_memory_bytes"] = int(own.kv_cache_gb * GIB)
