@@ -28,13 +28,15 @@ console = Console(stderr=True, soft_wrap=True)
 # The libraries' log settings, as the environment variables each reads when it is first imported (the CLI
 # imports them lazily, so setting these first is enough; vLLM's engine-core processes inherit them).
 # vLLM's CPU build warns a dozen times per load about things a user cannot act on (tcmalloc, Triton, eager
-# mode, thread counts): quiet means its errors only. tqdm bars are the libraries' (datasets, transformers;
-# vLLM's own follows its log level), never synthcpt's.
+# mode, thread counts): quiet means its errors only. tqdm bars are the libraries' (datasets; transformers'
+# follow the hub's switch; vLLM's own follows its log level), never synthcpt's.
 QUIET = {"VLLM_LOGGING_LEVEL": "ERROR", "TRANSFORMERS_VERBOSITY": "warning", "DATASETS_VERBOSITY": "warning",
          "HF_HUB_VERBOSITY": "warning", "TORCH_CPP_LOG_LEVEL": "ERROR", "TQDM_DISABLE": "1",
+         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
          "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning"}
 VERBOSE = {"VLLM_LOGGING_LEVEL": "INFO", "TRANSFORMERS_VERBOSITY": "info", "DATASETS_VERBOSITY": "info",
-           "HF_HUB_VERBOSITY": "info", "TORCH_CPP_LOG_LEVEL": "INFO", "TQDM_DISABLE": "0", "PYTHONWARNINGS": "default"}
+           "HF_HUB_VERBOSITY": "info", "TORCH_CPP_LOG_LEVEL": "INFO", "TQDM_DISABLE": "0",
+           "HF_HUB_DISABLE_PROGRESS_BARS": "0", "PYTHONWARNINGS": "default"}
 
 
 def set_library_logs(verbose: bool) -> None:
