@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import importlib
 import importlib.util
+import inspect
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +16,7 @@ import typer
 from rich.table import Table
 
 from synthcpt.errors import SynthcptError
-from synthcpt.progress import console
+from synthcpt.progress import console, set_library_logs
 
 app = typer.Typer(help="synthcpt: teach a language model a small corpus with synthetic continued pretraining.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -26,13 +28,46 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Overri
 PresetOption = Annotated[str | None, typer.Option(
     "--preset", "-p", help="Start from a preset (cpu-demo, gpu-local, hosted-api); the config file and --set "
                            "override it.")]
+VerboseOption = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Show the info logs of vLLM, transformers, datasets and torch (hidden by default).")]
+CorpusArgument = Annotated[list[Path] | None, typer.Argument(
+    help="Corpus files or folders (sets ingest.inputs; --set and the config file may set it instead).",
+    show_default=False)]
 
 
-def _runner(config_path: Path | None, overrides: list[str] | None, preset: str | None):
+@app.callback()
+def _global_options(verbose: VerboseOption = False) -> None:
+    # Before any command imports a library, so that each reads its log level when first imported.
+    set_library_logs(verbose)
+
+
+def _corpus_override(corpus: list[Path] | None) -> list[str]:
+    """The corpus paths as an ingest.inputs override, placed before --set so that --set still wins."""
+    if not corpus:
+        return []
+    for path in corpus:
+        if not path.exists():
+            raise SynthcptError(f"corpus not found: {path}")
+    return [f"ingest.inputs={json.dumps([str(path) for path in corpus])}"]
+
+
+def _runner(config_path: Path | None, overrides: list[str] | None, preset: str | None,
+            corpus: list[Path] | None = None, verbose: bool = False):
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
 
-    return Runner(load_config(config_path, overrides or [], preset), reporter=console.print)
+    if verbose:
+        set_library_logs(True)
+    settings = load_config(config_path, _corpus_override(corpus) + (overrides or []), preset)
+    return Runner(settings, reporter=console.print)
+
+
+def _release_engines() -> None:
+    """Stop the loaded vLLM engines now: they log as they stop, and the run's summary must be the last
+    thing printed. Loaded only if a stage used it."""
+    vllm_backend = sys.modules.get("synthcpt.engine.backends.vllm")
+    if vllm_backend is not None:
+        vllm_backend.release_models()
 
 
 @app.command()
@@ -54,35 +89,51 @@ SUMMARY_STAGES = ("generate", "train", "eval", "report")
 
 
 @app.command()
-def run(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None,
+def run(corpus: CorpusArgument = None, config: ConfigOption = None, set_: SetOption = None,
+        preset: PresetOption = None,
         start: Annotated[str | None, typer.Option("--from", help="Rerun from this stage on.")] = None,
-        only: Annotated[str | None, typer.Option("--only", help="Rerun only this stage.")] = None) -> None:
-    """Run the pipeline: stages already complete for the same inputs and settings are skipped."""
+        only: Annotated[str | None, typer.Option("--only", help="Rerun only this stage.")] = None,
+        verbose: VerboseOption = False) -> None:
+    """Run the pipeline on CORPUS (or the config's ingest.inputs): stages already complete for the same
+    inputs and settings are skipped."""
     from synthcpt.pipeline import StageContext, call, is_main_process, select, stage_by_name, stage_names
 
-    runner = _runner(config, set_, preset)
+    runner = _runner(config, set_, preset, corpus, verbose)
     selected = select(stage_names(), start, only)
     runner.execute(selected, force=set(selected) if (start or only) else set())
+    _release_engines()
     if not is_main_process():
         return
+    console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
+    # The report's line (its path) comes last, as the run's final word.
     for stage in (stage_by_name(n) for n in SUMMARY_STAGES if n in selected):
         if stage.show:
             call(stage.show, StageContext(runner.config, stage, runner.run))
-    console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
+
+
+# The stage whose command takes the corpus as arguments, like `run` does.
+CORPUS_STAGE = "ingest"
 
 
 def _add_stage_command(stage) -> None:
-    def command(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None,
-                force: Annotated[bool, typer.Option(help="Rerun even if complete.")] = False) -> None:
+    def command(corpus: CorpusArgument = None, config: ConfigOption = None, set_: SetOption = None,
+                preset: PresetOption = None,
+                force: Annotated[bool, typer.Option(help="Rerun even if complete.")] = False,
+                verbose: VerboseOption = False) -> None:
         from synthcpt.pipeline import StageContext, call
 
-        runner = _runner(config, set_, preset)
+        runner = _runner(config, set_, preset, corpus, verbose)
         runner.execute([stage.name], force={stage.name} if force else set())
+        _release_engines()
         if stage.show:
             call(stage.show, StageContext(runner.config, stage, runner.run))
         console.print(f"{stage.name} output: [bold]{runner.run.dir / stage.output_folder}[/bold]")
 
     command.__doc__ = f"Run the {stage.name} stage: {stage.help}."
+    if stage.name != CORPUS_STAGE:  # later stages read the run folder, not the corpus: no CORPUS argument
+        signature = inspect.signature(command, eval_str=True)
+        command.__signature__ = signature.replace(
+            parameters=[p for p in signature.parameters.values() if p.name != "corpus"])
     app.command(name=stage.name)(command)
 
 
@@ -150,6 +201,9 @@ _register_commands()
 
 
 def main() -> None:
+    # A SIGTERM (timeout, docker stop, a scheduler) is an interruption like Ctrl-C: the stage is marked
+    # interrupted and the exit hooks stop vLLM's engine processes, which the default handler would orphan.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app()
     except SynthcptError as e:

@@ -6,6 +6,7 @@ structured outputs."""
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from synthcpt.engine.backend import Done, Job
 from synthcpt.engine.cache import Response
+from synthcpt.engine.watchdog import EngineWatchdog
 from synthcpt.errors import SynthcptError
 from synthcpt.section import Section
 
@@ -27,6 +29,8 @@ QUEUE_FACTOR = 2
 SHUTDOWN_TIMEOUT = 30.0
 
 _LLMS: dict[tuple[Any, ...], Any] = {}
+# The watchdog of each loaded vllm.LLM, by id() of the LLM (alive as long as it is in _LLMS).
+_WATCHDOGS: dict[int, EngineWatchdog] = {}
 
 # vLLM logs to stdout by default; synthcpt keeps stdout for results. Set before vllm is first imported.
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
@@ -69,6 +73,8 @@ def llm_arguments(settings: EngineSettings, model_path: str) -> dict[str, Any]:
         "enable_prefix_caching": True,
         "enforce_eager": cpu,
         "seed": 0,
+        # vLLM's weight-loading bar ignores TQDM_DISABLE: shown only when its info logs are (synthcpt -v).
+        "use_tqdm_on_load": logging.getLogger("vllm").isEnabledFor(logging.INFO),
     }
     if cpu:
         args["kv_cache_memory_bytes"] = int(own.kv_cache_gb * GIB)
@@ -93,9 +99,11 @@ def shared_llm(settings: EngineSettings, model_path: str):
         from vllm import LLM
 
         try:
-            _LLMS[key] = LLM(**args)
+            llm = LLM(**args)
         except (OSError, ValueError, RuntimeError) as e:
             raise SynthcptError(f"vLLM cannot load {model_path}: {str(e).strip().splitlines()[-1]}") from None
+        _LLMS[key] = llm
+        _WATCHDOGS[id(llm)] = EngineWatchdog(llm)
         # Registered after vLLM's own exit hooks, so it runs before them: engines stop in order.
         atexit.unregister(release_models)
         atexit.register(release_models)
@@ -126,6 +134,7 @@ class VllmBackend:
 
     def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path | None = None):
         self.llm = shared_llm(settings, model_path)
+        self.watchdog = _WATCHDOGS[id(self.llm)]
         self.queue_size = QUEUE_FACTOR * self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
         self.running: dict[str, tuple[Job, float]] = {}
         self.rejected: list[Done] = []
@@ -137,6 +146,7 @@ class VllmBackend:
     def submit(self, job: Job) -> None:
         from vllm.exceptions import VLLMClientError
 
+        self._check_alive()
         request = job.request
         try:
             if request.messages is not None:
@@ -155,9 +165,10 @@ class VllmBackend:
         done, self.rejected = self.rejected, []
         if done or not self.running:
             return done
+        self._check_alive()
         if not self.llm.llm_engine.has_unfinished_requests():
             raise RuntimeError(f"vLLM dropped {len(self.running)} requests without finishing them")
-        for output in self.llm.llm_engine.step():
+        for output in self._step():
             internal = self.external.pop(output.request_id, None) if output.finished else None
             if internal is None:
                 continue
@@ -172,7 +183,29 @@ class VllmBackend:
             done.append(Done(job, response, prefix_cached_tokens=output.num_cached_tokens or 0))
         return done
 
+    def _step(self) -> list[Any]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            return self.llm.llm_engine.step()
+        except EngineDeadError:
+            # Woken by the watchdog, or the engine reported its own fatal error before exiting.
+            raise self._died(self.watchdog.death or "it reported a fatal error") from None
+
+    def _check_alive(self) -> None:
+        if self.watchdog.death is not None:
+            raise self._died(self.watchdog.death)
+
+    def _died(self, how: str) -> SynthcptError:
+        """The one-line error of a dead engine; the engine is forgotten, so that a later stage in this
+        process loads a new one."""
+        forget(self.llm)
+        return SynthcptError(f"the vLLM engine process died ({how}): rerun to resume; responses so far are cached")
+
     def cancel(self) -> None:
+        if self.watchdog.death is not None:  # nothing left to abort, and its sockets are closing
+            self.running.clear()
+            self.external.clear()
         if self.running:
             self.llm.llm_engine.abort_request(list(self.running), internal=True)
             self.running.clear()
@@ -183,11 +216,20 @@ class VllmBackend:
         self.cancel()
 
 
+def forget(llm: Any) -> None:
+    """Drop a loaded model whose engine died (vLLM has already shut its client down)."""
+    for key, loaded in list(_LLMS.items()):
+        if loaded is llm:
+            del _LLMS[key]
+    _WATCHDOGS.pop(id(llm), None)
+
+
 def release_models() -> None:
-    """Stop every loaded model's engine processes now (e.g. at the end of a test session), rather
-    than at interpreter exit."""
+    """Stop every loaded model's engine processes now (e.g. before the run's summary, or at the end
+    of a test session), rather than at interpreter exit."""
     while _LLMS:
         _, llm = _LLMS.popitem()
+        _WATCHDOGS.pop(id(llm)).stop()
         llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_TIMEOUT)
 
 

