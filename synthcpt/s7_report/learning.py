@@ -10,7 +10,7 @@ from typing import Any
 
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Heading, Paragraph, Section, Table
-from synthcpt.s7_report.readers import interval, parquet_rows, questions, read_json, share, titles
+from synthcpt.s7_report.readers import interval, parquet_rows, plural, questions, read_json, share, titles
 
 METHODS = {"loglik": "closed book, option likelihood", "open_book": "open book (document given), the reference",
            "generative": "closed book, chain-of-thought"}
@@ -24,14 +24,12 @@ def _method(name: str) -> str:
 
 def chance_level(records: list[dict[str, Any]], known: dict[str, dict[str, Any]]) -> float | None:
     """Expected accuracy of guessing: the mean of 1/number of options over the evaluated questions
-    (options from the question, else from the number of option scores)."""
-    inverse = []
-    for question_id in {r["question_id"] for r in records}:
-        options = len(known[question_id]["options"]) if question_id in known else 0
-        if not options:
-            options = max((len(r["scores"] or []) for r in records if r["question_id"] == question_id), default=0)
-        if options:
-            inverse.append(1 / options)
+    (options from the question, else from the number of option scores a likelihood method kept)."""
+    options: dict[str, int] = {}
+    for r in records:
+        known_options = len(known[r["question_id"]]["options"]) if r["question_id"] in known else 0
+        options[r["question_id"]] = max(options.get(r["question_id"], 0), known_options or len(r["scores"] or []))
+    inverse = [1 / n for n in options.values() if n]
     return sum(inverse) / len(inverse) if inverse else None
 
 
@@ -53,7 +51,7 @@ def _headlines(results: dict[str, Any]) -> list[Paragraph]:
         before, after = scores[baseline, c["method"]], scores[c["model"], c["method"]]
         lines.append(Paragraph(
             f"{_method(c['method'])}: {baseline} {share(before['value'])} → {c['model']} {share(after['value'])} "
-            f"of {after['n']} questions right, a change of {c['difference']:+.1%} "
+            f"of {after['n']} questions right, a change of {100 * c['difference']:+.1f} points "
             f"(interval {interval(c['ci'], signed=True)}); {_verdict(c['ci'])}", lead=True))
     return lines
 
@@ -154,8 +152,8 @@ def learning(run_dir: Path, settings) -> Section | None:
     chance_text = (f"Chance, 1/number of options averaged over the questions, is {share(chance)}."
                    if chance is not None else "")
     blocks: list = [*_headlines(results), Paragraph(
-        f"{results.get('questions')} questions on {results.get('documents')} documents, asked without the "
-        f"document. Models: " + ", ".join(f"{k} = {v}" for k, v in (results.get("models") or {}).items())
+        f"{plural(results.get('questions', 0), 'question')} on {plural(results.get('documents', 0), 'document')}, "
+        "asked without the document. Models: " + ", ".join(f"{k} = {v}" for k, v in (results.get("models") or {}).items())
         + f". {chance_text}"), _scores_table(results)]
     if any(s["metric"] == "acc" for s in results["scores"]):
         caption = f"Accuracy with {results.get('confidence', 0.95):.0%} bootstrap intervals"

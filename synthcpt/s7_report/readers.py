@@ -113,6 +113,10 @@ def fields(data: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, 
     return items
 
 
+def plural(n: int, word: str) -> str:
+    return f"{number(n)} {word}" + ("" if n == 1 else "s")
+
+
 def share(value: float) -> str:
     return f"{value:.1%}"
 

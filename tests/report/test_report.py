@@ -69,6 +69,10 @@ def test_full_report_sections_and_figures(full_run):
         assert (full_run / "report" / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
     assert f"chance (1/number of options) = {_chance(full_run):.2f}" in markdown
     assert "Removed by the mix's filters: eval leak 1, near duplicate 2." in markdown
+    per_document = re.search(r'<table id="per-document-table">.*?</table>', (full_run / "report.html").read_text(),
+                             re.DOTALL)
+    asked = {r["doc_id"] for r in read_records(full_run / "eval" / "questions.parquet")}
+    assert len(asked) > 1 and per_document and per_document.group(0).count("<tr>") == len(asked) + 1
     # The same content in both formats: every section, and the first table's header row.
     for title in ("Did the model learn the corpus?", "What was generated", "Knowledge graph", "Training"):
         assert f"## {title}" in markdown and f"<h2>{html.escape(title)}</h2>" in (full_run / "report.html").read_text()
