@@ -129,8 +129,9 @@ def _changed_table(pairs: list[tuple[dict, dict]], known: dict, names: dict[str,
                      question["question"] if question else after["question_id"], _options(question),
                      after["answers"], before["predicted"] or "none", after["predicted"] or "none"])
     more = [Paragraph(f"… and {len(pairs) - limit} more.")] if len(pairs) > limit else []
-    return [Table(["document", "method", "question", "options", "correct", f"{before['model']} chose",
-                   f"{after['model']} chose"], rows, id=table_id, caption=f"{caption} ({len(pairs)})"), *more]
+    before_model, after_model = pairs[0][0]["model"], pairs[0][1]["model"]
+    return [Table(["document", "method", "question", "options", "correct", f"{before_model} chose",
+                   f"{after_model} chose"], rows, id=table_id, caption=f"{caption} ({len(pairs)})"), *more]
 
 
 def _changes(records: list[dict], known: dict, names: dict[str, str], baseline: str, limit: int) -> list:
@@ -152,8 +153,8 @@ def learning(run_dir: Path, settings) -> Section | None:
     chance_text = (f"Chance, 1/number of options averaged over the questions, is {share(chance)}."
                    if chance is not None else "")
     blocks: list = [*_headlines(results), Paragraph(
-        f"{plural(results.get('questions', 0), 'question')} on {plural(results.get('documents', 0), 'document')}, "
-        "asked without the document. Models: " + ", ".join(f"{k} = {v}" for k, v in (results.get("models") or {}).items())
+        f"{plural(results.get('questions', 0), 'question')} on {plural(results.get('documents', 0), 'document')}. "
+        "Models: " + ", ".join(f"{k} = {v}" for k, v in (results.get("models") or {}).items())
         + f". {chance_text}"), _scores_table(results)]
     if any(s["metric"] == "acc" for s in results["scores"]):
         caption = f"Accuracy with {results.get('confidence', 0.95):.0%} bootstrap intervals"

@@ -113,8 +113,8 @@ def fields(data: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, 
     return items
 
 
-def plural(n: int, word: str) -> str:
-    return f"{number(n)} {word}" + ("" if n == 1 else "s")
+def plural(n: int, word: str, many: str = "") -> str:
+    return f"{number(n)} {word if n == 1 else many or word + 's'}"
 
 
 def share(value: float) -> str:

@@ -18,7 +18,7 @@ from synthcpt.s7_report.document import (
     Section,
     Table,
 )
-from synthcpt.s7_report.readers import label, number, parquet_rows, plain, read_json, titles
+from synthcpt.s7_report.readers import label, number, parquet_rows, plain, plural, read_json, titles
 
 # Folders of synthetic/ that hold the mix or its by-products, not one generator's records.
 NOT_GENERATORS = ("mix", "instructions")
@@ -55,8 +55,8 @@ def _mix_line(mix: dict[str, Any]) -> Paragraph:
     removed = plain(mix.get("rejected") or {}) or "none"
     return Paragraph(
         f"The training mix holds {number(mix.get('records', 0))} records, {number(mix.get('tokens', 0))} tokens, "
-        f"{number(mix.get('synthetic_tokens', 0))} of them synthetic; the raw corpus is repeated "
-        f"{number(mix.get('raw_copies', 0))} times. Removed by the mix's filters: {removed}.", lead=True)
+        f"{number(mix.get('synthetic_tokens', 0))} of them synthetic; the raw corpus goes in "
+        f"{plural(mix.get('raw_copies', 0), 'copy', 'copies')}. Removed by the mix's filters: {removed}.", lead=True)
 
 
 def synthetic(run_dir: Path, settings) -> Section | None:
