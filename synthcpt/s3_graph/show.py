@@ -1,52 +1,62 @@
-"""`synthcpt graph`: the graph's stats, its top entities, the coverage of the latest synthetic data
-and the exported files."""
+"""`synthcpt graph`: the graph's stats and top entities, and its export for Gephi or Cytoscape into the
+working directory's `graphs/` folder. It reads the graph stage's outputs alone (the coverage of the
+synthetic data is generate's to show)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import shutil
+from pathlib import Path
 
 from rich.table import Table
 
+from synthcpt.atomic import atomic_path
+from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
-from synthcpt.run_folder import COVERAGE_FILE
-from synthcpt.s3_graph.build import GRAPHML_FILE, JSON_FILE, STATS_FILE
+from synthcpt.s3_graph.build import GRAPHML_FILE, JSON_FILE, STATS_FILE, load_graph
+from synthcpt.s3_graph.draw import draw_graph
 
+EXPORT_FOLDER = "graphs"
 SUMMARY_KEYS = ("documents", "nodes", "edges", "entities_per_document", "edges_per_document", "shared_entities",
                 "components", "largest_component", "isolated_nodes", "density", "mean_degree", "max_degree")
 
 
-def _coverage_table(report: dict[str, Any]) -> Table:
-    table = Table("synthetic data", "passages", "entities", "pairs", "co-occurring pairs",
-                  title="coverage of the graph by the synthetic data")
-    for name, part in report.items():
-        if not isinstance(part, dict) or "entity_coverage" not in part:
-            continue
-        table.add_row(name, f"{part['passages']:,}",
-                      f"{part['entity_coverage']:.1%} ({part['entities_covered']:,}/{part['entities']:,})",
-                      f"{part['pair_coverage']:.1%} ({part['pairs_covered']:,}/{part['pairs']:,})",
-                      f"{part['edge_coverage']:.1%} ({part['edges_covered']:,}/{part['edges']:,})")
-    return table
+def export_graph(graph_dir: Path, export_dir: Path, name: str) -> list[Path]:
+    """`NAME.graphml`, `NAME.json` (node-link) and `NAME.png` (the report's drawing) in `export_dir`."""
+    if export_dir.exists() and not export_dir.is_dir():
+        raise SynthcptError(f"cannot export the graph: {export_dir} exists and is not a folder")
+    export_dir.mkdir(parents=True, exist_ok=True)
+    targets = [export_dir / f"{name}.graphml", export_dir / f"{name}.json", export_dir / f"{name}.png"]
+    for source, target in zip((GRAPHML_FILE, JSON_FILE), targets):
+        with atomic_path(target) as tmp:
+            shutil.copyfile(graph_dir / source, tmp)
+    with atomic_path(targets[2]) as tmp:
+        tmp.write_bytes(draw_graph(load_graph(graph_dir)))
+    return targets
 
 
-def show(ctx) -> None:
-    folder = ctx.run.dir / ctx.stage.output_folder
-    stats = json.loads((folder / STATS_FILE).read_text(encoding="utf-8"))
+def _summary(stats: dict, folder: Path) -> Table:
     summary = Table("graph", "value", title=str(folder))
     for key in SUMMARY_KEYS:
         summary.add_row(key.replace("_", " "), f"{stats[key]:,}")
     histogram = stats["degree_histogram"]
     summary.add_row("degree distribution", ", ".join(f"{d}:{n}" for d, n in enumerate(histogram) if n)[:120])
-    console.print(summary)
+    return summary
+
+
+def _top(stats: dict) -> Table:
     top = Table("entity", "type", "degree", "weighted degree", "mentions", "documents", title="top entities")
     for entity in stats["top_entities"]:
         top.add_row(entity["entity"], entity["type"], str(entity["degree"]), f"{entity['weighted_degree']:,}",
                     f"{entity['mentions']:,}", str(entity["documents"]))
-    console.print(top)
-    coverage_path = ctx.run.dir / "synthetic" / COVERAGE_FILE
-    if coverage_path.is_file():
-        console.print(_coverage_table(json.loads(coverage_path.read_text(encoding="utf-8"))))
-    else:
-        console.print("coverage: no synthetic data yet (run `synthcpt generate`)")
-    console.print(f"exported: {folder / GRAPHML_FILE} (GraphML), {folder / JSON_FILE} (node-link JSON), "
-                  f"{folder / STATS_FILE}")
+    return top
+
+
+def show(ctx) -> None:
+    folder = ctx.run.dir / ctx.stage.output_folder
+    stats = json.loads((folder / STATS_FILE).read_text(encoding="utf-8"))
+    console.print(_summary(stats, folder))
+    console.print(_top(stats))
+    # Named after the run folder, so the graphs of several runs sit side by side.
+    graphml, node_link, png = export_graph(folder, Path.cwd() / EXPORT_FOLDER, ctx.run.dir.resolve().name)
+    console.print(f"exported: {graphml} (GraphML), {node_link} (node-link JSON), {png} (drawing)")

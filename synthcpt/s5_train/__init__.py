@@ -5,7 +5,6 @@ Outputs in `run_dir/train/`: the HF model folder `model/`, `checkpoints/`, `log.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator

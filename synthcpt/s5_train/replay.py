@@ -22,7 +22,7 @@ def streamed_texts(source: str, max_documents: int, field: str = "text") -> list
     name, _, config = source.partition(":")
     try:
         stream = datasets.load_dataset(name, config or None, split="train", streaming=True)
-    except Exception as e:  # datasets raises many types (not found, offline, bad config): one line for all
+    except Exception as e:  # noqa: BLE001 - datasets raises many types (not found, offline, bad config)
         raise SynthcptError(f"replay dataset {source!r} cannot be streamed: {str(e).splitlines()[0]}") from None
     texts: dict[str, None] = {}
     for row in stream:

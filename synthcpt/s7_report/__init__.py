@@ -15,6 +15,8 @@ from synthcpt.section import Section
 class ReportSettings(Section):
     samples: int = Field(3, ge=0, description="Synthetic text samples shown per generator.")
     sample_chars: int = Field(1500, gt=0, description="Longest sample shown, in characters (longer ones are cut).")
+    changed_answers: int = Field(20, ge=0, description="Questions listed per direction whose answer changed "
+                                                       "with training (base wrong → trained right, and back).")
 
 
 def _run(ctx):
@@ -31,7 +33,7 @@ def _show(ctx):
 
 STAGE = Stage(
     name="report",
-    help="the run report: corpus, graph, synthetic data, training curves, evaluation with intervals",
+    help="the run report: what the model learned, what was generated, the graph, coverage, training",
     settings=ReportSettings,
     run=_run,
     show=_show,

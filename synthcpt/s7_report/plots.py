@@ -1,4 +1,4 @@
-"""The report's figures as PNG bytes (matplotlib, no display needed)."""
+"""The report's charts as PNG bytes (matplotlib, no display needed)."""
 
 from __future__ import annotations
 
@@ -6,39 +6,31 @@ import io
 from typing import Any
 
 
-def _png(figure) -> bytes:
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
-def _figure(width: float = 7.0, height: float = 3.5):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(width, height))
-
-
 def training_curves(log: list[dict[str, Any]]) -> bytes:
-    """Loss, learning rate and throughput against the optimizer step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(key, label) for key, label in (("loss", "loss"), ("lr", "learning rate"),
-                                              ("tokens_per_s", "tokens / s"))
+    """Loss and learning rate against the optimizer step, one panel each."""
+    panels = [(key, label) for key, label in (("loss", "training loss"), ("lr", "learning rate"))
               if any(isinstance(row.get(key), (int, float)) for row in log)]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    figure, axes = _pyplot().subplots(1, len(panels), figsize=(5 * len(panels), 3.2), squeeze=False)
     for axis, (key, label) in zip(axes[0], panels):
         points = [(row["step"], row[key]) for row in log if isinstance(row.get(key), (int, float))]
-        axis.plot([p[0] for p in points], [p[1] for p in points])
+        axis.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 40 else None)
         axis.set_xlabel("step")
         axis.set_title(label)
         axis.grid(alpha=.3)
@@ -46,31 +38,79 @@ def training_curves(log: list[dict[str, Any]]) -> bytes:
 
 
 def tokens_by_generator(tokens: dict[str, int]) -> bytes:
-    figure, axis = _figure(6, 3)
+    figure, axis = _pyplot().subplots(figsize=(7, 0.5 + 0.45 * len(tokens)))
     names = list(tokens)
-    axis.barh(names, [tokens[n] for n in names])
+    bars = axis.barh(names, [tokens[n] for n in names], color="#4c72b0")
+    axis.bar_label(bars, labels=[f"{tokens[n]:,}" for n in names], padding=3, fontsize=8)
+    axis.invert_yaxis()
     axis.set_xlabel("tokens in the training mix")
     axis.grid(axis="x", alpha=.3)
     return _png(figure)
 
 
-def accuracy_with_intervals(scores: list[dict[str, Any]], metric: str = "acc") -> bytes:
-    """One bar per model and method, with its bootstrap interval."""
-    chosen = [s for s in scores if s["metric"] == metric]
-    methods = sorted({s["method"] for s in chosen})
+def rejects_by_reason(counts: dict[str, dict[str, int]]) -> bytes:
+    """One bar per reason (`counts[reason][generator]`), stacked by generator."""
+    plt = _pyplot()
+    reasons = list(counts)
+    generators = sorted({g for per in counts.values() for g in per})
+    figure, axis = plt.subplots(figsize=(7, 0.8 + 0.45 * len(reasons)))
+    left = [0] * len(reasons)
+    for generator in generators:
+        values = [counts[r].get(generator, 0) for r in reasons]
+        axis.barh(reasons, values, left=left, label=generator)
+        left = [a + b for a, b in zip(left, values)]
+    axis.invert_yaxis()
+    axis.set_xlabel("records rejected")
+    axis.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, never on them
+    axis.grid(axis="x", alpha=.3)
+    return _png(figure)
+
+
+def accuracy_with_intervals(scores: list[dict[str, Any]], chance: float | None) -> bytes:
+    """One bar per model and method with its bootstrap interval, and chance as a dashed line."""
+    chosen = [s for s in scores if s["metric"] == "acc"]
+    methods = list(dict.fromkeys(s["method"] for s in chosen))
     models = list(dict.fromkeys(s["model"] for s in chosen))
-    figure, axis = _figure(max(5.0, 1.6 * len(methods) * len(models)), 3.5)
+    figure, axis = _pyplot().subplots(figsize=(max(5.0, 1.6 * len(methods) * len(models)), 3.5))
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
         rows = {s["method"]: s for s in chosen if s["model"] == model}
-        xs = [m + i * width for m, method in enumerate(methods) if method in rows]
-        values = [rows[method]["value"] for method in methods if method in rows]
-        errors = [[rows[method]["value"] - rows[method]["ci"][0] for method in methods if method in rows],
-                  [rows[method]["ci"][1] - rows[method]["value"] for method in methods if method in rows]]
-        axis.bar(xs, values, width, yerr=errors, capsize=4, label=model)
+        present = [m for m in methods if m in rows]
+        xs = [methods.index(m) + i * width for m in present]
+        errors = [[rows[m]["value"] - rows[m]["ci"][0] for m in present],
+                  [rows[m]["ci"][1] - rows[m]["value"] for m in present]]
+        axis.bar(xs, [rows[m]["value"] for m in present], width, yerr=errors, capsize=4, label=model)
+    if chance is not None:
+        axis.axhline(chance, color="#c44e52", linestyle="--", linewidth=1.2, label=f"chance ({chance:.2f})")
     axis.set_xticks([m + width * (len(models) - 1) / 2 for m in range(len(methods))], methods)
-    axis.set_ylabel(metric)
+    axis.set_ylabel("accuracy")
     axis.set_ylim(0, 1)
-    axis.legend()
+    axis.legend(fontsize=8)
     axis.grid(axis="y", alpha=.3)
     return _png(figure)
+
+
+COVERAGE_MEASURES = (("entity_coverage", "entities"), ("pair_coverage", "entity pairs"),
+                     ("edge_coverage", "co-occurring pairs"))
+
+
+def coverage_per_document(per_document: dict[str, dict[str, Any]], titles: dict[str, str]) -> bytes:
+    """Per document, the share of its entities, pairs and co-occurring pairs that synthetic text names."""
+    documents = list(per_document)
+    figure, axis = _pyplot().subplots(figsize=(8, 1.0 + 0.6 * len(documents)))
+    height = 0.8 / len(COVERAGE_MEASURES)
+    for i, (key, label) in enumerate(COVERAGE_MEASURES):
+        axis.barh([d + i * height for d in range(len(documents))],
+                  [per_document[doc].get(key, 0) for doc in documents], height, label=label)
+    axis.set_yticks([d + height for d in range(len(documents))],
+                    [_short(titles.get(doc) or doc) for doc in documents])
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("share covered by synthetic text")
+    axis.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    axis.grid(axis="x", alpha=.3)
+    return _png(figure)
+
+
+def _short(text: str, limit: int = 32) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

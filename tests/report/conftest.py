@@ -1,7 +1,8 @@
-"""Run folders for the report tests, built from real pieces: the ingest stage on the demo corpus (plus a
-document whose title and text carry a script), a real evaluation with the embedded model, and small
-hand-written TEST FIXTURES in the documented formats for the stages between them (synthetic data
-statistics and samples, a training log)."""
+"""Run folders for the report tests, built from real pieces: ingest on the demo corpus (plus a document
+whose title and text carry a script), real spaCy entities and the real graph, the real train stage
+on the embedded model (its log, stats and weights), and a real evaluation of base against trained.
+Only generate's outputs are small hand-written TEST FIXTURES in its documented formats (records,
+stats); their coverage of the graph is computed by the real coverage code."""
 
 from __future__ import annotations
 
@@ -13,73 +14,127 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CORPUS = ROOT / "examples" / "quality" / "quality-demo.jsonl"
+REPLAY_SAMPLE = ROOT / "examples" / "replay" / "general-sample.jsonl"
 HOSTILE = "<script>document.title='pwned';document.body.innerHTML='pwned'</script>"
 HOSTILE_IMG = "<img src=x onerror=\"document.title='pwned'\">"
-
-# TEST FIXTURE: synthetic/stats.json in the generate stage's format (not model output).
-SYNTHETIC_STATS = {
-    "targets": {"entigraph": 2000, "wrap": 1000},
-    "generators": {"entigraph": {"requests": 12, "cached": 0, "rejected": {"empty": 1}, "records": 11},
-                   "wrap": {"requests": 8, "cached": 0, "rejected": {"preamble_only": 2}, "records": 6}},
-    "mix": {"records": 20, "tokens": 9000, "synthetic_tokens": 5200, "raw_copies": 1,
-            "rejected": {"eval_leak": 1, "near_duplicate": 2},
-            "by_generator": {"entigraph": {"records": 10, "tokens": 3800, "rejected": {"eval_leak": 1}},
-                             "wrap": {"records": 5, "tokens": 1400, "rejected": {"near_duplicate": 2}},
-                             "raw": {"records": 5, "tokens": 3800, "rejected": {}}}},
-    "instructions": 0,
-}
-# TEST FIXTURE: synthetic/coverage.json (overall and per document).
-COVERAGE = {"entigraph": {"entities": 0.62, "pairs": 0.18, "documents": {"doc-a": {"entities": 0.7, "pairs": 0.2}}}}
+QUESTIONS = 8
 
 
-def _train_log() -> str:
-    """TEST FIXTURE: train/log.jsonl lines in the train stage's format, with a line cut by a crash."""
-    lines = [{"step": s, "tokens": 512 * s, "loss": 3.0 - 0.1 * s, "lr": 1e-4 * min(1, s / 2), "grad_norm": 1.0,
-              "tokens_per_s": 900.0 + s, "mfu": None} for s in range(1, 9)]
-    return "".join(json.dumps(line) + "\n" for line in lines) + '{"step": 9, "lo'
+def _ingest_overrides(run_dir: Path, hostile: Path) -> list[str]:
+    return [f"run.dir={run_dir}", f"ingest.inputs=[{DEMO_CORPUS}, {hostile}]", "entities.extractor=spacy"]
 
 
 @pytest.fixture(scope="session")
-def ingested_run(tmp_path_factory) -> Path:
+def hostile_corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("report-corpus") / "hostile.jsonl"
+    path.write_text(json.dumps({"id": "hostile", "title": f"Hostile {HOSTILE}",
+                                "text": f"A page with {HOSTILE} and {HOSTILE_IMG} in it."}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ingested_run(hostile_corpus, tmp_path_factory) -> Path:
     """A run folder where only ingest has run: the demo stories and a document carrying scripts."""
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
 
-    folder = tmp_path_factory.mktemp("report")
-    hostile = folder / "hostile.jsonl"
-    hostile.write_text(json.dumps({"id": "hostile", "title": f"Hostile {HOSTILE}",
-                                   "text": f"A page with {HOSTILE} and {HOSTILE_IMG} in it."}) + "\n")
-    run_dir = folder / "run"
-    cfg = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{DEMO_CORPUS}, {hostile}]"])
-    Runner(cfg, reporter=lambda _: None).execute(["ingest"], force=set())
+    run_dir = tmp_path_factory.mktemp("report") / "run"
+    Runner(load_config(None, _ingest_overrides(run_dir, hostile_corpus)), reporter=lambda _: None).execute(
+        ["ingest"], force=set())
     return run_dir
 
 
+def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
+    """TEST FIXTURE: generate's records in its schema, naming real entities of the real graph, with the
+    shipped prompts' names and hashes; one carries scripts, as a corpus copied into it could."""
+    from synthcpt.s4_generate.prompts import load_prompt
+
+    from synthcpt.s3_graph.build import load_graph
+    from synthcpt.s3_graph.draw import top_entities
+    from synthcpt.s4_generate.records import make_record
+
+    graph = load_graph(run_dir / "graphs")
+    relation, medium = load_prompt("entigraph/relation.md"), load_prompt("wrap/medium.md")
+    entigraph = []
+    for i, key in enumerate(top_entities(graph, 6)):
+        node = graph.nodes[key]
+        partner = next(iter(sorted(graph.neighbors(key))), key)
+        names = [node["label"], graph.nodes[partner]["label"]]
+        entigraph.append(make_record(id=f"e{i}", text=f"{names[0]} and {names[1]} meet again.", generator="entigraph",
+                                     style="relation", doc_id=node["documents"][0], entities=names,
+                                     prompt_file=relation.name, prompt_hash=relation.hash, model="default",
+                                     n_tokens=8))
+    wrap = [make_record(id="w1", text=f"Rephrased: {HOSTILE} then {HOSTILE_IMG}.", generator="wrap", style="medium",
+                        doc_id="hostile", prompt_file=medium.name, prompt_hash=medium.hash, model="default",
+                        n_tokens=30)]
+    return {"entigraph": entigraph, "wrap": wrap}
+
+
+def _fixture_stats(records: dict[str, list[dict]]) -> dict:
+    """TEST FIXTURE: synthetic/stats.json in the generate stage's format, counting the fixture records."""
+    tokens = {name: sum(r["n_tokens"] for r in rows) for name, rows in records.items()}
+    made = {name: {"target_tokens": 2000, "requests": len(rows) + 2, "cached": 0, "waves": 1,
+                   "rejected": {"empty": 1, "preamble_only": 1}, "produced_records": len(rows),
+                   "produced_tokens": tokens[name], "records": len(rows), "tokens": tokens[name]}
+            for name, rows in records.items()}
+    by_generator = {"entigraph": {"records": len(records["entigraph"]) - 1, "tokens": tokens["entigraph"] - 8,
+                                  "rejected": {"eval_leak": 1}},
+                    "wrap": {"records": 1, "tokens": tokens["wrap"], "rejected": {}},
+                    "raw": {"records": 4, "tokens": 3800, "rejected": {"near_duplicate": 2}}}
+    return {"targets": {name: 2000 for name in records}, "generators": made,
+            "mix": {"records": sum(p["records"] for p in by_generator.values()),
+                    "tokens": sum(p["tokens"] for p in by_generator.values()),
+                    "synthetic_tokens": sum(tokens.values()) - 8, "raw_copies": 1,
+                    "rejected": {"eval_leak": 1, "near_duplicate": 2}, "by_generator": by_generator},
+            "instructions": 0}
+
+
+def _write_synthetic(run_dir: Path) -> None:
+    from synthcpt.atomic import write_json
+    from synthcpt.s4_generate.coverage import coverage
+    from synthcpt.s4_generate.records import RECORD_FEATURES, write_shards
+
+    records = _fixture_records(run_dir)
+    for name, rows in records.items():
+        write_shards(run_dir / "synthetic" / name, rows, RECORD_FEATURES, 100)
+    every = [r for rows in records.values() for r in rows]
+    write_json(run_dir / "synthetic" / "coverage.json",
+               {"entigraph": coverage(run_dir / "graphs", records["entigraph"]),
+                "all": coverage(run_dir / "graphs", every)})
+    write_json(run_dir / "synthetic" / "stats.json", _fixture_stats(records))
+
+
+def _spread(items: list, count: int) -> list:
+    """The first questions of each document in turn, so accuracy per document has several rows."""
+    seen: dict[str, int] = {}
+    ranked = []
+    for order, item in enumerate(items):
+        seen[item.doc_id] = seen.get(item.doc_id, 0) + 1
+        ranked.append((seen[item.doc_id], order, item))
+    return [item for _, _, item in sorted(ranked, key=lambda r: r[:2])[:count]]
+
+
 @pytest.fixture(scope="session")
-def full_run(ingested_run, embedded_model, tmp_path_factory) -> Path:
-    """The ingested run plus fixture files for generate and train, and a real evaluation of the embedded
-    model against itself (as the trained model) on 8 demo questions."""
-    from synthcpt.atomic import write_records
+def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Path:
+    """The ingested run through real entities and graph, generate's fixture outputs, the train stage's
+    real outputs (`trained_run`), and a real evaluation of base and trained on 8 demo questions."""
     from synthcpt.config import load_config
+    from synthcpt.pipeline import Runner
     from synthcpt.s6_eval.qa import load_run_questions
     from synthcpt.s6_eval.stage import evaluate_run
 
     run_dir = tmp_path_factory.mktemp("report-full") / "run"
     shutil.copytree(ingested_run, run_dir)
-    (run_dir / "synthetic").mkdir()
-    (run_dir / "synthetic" / "stats.json").write_text(json.dumps(SYNTHETIC_STATS))
-    (run_dir / "synthetic" / "coverage.json").write_text(json.dumps(COVERAGE))
-    # TEST FIXTURE: a synthetic shard whose text carries scripts, as a corpus copied into it could.
-    write_records(run_dir / "synthetic" / "wrap" / "part-00000.parquet",
-                  [{"id": "w1", "text": f"Rephrased: {HOSTILE} then {HOSTILE_IMG}.", "generator": "wrap",
-                    "style": "medium", "doc_id": "hostile"}])
+    overrides = _ingest_overrides(run_dir, hostile_corpus)
+    Runner(load_config(None, overrides), reporter=lambda _: None).execute(["entities", "graph"], force=set())
+    _write_synthetic(run_dir)
     (run_dir / "train").mkdir()
-    (run_dir / "train" / "log.jsonl").write_text(_train_log())
-    (run_dir / "train" / "stats.json").write_text(json.dumps({"steps": 8, "tokens": 4096, "final_loss": 2.2}))
-    (run_dir / "train" / "model").symlink_to(embedded_model, target_is_directory=True)
-    cfg = load_config(None, [f"run.dir={run_dir}", "eval.methods=[loglik]", "eval.bootstrap_resamples=200"])
-    items = [i for i in load_run_questions(run_dir / "ingest")][:8]
-    evaluate_run(cfg, run_dir, items, run_dir / "eval")
+    for name in ("log.jsonl", "stats.json"):
+        shutil.copy(trained_run / "train" / name, run_dir / "train" / name)
+    (run_dir / "train" / "model").symlink_to(trained_run / "train" / "model", target_is_directory=True)
+    cfg = load_config(None, [*overrides, "eval.methods=[loglik]", "eval.bootstrap_resamples=200",
+                             f"train.replay_path={REPLAY_SAMPLE}"])
+    evaluate_run(cfg, run_dir, _spread(load_run_questions(run_dir / "ingest"), QUESTIONS), run_dir / "eval")
     return run_dir
 
 

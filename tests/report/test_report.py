@@ -1,17 +1,25 @@
-"""The run report: built from whatever the run folder holds, opened in headless Chromium, escaped."""
+"""The run report: built from whatever the run folder holds, findings first, readable (no JSON in its
+tables), opened in headless Chromium with its figures painted, and escaped."""
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import re
 import subprocess
 from pathlib import Path
 
+from synthcpt.atomic import read_records
 from synthcpt.s7_report import ReportSettings
 from synthcpt.s7_report.build import build_report
+from synthcpt.s7_report.synthetic import rejects
 from tests.helpers import assert_one_line_error, synthcpt
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FULL_SECTIONS = ["learning", "synthetic", "graph", "coverage", "training", "corpus", "run", "config"]
+FIGURES = ("accuracy", "synthetic-tokens", "rejects", "graph", "coverage", "training-curves")
 
 
 def _chromium(binary: str, page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -19,36 +27,118 @@ def _chromium(binary: str, page: Path, profile: Path, *args: str) -> subprocess.
                           capture_output=True, text=True, timeout=180, check=False)
 
 
+def _dom(chromium: str, page: Path, profile: Path) -> str:
+    dumped = _chromium(chromium, page, profile, "--dump-dom")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    return dumped.stdout
+
+
+def _cells(dom: str) -> list[str]:
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", dom, re.DOTALL)]
+
+
+def _expected_changes(run_dir: Path) -> dict[str, set[str]]:
+    """From the evaluation's own records: the questions base got wrong and trained right, and back."""
+    records = read_records(run_dir / "eval" / "questions.parquet")
+    base = {r["question_id"]: r["acc"] for r in records if r["model"] == "base"}
+    trained = {r["question_id"]: r["acc"] for r in records if r["model"] == "trained"}
+    return {"gained": {q for q in trained if trained[q] > base[q]}, "lost": {q for q in trained if trained[q] < base[q]}}
+
+
+def _chance(run_dir: Path) -> float:
+    options = {q["question_id"]: len(q["options"]) for q in read_records(run_dir / "ingest" / "questions.parquet")}
+    asked = {r["question_id"] for r in read_records(run_dir / "eval" / "questions.parquet")}
+    return sum(1 / options[q] for q in asked) / len(asked)
+
+
 def test_partial_run_shows_what_is_there(ingested_run):
     stats = build_report(ingested_run, ReportSettings())
-    assert stats["shown"] == ["run", "config", "corpus"]
+    assert stats["shown"] == ["corpus", "run", "config"]
     page = (ingested_run / "report.html").read_text()
     assert 'id="documents-table"' in page and "LOST IN TRANSLATION" in page
     assert 'id="evaluation-table"' not in page
     assert "## Corpus" in (ingested_run / "report.md").read_text()
 
 
-def test_full_report_sections(full_run):
+def test_full_report_sections_and_figures(full_run):
     stats = build_report(full_run, ReportSettings(samples=2))
-    assert stats["shown"] == ["run", "config", "corpus", "synthetic", "coverage", "samples", "training", "evaluation"]
+    assert stats["shown"] == FULL_SECTIONS
     markdown = (full_run / "report.md").read_text()
-    for figure in ("training-curves", "accuracy", "synthetic-tokens"):
+    for figure in FIGURES:
         assert f"(report/{figure}.png)" in markdown
         assert (full_run / "report" / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
-    assert "near\\_duplicate 2" in markdown  # what the filters removed
-    assert "| trained | loglik | acc | 8 |" in markdown
+    assert f"chance (1/number of options) = {_chance(full_run):.2f}" in markdown
+    assert "Removed by the mix's filters: eval leak 1, near duplicate 2." in markdown
+    per_document = re.search(r'<table id="per-document-table">.*?</table>', (full_run / "report.html").read_text(),
+                             re.DOTALL)
+    asked = {r["doc_id"] for r in read_records(full_run / "eval" / "questions.parquet")}
+    assert len(asked) > 1 and per_document and per_document.group(0).count("<tr>") == len(asked) + 1
+    # The same content in both formats: every section, and the first table's header row.
+    for title in ("Did the model learn the corpus?", "What was generated", "Knowledge graph", "Training"):
+        assert f"## {title}" in markdown and f"<h2>{html.escape(title)}</h2>" in (full_run / "report.html").read_text()
 
 
-def test_report_opens_in_chromium_and_no_script_runs(full_run, chromium, tmp_path):
+def test_rejects_are_counted_per_reason_and_phase(full_run):
+    stats = json.loads((full_run / "synthetic" / "stats.json").read_text())
+    counts = rejects(stats)
+    for generator, part in stats["generators"].items():
+        for reason, n in part["rejected"].items():
+            assert counts[f"{reason.replace('_', ' ')} (at generation)"][generator] == n
+    assert counts["near duplicate (mix filter)"] == {"raw": 2} and counts["eval leak (mix filter)"] == {"entigraph": 1}
+    assert sum(sum(per.values()) for per in counts.values()) == sum(
+        n for phase in (stats["generators"], stats["mix"]["by_generator"]) for part in phase.values()
+        for n in part["rejected"].values())
+
+
+def test_changed_answers_are_the_evaluations_own(full_run):
+    build_report(full_run, ReportSettings(samples=2))
+    page = (full_run / "report.html").read_text()
+    questions = {q["question_id"]: q for q in read_records(full_run / "ingest" / "questions.parquet")}
+    none = {"gained": "base wrong, trained right: none.", "lost": "base right, trained wrong: none."}
+    for direction, expected in _expected_changes(full_run).items():
+        table = re.search(rf'<table id="{direction}-table">.*?</table>', page, re.DOTALL)
+        if not expected:
+            assert table is None and none[direction] in page
+            continue
+        assert table and table.group(0).count("<tr>") == len(expected) + 1  # the header row too
+        for question_id in expected:
+            assert html.escape(questions[question_id]["question"]) in table.group(0)
+
+
+def test_report_stage_is_not_shown_running(full_run):
+    """Run as the pipeline's last stage, the report does not list itself (its entry reads "running"
+    while it is written)."""
+    from synthcpt.config import load_config
+    from synthcpt.pipeline import RunFolder, Runner, fingerprints, stages
+
+    config = load_config(None, [f"run.dir={full_run}", "report.samples=1"])
+    folder, prints = RunFolder(full_run), fingerprints(config)
+    for stage in stages()[:-1]:  # the earlier stages' outputs are in the folder; mark them done for this config
+        folder.stage_entry(stage.name).update(status="complete", fingerprint=prints[stage.name])
+    folder.save()
+    Runner(config, reporter=lambda _: None).execute(["report"], force={"report"})
+    table = re.search(r'<table id="stages-table">.*?</table>', (full_run / "report.html").read_text(), re.DOTALL)
+    assert table and "<td>eval</td>" in table.group(0)
+    assert "<td>report</td>" not in table.group(0) and "running" not in table.group(0)
+
+
+def test_report_opens_in_chromium_readable_and_no_script_runs(full_run, chromium, tmp_path):
     import matplotlib.image
 
     build_report(full_run, ReportSettings(samples=2))
     page = full_run / "report.html"
-    dumped = _chromium(chromium, page, tmp_path / "profile-dom", "--dump-dom")
-    assert dumped.returncode == 0, dumped.stderr[-2000:]
-    dom = dumped.stdout
+    dom = _dom(chromium, page, tmp_path / "profile-dom")
+    for section in FULL_SECTIONS:
+        assert f'<section id="{section}">' in dom
     table = re.search(r'<table id="evaluation-table">.*?</table>', dom, re.DOTALL)
-    assert table and "<td>trained</td>" in table.group(0) and "<td>base</td>" in table.group(0)
+    assert table and "<th>trained</th>" in table.group(0) and "<th>base</th>" in table.group(0)
+    caption = re.search(r'<figure id="figure-accuracy">.*?<figcaption[^>]*>(.*?)</figcaption>', dom, re.DOTALL)
+    assert caption and f"dashed line: chance (1/number of options) = {_chance(full_run):.2f}" in caption.group(1)
+    cells = _cells(dom)
+    assert len(cells) > 50
+    for cell in cells:  # no JSON dumped into a cell, no flattened `a.b.c` statistics keys
+        assert "{" not in cell and not re.fullmatch(r"[a-z_]+(\.[a-z_-]+)+", cell.strip()), cell
+    assert dom.count("<details>") >= 3  # the sample browser: one per record
     # Had a script run, the title and body would read "pwned"; none is in the DOM at all.
     assert re.search(r"<title>synthcpt report: run</title>", dom)
     assert "<script" not in dom.lower() and "<img src=\"x\"" not in dom
@@ -59,6 +149,33 @@ def test_report_opens_in_chromium_and_no_script_runs(full_run, chromium, tmp_pat
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     pixels = matplotlib.image.imread(str(shot))
     assert pixels.shape[1] == 1280 and pixels.std() > 0.01  # rendered content, not a blank page
+
+
+def test_graph_image_is_painted_by_chromium(full_run, chromium, tmp_path):
+    """The report's graph figure, alone on a page with the report's own policy, is painted pixel for
+    pixel as the PNG it embeds: the image loads under the Content-Security-Policy."""
+    import matplotlib.image
+
+    from synthcpt.s7_report.document import CSP
+
+    build_report(full_run, ReportSettings(samples=0))
+    figure = re.search(r'<figure id="figure-graph"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"',
+                       (full_run / "report.html").read_text())
+    assert figure
+    png = tmp_path / "graph.png"
+    png.write_bytes(base64.b64decode(figure.group(1)))
+    expected = matplotlib.image.imread(str(png))
+    alone = tmp_path / "graph.html"
+    alone.write_text(f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{CSP}"></head>'
+                     f'<body style="margin:0"><img src="data:image/png;base64,{figure.group(1)}"></body></html>')
+    shot = tmp_path / "shot.png"
+    height, width = expected.shape[:2]
+    result = _chromium(chromium, alone, tmp_path / "profile-graph", f"--screenshot={shot}",
+                       f"--window-size={width},{height}", "--hide-scrollbars", "--force-device-scale-factor=1")
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    painted = matplotlib.image.imread(str(shot))[:height, :width, :3]
+    assert expected.std() > 0.05  # a drawing, not an empty canvas
+    assert abs(painted - expected[:, :, :3]).mean() < 0.02
 
 
 def test_markdown_never_carries_raw_html(full_run):
