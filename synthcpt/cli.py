@@ -142,6 +142,7 @@ def status(config: ConfigOption = None, set_: SetOption = None, preset: PresetOp
     """Show each stage's status for a run."""
     from synthcpt.config import load_config
     from synthcpt.pipeline import fingerprints
+    from synthcpt.plugins import BACKENDS
 
     cfg = load_config(config, set_ or [], preset)
     manifest_path = Path(cfg.run.dir) / "manifest.json"
@@ -155,6 +156,11 @@ def status(config: ConfigOption = None, set_: SetOption = None, preset: PresetOp
         stats = {k: v for k, v in (entry.get("stats") or {}).items() if isinstance(v, (int, float))}
         table.add_row(name, state, str(entry.get("seconds", "")), ", ".join(f"{k}={v}" for k, v in stats.items()))
     console.print(table)
+    # What a backend keeps in the run folder of its own (a provider batch's submissions).
+    for plugin in BACKENDS:
+        found = plugin.status_table(Path(cfg.run.dir)) if hasattr(plugin, "status_table") else None
+        if found is not None:
+            console.print(found)
 
 
 @models_app.command("prepare")

@@ -50,6 +50,8 @@ class Backend(Protocol):
     # and plans count its tokens at the model's batch price.
     single_wave: ClassVar[bool]
     batch_prices: ClassVar[bool]
+    # Also optional: `status_table(run_dir)`, a rich table of what it keeps in the run folder, for
+    # `synthcpt status`.
 
     def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path) -> None:
         """`settings` is the whole engine section (the backend's own is `settings.<name>`); `model_path`

@@ -197,6 +197,11 @@ class OpenAIBatchBackend:
     # Accounted at the batch price (Price.batch) in live cost and plans.
     batch_prices: ClassVar[bool] = True
 
+    @staticmethod
+    def status_table(run_dir: Path):
+        """The run's batches, for `synthcpt status` (None when it has none)."""
+        return batch_status_table(run_dir)
+
     def __init__(self, engine_settings: EngineSettings, model_path: str | None = None, run_dir: Path | None = None):
         if run_dir is None:
             raise SynthcptError("the openai_batch backend keeps its batches in a run folder; it needs one")
