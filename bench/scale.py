@@ -117,6 +117,7 @@ def main() -> None:
     size = QUICK if parser.parse_args().quick else FULL
     import ray
 
+    os.environ.setdefault("RAY_worker_niceness", "0")  # replicas at the in-process engine's priority, not 15
     ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)  # replicas of 1 and of 2 live side by side
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="synthcpt-scale-") as tmp, ExitStack() as stack:

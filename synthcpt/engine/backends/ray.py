@@ -165,6 +165,9 @@ def connect(address: str | None) -> bool:
         check_reachable(address)
     if ray.is_initialized():
         return False
+    # A local cluster started here would run its workers at niceness 15 (to keep Ray's daemons
+    # responsive); here the workers are the work, which would starve behind every other process.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         # Replica logs stay on the cluster (dashboard, /tmp/ray/session_latest/logs): vLLM's would
         # bury the progress bar. Their errors come back with the failed requests.
@@ -211,9 +214,15 @@ def rendezvous(key: str, slots: list[int]) -> int:
 
 
 def failure_line(error: BaseException) -> str:
-    """The last meaningful line of a Ray error (the replica's own exception, not Ray's traceback)."""
+    """One line of a Ray error: the replica's own exception (the last line of the traceback Ray wraps
+    it in), or Ray's reason for a replica it lost (its first line; advice follows)."""
+    import ray
+
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    raised = isinstance(error, ray.exceptions.RayTaskError) or getattr(error, "actor_init_failed", False)
+    return lines[-1] if raised else lines[0]
 
 
 @dataclass
@@ -291,15 +300,28 @@ class RayBackend:
                 f"{ray.cluster_resources()}): lower engine.ray.replicas / gpus_per_replica / cpus_per_replica")
 
     def _load(self, model: str) -> None:
+        """Start every replica and wait until each has loaded the model. A replica whose start-up raised
+        (no such model, too little memory for vLLM) stops the run; one killed while loading (Ray's memory
+        monitor, a lost node) is restarted like any replica that died."""
         import ray
 
         for slot in self.slots:
             slot.actor = self._actor(slot)
-        try:
-            infos = ray.get([slot.actor.ready.remote() for slot in self.slots])
-        except ray.exceptions.RayError as e:
-            raise SynthcptError(f"a Ray replica cannot load {model}: {failure_line(e)}") from None
-        for slot, info in zip(self.slots, infos, strict=True):
+        loading = {slot.actor.ready.remote(): slot for slot in self.slots}
+        while loading:
+            [ref], _ = ray.wait(list(loading), num_returns=1)
+            slot = loading.pop(ref)
+            try:
+                info = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                if e.actor_init_failed or slot.restarts >= self.own.max_restarts:
+                    raise SynthcptError(f"a Ray replica cannot load {model}: {failure_line(e)}") from None
+                slot.restarts += 1
+                console.print(f"[yellow]ray replica {slot.index} died while loading ({failure_line(e)}): "
+                              f"restarted ({slot.restarts}/{self.own.max_restarts})[/yellow]")
+                slot.actor = self._actor(slot)
+                loading[slot.actor.ready.remote()] = slot
+                continue
             slot.queue_size, slot.node = info["queue_size"], info["node"]
 
     def _actor(self, slot: Slot) -> Any:
