@@ -35,8 +35,8 @@ os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # the last std
 os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "0"  # the in-process engine on the core replica 0 gets
 
 from synthcpt.engine import Request, Sampling, open_engine
-from synthcpt.engine.settings import engine_settings
 from synthcpt.engine.backends.vllm import release_models
+from synthcpt.engine.settings import engine_settings
 from synthcpt.progress import console
 
 TOPICS = ["a lighthouse", "a lost key", "the first snow", "a night train", "an old map", "a quiet library",

@@ -28,7 +28,7 @@ def ray_settings(address: str | None = None):
     """Two one-core replicas that each run two sequences at a time, so requests finish a few at a time
     (a run can be stopped half-way) and batches of two keep both replicas fed."""
     return engine_settings()(backend="ray", ray={"address": address, "replicas": 2, "batch_size": 2},
-                             vllm={"kv_cache_gb": 0.25, "max_num_seqs": 2})
+                             vllm={"kv_cache_gb": 0.5, "max_num_seqs": 2})
 
 
 def main(run_dir: Path, address: str, n: int, out: Path) -> None:

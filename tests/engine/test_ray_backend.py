@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from synthcpt.engine import Request, Sampling, open_engine
+from synthcpt.engine import open_engine
 from synthcpt.engine.backends.ray import rendezvous
 from synthcpt.engine.cache import ResponseCache
 from synthcpt.engine.settings import engine_settings
@@ -98,16 +98,14 @@ def test_the_gpu_cluster_preset_runs_eight_one_gpu_replicas_of_an_8b_model():
 
 def test_an_unreachable_cluster_is_one_line(tmp_path):
     settings = engine_settings()(backend="ray", ray={"address": "127.0.0.1:9"})
-    with pytest.raises(SynthcptError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:9"):
-        with open_engine(settings, tmp_path) as engine:
-            list(engine.generate(requests(1)))
+    with pytest.raises(SynthcptError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:9"), open_engine(settings, tmp_path) as engine:
+        list(engine.generate(requests(1)))
 
 
 def test_replicas_the_cluster_cannot_place_are_one_line(cluster, tmp_path):
     settings = engine_settings()(backend="ray", ray={"replicas": 2, "gpus_per_replica": 1, "placement_timeout": 1})
-    with pytest.raises(SynthcptError, match="cannot place 2 replicas"):
-        with open_engine(settings, tmp_path) as engine:
-            list(engine.generate(requests(1)))
+    with pytest.raises(SynthcptError, match="cannot place 2 replicas"), open_engine(settings, tmp_path) as engine:
+        list(engine.generate(requests(1)))
 
 
 @pytest.mark.slow

@@ -387,9 +387,9 @@ class RayBackend:
     def close(self) -> None:
         import ray
 
-        if getattr(self, "batches", None):
+        if hasattr(self, "batches"):  # it opened: drop what is in flight, keep the counts
             self.cancel()
-        self.write_stats()
+            self.write_stats()
         for slot in self.slots:
             if slot.actor is not None:
                 ray.kill(slot.actor)
