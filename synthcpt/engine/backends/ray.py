@@ -213,6 +213,14 @@ def rendezvous(key: str, slots: list[int]) -> int:
     return max(slots, key=lambda slot: hashlib.blake2b(f"{slot}\0{key}".encode(), digest_size=8).digest())
 
 
+def lost_replica_errors() -> tuple[type[BaseException], ...]:
+    """What `ray.get` raises for a call whose replica is gone: it died, Ray's memory monitor killed it,
+    or its node was lost."""
+    from ray import exceptions
+
+    return exceptions.RayActorError, exceptions.OutOfMemoryError, exceptions.WorkerCrashedError, exceptions.NodeDiedError
+
+
 def failure_line(error: BaseException) -> str:
     """One line of a Ray error: the replica's own exception (the last line of the traceback Ray wraps
     it in), or Ray's reason for a replica it lost (its first line; advice follows)."""
@@ -313,8 +321,8 @@ class RayBackend:
             slot = loading.pop(ref)
             try:
                 info = ray.get(ref)
-            except ray.exceptions.RayActorError as e:
-                if e.actor_init_failed or slot.restarts >= self.own.max_restarts:
+            except lost_replica_errors() as e:
+                if getattr(e, "actor_init_failed", False) or slot.restarts >= self.own.max_restarts:
                     raise SynthcptError(f"a Ray replica cannot load {model}: {failure_line(e)}") from None
                 slot.restarts += 1
                 console.print(f"[yellow]ray replica {slot.index} died while loading ({failure_line(e)}): "
@@ -362,7 +370,7 @@ class RayBackend:
                 continue
             try:
                 dones = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
+            except (*lost_replica_errors(), ray.exceptions.RayTaskError) as e:
                 finished += self._replica_failed(batch, e)
                 continue
             finished += dones
