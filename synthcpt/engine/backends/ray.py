@@ -398,7 +398,7 @@ class RayBackend:
         if hasattr(self, "batches"):  # it opened: drop what is in flight, keep the counts
             self.cancel()
             self.write_stats()
-        for slot in self.slots:
+        for slot in self._live():  # a dropped replica's actor and group are gone already
             if slot.actor is not None:
                 ray.kill(slot.actor)
             ray.util.remove_placement_group(slot.group)
