@@ -63,8 +63,9 @@ def set_cpu_environment() -> None:
     os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
 
 
-def llm_arguments(settings: EngineSettings, model_path: str) -> dict[str, Any]:
-    """The `vllm.LLM` keyword arguments of the settings (CPU builds: float32, eager, RAM KV cache)."""
+def llm_arguments(settings: EngineSettings, model_path: str, executor: str | None = None) -> dict[str, Any]:
+    """The `vllm.LLM` keyword arguments of the settings (CPU builds: float32, eager, RAM KV cache);
+    `executor` names vLLM's distributed executor for tensor parallelism (unset: vLLM's choice)."""
     cpu = is_cpu_build()
     own = settings.vllm
     args: dict[str, Any] = {
@@ -82,6 +83,8 @@ def llm_arguments(settings: EngineSettings, model_path: str) -> dict[str, Any]:
         args["gpu_memory_utilization"] = own.gpu_memory_utilization
     if own.tensor_parallel_size > 1:
         args["tensor_parallel_size"] = own.tensor_parallel_size
+        if executor:
+            args["distributed_executor_backend"] = executor
     if settings.max_model_len:
         args["max_model_len"] = settings.max_model_len
     if own.max_num_seqs:
@@ -89,9 +92,9 @@ def llm_arguments(settings: EngineSettings, model_path: str) -> dict[str, Any]:
     return args
 
 
-def shared_llm(settings: EngineSettings, model_path: str):
+def shared_llm(settings: EngineSettings, model_path: str, executor: str | None = None):
     """The process's `vllm.LLM` for these settings, loaded on first use."""
-    args = llm_arguments(settings, model_path)
+    args = llm_arguments(settings, model_path, executor)
     key = tuple(sorted(args.items()))
     if key not in _LLMS:
         if is_cpu_build():
@@ -132,8 +135,9 @@ class VllmBackend:
     open_eagerly: ClassVar[bool] = False
     local_model: ClassVar[bool] = True
 
-    def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path | None = None):
-        self.llm = shared_llm(settings, model_path)
+    def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path | None = None,
+                 executor: str | None = None):
+        self.llm = shared_llm(settings, model_path, executor)
         self.watchdog = _WATCHDOGS[id(self.llm)]
         self.queue_size = QUEUE_FACTOR * self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
         self.running: dict[str, tuple[Job, float]] = {}
