@@ -13,8 +13,13 @@ import time
 import pytest
 
 from synthcpt.engine.types import Request, Result
-from synthcpt.s4_generate.generators.active_reading import (INSTRUCTION_CHARS, ActiveReading, parse_strategies,
-                                                           strategies_model, style_of)
+from synthcpt.s4_generate.generators.active_reading import (
+    INSTRUCTION_CHARS,
+    ActiveReading,
+    parse_strategies,
+    strategies_model,
+    style_of,
+)
 from synthcpt.s4_generate.records import read_shards
 from synthcpt.s4_generate.run import cached_results, generation_context
 from tests.generate.test_resume import cached_responses, run_stage
