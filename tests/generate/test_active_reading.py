@@ -37,6 +37,8 @@ STORIES = {
                    "frost killed half the trees; Sorn's grandson Emil replanted them from cuttings kept in the "
                    "village church. Every autumn Hollin holds a pear fair where the best Amber Bell wins a brass bell.",
 }
+# The stages before generate (spaCy entities: no model).
+BEFORE = ["ingest", "entities", "graph"]
 SETTINGS = {"strategies": 2, "strategies_max_tokens": 160, "max_tokens": 48}
 
 
@@ -74,7 +76,7 @@ def test_strategies_come_from_the_structured_answer_validated_by_its_model():
                              {"name": "create a timeline", "instruction": "Again."},  # the same style: dropped
                              ]}
     strategies = parse_strategies(result(answer), model)
-    assert [s.name for s in strategies] == ["**1. Create a Timeline**", "Self-quiz"]
+    assert [s.name for s in strategies] == ["1. Create a Timeline", "Self-quiz"]  # markdown dropped
     assert [style_of(s.name) for s in strategies] == ["create a timeline", "self-quiz"]
     assert len(strategies[1].instruction) <= INSTRUCTION_CHARS and strategies[1].instruction.endswith(".")
     # More strategies than the bound, a missing field or an extra one fail the model's validation.
@@ -84,7 +86,7 @@ def test_strategies_come_from_the_structured_answer_validated_by_its_model():
     # A list cut off by max_tokens keeps the strategies it completed.
     cut = json.dumps(answer)[:json.dumps(answer).index('{"name": "create')] + '{"name": "Anal'
     assert [s.name for s in parse_strategies(result(None, truncated=True, text=cut), model)] == [
-        "**1. Create a Timeline**", "Self-quiz"]
+        "1. Create a Timeline", "Self-quiz"]
 
 
 def test_plan_counts_the_strategy_lists_and_the_applications(tmp_path, corpus):
@@ -116,7 +118,7 @@ def test_requests_need_the_strategies_first(tmp_path, corpus):
 def test_one_record_per_applied_strategy_headed_by_its_document(tmp_path, corpus, vllm_engine_settings):
     run_dir = tmp_path / "run"
     config = config_of(overrides(run_dir, corpus, vllm_engine_settings))
-    run_stage(config, ["ingest", "generate"])
+    run_stage(config, [*BEFORE, "generate"])
     stats = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["active_reading"]
     usage = json.loads((run_dir / "cache" / "usage.json").read_text())
     assert {"generate: active_reading: strategies", "generate: active_reading"} <= set(usage)
@@ -141,7 +143,7 @@ def test_killed_run_resumes_with_the_same_records(tmp_path, corpus, vllm_engine_
     run_dir = tmp_path / "run"
     args = overrides(run_dir, corpus, vllm_engine_settings)
     config = config_of(args)
-    run_stage(config, ["ingest"])
+    run_stage(config, BEFORE)
     command = [sys.executable, "-c", "from synthcpt.cli import main; main()", "generate",
                *[a for o in args for a in ("--set", o)]]
     log = tmp_path / "killed.log"

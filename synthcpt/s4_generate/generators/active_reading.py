@@ -3,20 +3,24 @@ writes, for each document, study strategies of its own choosing (paraphrase, tim
 self-quiz, links to what it knows...), then carries out each strategy on the document; every applied
 strategy is one record, its strategy's name its style.
 
-Followed from the paper: the two steps, its strategy-generation question ("What are some strategies
-specific to this document that I can use to help me learn and remember all of the information it
-contains?") and its application prompt ("Here's a learning strategy: ... Apply this strategy to the
-... document"), the task-agnostic variant (no knowledge of the evaluation's questions). Decided here,
+Followed from the paper: the two steps; the task-agnostic variant (no knowledge of the evaluation's
+questions); its strategy question ("What are some strategies specific to this document that I can
+use to help me learn and remember all of the information contained?"); its application prompt as in
+its released data ("Here's a learning strategy: ... Apply this strategy to the following document:
+<document>...</document>", after the system prompt "You are a helpful assistant."). Decided here,
 where the paper is silent or its setting does not fit:
-- The strategy list is held to a JSON object by structured output (the paper parsed markdown
-  headings), at most `strategies` per list (10: the lists of the paper's released data hold about
-  5-10), each a name and an instruction (the instruction clipped to INSTRUCTION_CHARS).
+- The strategy list is a JSON object held to a pydantic model by structured output (the paper had
+  the model write markdown headings): at most `strategies` per list (10), each a name and an
+  instruction, the instruction clipped to INSTRUCTION_CHARS.
 - The document comes before the strategy in the application prompt (the paper puts it after), so a
-  document's requests share it as their prefix in the engine's cache.
+  document's requests share it as their prefix in the engine's cache; no system prompt (the other
+  generators have none).
 - Temperatures: 1.0 for the strategy lists (their variety is the method), 0.7 for applying them (the
   facts must stay right, as in WRAP and rc_llm here); max tokens 1024 for both.
-- Long documents are cut to fit the model's context, as EntiGraph does; the paper applied its
+- Documents longer than the model's context are cut to fit, as EntiGraph does; the paper applied its
   strategies to chunks of Wikipedia articles, the stories here are read whole.
+- `lists`: strategy lists drawn per document (1; the paper's released data repeats each document
+  chunk ten times), for budgets one list cannot fill.
 
 Requests in budget order: every document's first strategy, then every document's second, and so on
 (list after list), so a token budget cut anywhere covers the whole corpus."""
@@ -44,15 +48,16 @@ APPLY_PROMPT = "active_reading/apply.md"
 INSTRUCTION_CHARS = 600
 # A style is the strategy's name, lowercased, at most this many words.
 STYLE_WORDS = 6
+MARKDOWN = re.compile(r"[*#_`]+")
 
 
 class ActiveReadingSettings(Section):
     """Active Reading: the model writes study strategies for each document, then applies each one to it."""
 
-    strategies: int = Field(10, ge=1, le=30, description="Most strategies in one document's list (the paper's lists "
-                                                          "hold about 5-10).")
-    lists: int = Field(1, ge=1, description="Strategy lists drawn per document (more for budgets one list cannot "
-                                            "fill; the paper drew several per document).")
+    strategies: int = Field(10, ge=1, le=30, description="Most strategies in one document's list (the paper set no "
+                                                          "bound: its model listed them as markdown headings).")
+    lists: int = Field(1, ge=1, description="Strategy lists drawn per document, for budgets one list cannot fill "
+                                            "(the paper's released data repeats each document chunk ten times).")
     strategies_temperature: float = Field(1.0, ge=0, description="Sampling temperature of the strategy lists.")
     strategies_max_tokens: int = Field(1024, ge=1, description="Max tokens of one strategy list.")
     temperature: float = Field(0.7, ge=0, description="Sampling temperature of applying a strategy.")
@@ -93,7 +98,8 @@ def usable_strategies(strategies: Iterable[Strategy]) -> list[Strategy]:
     """Strategies with a name and an instruction, the first of each style kept."""
     kept: dict[str, Strategy] = {}
     for strategy in strategies:
-        name, instruction = " ".join(strategy.name.split()), strategy.instruction.strip()
+        # Markdown emphasis dropped: the name heads the record's text.
+        name, instruction = " ".join(MARKDOWN.sub("", strategy.name).split()), strategy.instruction.strip()
         if style_of(name) and instruction and style_of(name) not in kept:
             kept[style_of(name)] = Strategy(name=name, instruction=clip(instruction, INSTRUCTION_CHARS))
     return list(kept.values())
