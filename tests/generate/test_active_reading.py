@@ -39,7 +39,9 @@ STORIES = {
 }
 # The stages before generate (spaCy entities: no model).
 BEFORE = ["ingest", "entities", "graph"]
-SETTINGS = {"strategies": 2, "strategies_max_tokens": 160, "max_tokens": 48}
+# Greedy strategy lists: at temperature 1.0 the 135M model often runs an instruction on to max_tokens,
+# leaving no complete strategy.
+SETTINGS = {"strategies": 2, "strategies_temperature": 0.0, "strategies_max_tokens": 200, "max_tokens": 48}
 
 
 def overrides(run_dir, corpus, engine=None) -> list[str]:
