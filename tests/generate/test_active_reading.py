@@ -39,8 +39,8 @@ STORIES = {
 }
 # The stages before generate (spaCy entities: no model).
 BEFORE = ["ingest", "entities", "graph"]
-# Greedy strategy lists: at temperature 1.0 the 135M model often runs an instruction on to max_tokens,
-# leaving no complete strategy.
+# Greedy strategy lists: the 135M model runs its first instruction on to max_tokens, which keeps its
+# complete sentences.
 SETTINGS = {"strategies": 2, "strategies_temperature": 0.0, "strategies_max_tokens": 200, "max_tokens": 48}
 
 
@@ -89,6 +89,10 @@ def test_strategies_come_from_the_structured_answer_validated_by_its_model():
     cut = json.dumps(answer)[:json.dumps(answer).index('{"name": "create')] + '{"name": "Anal'
     assert [s.name for s in parse_strategies(result(None, truncated=True, text=cut), model)] == [
         "1. Create a Timeline", "Self-quiz"]
+    # ... and the complete sentences of the one it was cut off in (a small model's instruction runs on).
+    looping = '{"strategies": [{"name": "Retell it", "instruction": "Retell the story. It was built on a rock, and it'
+    assert [(s.name, s.instruction) for s in parse_strategies(result(None, truncated=True, text=looping), model)] == [
+        ("Retell it", "Retell the story.")]
 
 
 def test_plan_counts_the_strategy_lists_and_the_applications(tmp_path, corpus):

@@ -27,6 +27,7 @@ Requests in budget order: every document's first strategy, then every document's
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -105,13 +106,32 @@ def usable_strategies(strategies: Iterable[Strategy]) -> list[Strategy]:
     return list(kept.values())
 
 
+# The strategy a truncated list was cut off in: its name complete, its instruction's text so far.
+CUT_OFF = re.compile(r'\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"instruction"\s*:\s*"((?:[^"\\]|\\.)*)$')
+
+
+def cut_off_strategy(text: str) -> Strategy | None:
+    """The strategy max_tokens cut off, its instruction cut back to its last complete sentence: a small
+    model often runs its first instruction on to the limit."""
+    match = CUT_OFF.search(text)
+    if match is None:
+        return None
+    try:
+        name = json.loads(match.group(1))
+        instruction = trim_truncated(json.loads(f'"{match.group(2).rstrip(chr(92))}"'))
+    except json.JSONDecodeError:  # cut inside an escape sequence
+        return None
+    return Strategy(name=name, instruction=instruction) if instruction else None
+
+
 def parse_strategies(result: Result, model: type[BaseModel]) -> list[Strategy]:
-    """The strategies of a first-step result; a list cut off by max_tokens keeps those it completed."""
+    """The strategies of a first-step result; a list cut off by max_tokens keeps those it completed and
+    the complete sentences of the one it was cut off in."""
     if not result.texts:
         return []
     if result.truncated:
         items = [validated(Strategy, [item]) for item in complete_items(result.text)]
-        return usable_strategies(item for item in items if item is not None)
+        return usable_strategies(item for item in [*items, cut_off_strategy(result.text)] if item is not None)
     answer = validated(model, result.parsed)
     return usable_strategies(answer.strategies) if answer is not None else []
 
