@@ -1,9 +1,11 @@
 """Throughput of the synthetic generators on this machine, each against a baseline from the same run.
 
-- LLM generators (entigraph on entity pairs and triples, wrap, rc_llm and bonito on chunks): synthetic tokens per
-  second through the generator layer (requests, waves, parsing, token counting), with a fresh cache,
-  against the engine's own rate on the very same requests sent in one batch (the baseline): the
-  ratio is what the generator layer costs (1.0: nothing).
+- LLM generators (entigraph on entity pairs and triples, wrap, rc_llm and bonito on chunks, active_reading on
+  documents): synthetic tokens per second through the generator layer (requests, waves, parsing, token
+  counting), with a fresh cache, against the engine's own rate on the very same requests sent in one batch
+  (the baseline): the ratio is what the generator layer costs (1.0: nothing). For active_reading the
+  baseline sends its strategy-list requests and the applications of the layer's lists in one batch,
+  which the layer cannot (the applications wait for the lists).
 - Pattern mining (rc_mined): documents per second, against splitting the same documents into
   sentences alone (the baseline every mining pass starts with).
 
@@ -32,7 +34,7 @@ for key, value in {"VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED
 
 DEMO = ROOT / "examples" / "quality" / "quality-demo.jsonl"
 SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
-LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito")
+LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito", "active_reading")
 
 
 def prepare_run(corpus: Path, run_dir: Path, overrides: list[str], stages: list[str]):
@@ -66,10 +68,11 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
     each from a cold prefix cache."""
     from synthcpt.engine import open_engine
     from synthcpt.plugins import GENERATORS
-    from synthcpt.s4_generate.run import generation_context, run_generator
+    from synthcpt.s4_generate.run import cached_results, generation_context, run_generator
 
     gen_ctx = generation_context(config, run_dir)
     generator = GENERATORS.get(name)(gen_ctx)
+    generator.prepare([], planning=True)  # a two-step generator's first step assumed full
     planned = list(islice(generator.requests(), requests))
     # A budget the planned requests can just meet, so the generator sends about as many in waves.
     target = requests * generator.max_tokens // 2
@@ -79,7 +82,10 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
         outcome = run_generator(generator, engine, target, gen_ctx.tokenizer)
         layer_seconds = time.perf_counter() - start
         layer_usage = engine.usage.as_dict()
-    sent = list(islice(GENERATORS.get(name)(gen_ctx).requests(), outcome.requests))
+    baseline = GENERATORS.get(name)(gen_ctx)
+    first = list(baseline.first_step())
+    baseline.prepare(cached_results(config.engine, run_dir / f"layer-{name}", first))  # the layer's first step
+    sent = first + list(islice(baseline.requests(), outcome.requests))
     cold_prefix_cache(config)
     with open_engine(config.engine, run_dir / f"baseline-{name}") as engine:
         start = time.perf_counter()
@@ -135,7 +141,9 @@ def main() -> None:
     overrides = [f"engine.model={args.model}", f"generate.entigraph.max_tokens={max_tokens}",
                  f"generate.wrap.max_tokens={max_tokens}",
                  f"generate.rc_llm.max_tokens={max_tokens}", f"generate.bonito.max_tokens={max_tokens}",
-                 "generate.bonito.format=instruct"]
+                 "generate.bonito.format=instruct", f"generate.active_reading.max_tokens={max_tokens}",
+                 # A strategy list holds several strategies: four answers' room.
+                 f"generate.active_reading.strategies_max_tokens={4 * max_tokens}"]
     results: dict = {"requests_per_generator": requests, "max_tokens": max_tokens, "model": args.model}
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         tmp_dir = Path(tmp)

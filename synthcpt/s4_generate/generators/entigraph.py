@@ -28,8 +28,6 @@ PAIRS = "entigraph/pairs.md"
 TRIPLES = "entigraph/triples.md"
 DOCUMENT = "entigraph/document.md"
 SECTION = re.compile(r"(?m)^(?=#{2,4} )")
-# Tokens the chat template adds around a message, kept free when a document is cut to fit.
-CHAT_TEMPLATE_MARGIN = 64
 
 
 def entity_list(entities: tuple[str, ...] | list[str]) -> str:
@@ -141,19 +139,9 @@ class EntiGraph(Generator):
         return self._fitted[doc.doc_id]
 
     def _fit(self, doc: Document) -> str:
-        tokenizer, window = self.ctx.tokenizer, self.ctx.context_window
-        if tokenizer is None or window is None:
-            return doc.text
         frame = self.tasks[3].text + self.template.render(header=doc.header, document="",
                                                           entities=entity_list(("x" * 40,) * 3))
-        room = window - self.settings.max_tokens - len(tokenizer(frame)["input_ids"]) - CHAT_TEMPLATE_MARGIN
-        if room <= 0:
-            raise SynthcptError(f"entigraph: the model's context ({window} tokens) has no room for a document "
-                                f"with generate.entigraph.max_tokens={self.settings.max_tokens}")
-        if doc.n_tokens <= room:
-            return doc.text
-        offsets = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        return doc.text[:offsets[room - 1][1]] if len(offsets) > room else doc.text
+        return self.fit(doc, frame, self.settings.max_tokens, "max_tokens")
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if not result.ok or not result.texts:
