@@ -11,6 +11,7 @@ the stories' questions closed-book:
     entigraph  EntiGraph relation texts only (taken from the mix: filtered, deduplicated, leak-guarded)
     wrap       WRAP rephrasings only
     mix        the full mix: every generator, plus the raw corpus 1:1
+    active_reading  Active Reading only: the model's own study strategies, each applied to the story
     control    the positive control: the evaluation's questions with their correct answers, stated as
                text. Not a method: it shows whether this learner, trainer and evaluator can register
                knowledge at all at this scale; every arm's gain is also reported as a share of its gain.
@@ -55,8 +56,9 @@ ARMS = {  # arm → train settings that choose its data
     "entigraph": ["train.data=mix", "train.generators=[entigraph]"],
     "wrap": ["train.data=mix", "train.generators=[wrap]"],
     "mix": ["train.data=mix"],
+    "active_reading": ["train.data=mix", "train.generators=[active_reading]"],
 }
-GENERATORS = ["entigraph", "wrap", "rc_mined", "rc_llm", "bonito"]
+GENERATORS = ["entigraph", "wrap", "rc_mined", "rc_llm", "bonito", "active_reading"]
 # The sweep: the entigraph arm on these shares of its synthetic tokens (the full arm is the last point).
 SWEEP = (0.25, 0.5)
 
@@ -96,7 +98,10 @@ def setup(quick: bool, stories: int | None, steps: int | None) -> dict:
             "rc_llm": train_tokens // 5,
             "bonito": train_tokens // 5,
             "rc_mined": train_tokens // 5,
+            "active_reading": round(1.2 * train_tokens),
         },
+        # Strategy lists per document: enough applications to reach the budget (only step one grows).
+        "active_reading_lists": 4 if quick else 10,
     }
 
 
@@ -120,6 +125,7 @@ def overrides(work: Path, corpus: Path, s: dict) -> list[str]:
         f"ingest.inputs=[{corpus}]",
         f"generate.generators=[{', '.join(GENERATORS)}]",
         f"generate.tokens={budget}",
+        f"generate.active_reading.lists={s['active_reading_lists']}",
         f"train.replay_path={REPLAY}",
         f"train.block_size={s['block_size']}",
         f"train.batch_size={s['batch_size']}",
