@@ -64,7 +64,7 @@ def test_engine_killed_mid_generation_stops_with_one_line_then_the_rerun_resumes
     finally:
         worker.kill()
     proc = subprocess.CompletedProcess(worker.args, worker.returncode, "", stderr)
-    assert_one_line_error(proc, "the vLLM engine process died", "killed by SIGKILL", "rerun to resume")
+    assert_one_line_error(proc, "the vLLM engine process died", "rerun to resume")
     assert not (tmp_path / "never.jsonl").exists()
     done_before = stored(run_dir)
     assert N // 4 <= done_before < N
