@@ -216,10 +216,10 @@ class RunFolder:
         return self.folder("generate") / INSTRUCTIONS_FOLDER
 
     def generate_stats(self) -> dict[str, Any] | None:
-        return _json(self.folder("generate") / STATS_FILE)
+        return read_json(self.folder("generate") / STATS_FILE)
 
     def coverage(self) -> dict[str, Any] | None:
-        return _json(self.folder("generate") / COVERAGE_FILE)
+        return read_json(self.folder("generate") / COVERAGE_FILE)
 
     # train
 
@@ -228,12 +228,12 @@ class RunFolder:
         return self.folder("train") / MODEL_FOLDER
 
     def train_stats(self) -> dict[str, Any] | None:
-        return _json(self.folder("train") / STATS_FILE)
+        return read_json(self.folder("train") / STATS_FILE)
 
     # eval
 
     def eval_results(self) -> dict[str, Any] | None:
-        return _json(self.folder("eval") / RESULTS_FILE)
+        return read_json(self.folder("eval") / RESULTS_FILE)
 
 
 def load_graph(folder: Path):
@@ -244,7 +244,8 @@ def load_graph(folder: Path):
     return nx.node_link_graph(data, edges="edges")
 
 
-def _json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON output, or None when it is missing or unreadable (a stage that has not run, or was cut short)."""
     if not path.is_file():
         return None
     try:

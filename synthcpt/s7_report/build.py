@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from synthcpt.atomic import write_text
-from synthcpt.run_folder import RunFolder
+from synthcpt.run_folder import RunFolder, read_json
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import (
     Fields,
@@ -25,7 +25,7 @@ from synthcpt.s7_report.document import (
     to_markdown,
 )
 from synthcpt.s7_report.learning import learning
-from synthcpt.s7_report.readers import fields, number, parquet_rows, read_json, share, titles, training_log
+from synthcpt.s7_report.readers import fields, number, parquet_rows, share, titles, training_log
 from synthcpt.s7_report.synthetic import synthetic
 
 FIGURES_FOLDER = "report"

@@ -8,10 +8,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from synthcpt.run_folder import RunFolder
+from synthcpt.run_folder import RunFolder, read_json
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Heading, Paragraph, Section, Table
-from synthcpt.s7_report.readers import interval, parquet_rows, plural, questions, read_json, share, titles
+from synthcpt.s7_report.readers import interval, parquet_rows, plural, questions, share, titles
 
 METHODS = {"loglik": "closed book, option likelihood", "open_book": "open book (document given), the reference",
            "generative": "closed book, chain-of-thought"}

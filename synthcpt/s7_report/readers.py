@@ -14,15 +14,6 @@ from synthcpt.atomic import read_records
 from synthcpt.run_folder import RunFolder
 
 
-def read_json(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
 def parquet_rows(folder: Path, pattern: str = "*.parquet") -> list[dict[str, Any]]:
     return read_records(*sorted(folder.glob(pattern))) if folder.is_dir() else []
 

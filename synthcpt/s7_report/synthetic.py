@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from synthcpt.run_folder import RunFolder
+from synthcpt.run_folder import RunFolder, read_json
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import (
     Details,
@@ -19,7 +19,7 @@ from synthcpt.s7_report.document import (
     Section,
     Table,
 )
-from synthcpt.s7_report.readers import label, number, parquet_rows, plain, plural, read_json, titles
+from synthcpt.s7_report.readers import label, number, parquet_rows, plain, plural, titles
 
 # Folders of synthetic/ that hold the mix or its by-products, not one generator's records.
 NOT_GENERATORS = ("mix", "instructions")
