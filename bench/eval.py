@@ -76,10 +76,10 @@ def lm_eval_scores(lm, requests) -> list[list[float]]:
 
 
 def accuracy(items, scores) -> tuple[float, float, list[str]]:
-    from synthcpt.s6_eval.evaluate import _choice_records
     from synthcpt.s6_eval.qa import multi_answer_sets
+    from synthcpt.s6_eval.records import choice_records
 
-    records = _choice_records("bench", "loglik", items, scores, multi_answer_sets(items))
+    records = choice_records("bench", "loglik", items, scores, multi_answer_sets(items))
     n = len(records)
     return (sum(r["acc"] for r in records) / n, sum(r["acc_norm"] or 0 for r in records) / n,
             [r["predicted"] for r in records])
@@ -105,13 +105,14 @@ def main() -> None:
     args = parser.parse_args()
 
     from synthcpt.models import prepare
-    from synthcpt.s6_eval.evaluate import choice_requests
     from synthcpt.s6_eval.loglik import LoglikScorer
+    from synthcpt.s6_eval.methods.loglik import choice_requests
+    from synthcpt.s6_eval.prompts import EvalPrompts
     from synthcpt.s6_eval.qa import load_qa_file
 
     source = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
     items = load_qa_file(source)
-    requests = choice_requests(items, with_source=True)
+    requests = choice_requests(items, EvalPrompts(), with_source=True)
     model_path = str(prepare())
     scorer = LoglikScorer(model_path)
     scorer.score(requests[:2])  # warm-up: first-call allocations are not what we measure

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -80,11 +81,13 @@ def sweep_rows(rows: list[dict], s: dict) -> list[dict]:
             for arm, share in points if arm in by_arm]
 
 
-def setup(quick: bool, stories: int | None, steps: int | None) -> dict:
-    """Budgets: EntiGraph and WRAP each produce more usable text (tokens passing the quality rules) than
-    one arm trains on, with a margin for what deduplication and the leak guard remove."""
+def setup(quick: bool, stories: int | None, steps: int | None, synthetic_tokens: int | None = None) -> dict:
+    """Budgets: by default EntiGraph, WRAP and Active Reading each produce more usable text (tokens
+    passing the quality rules) than one arm trains on, with a margin for what deduplication and the
+    leak guard remove; `synthetic_tokens` sets a smaller budget, which the arms then repeat (passes)."""
     block, batch, steps = (256, 4, steps or 3) if quick else (512, 8, steps or 10)
     train_tokens = steps * batch * block
+    synthetic = synthetic_tokens or round(1.2 * train_tokens)
     return {
         "stories": stories or (1 if quick else 3),
         "block_size": block,
@@ -93,15 +96,16 @@ def setup(quick: bool, stories: int | None, steps: int | None) -> dict:
         "train_tokens": train_tokens,
         "lr": 1e-4,
         "generate_tokens": {
-            "entigraph": round(1.2 * train_tokens),
-            "wrap": round(1.2 * train_tokens),
+            "entigraph": synthetic,
+            "wrap": synthetic,
             "rc_llm": train_tokens // 5,
             "bonito": train_tokens // 5,
             "rc_mined": train_tokens // 5,
-            "active_reading": round(1.2 * train_tokens),
+            "active_reading": synthetic,
         },
-        # Strategy lists per document: enough applications to reach the budget (only step one grows).
-        "active_reading_lists": 4 if quick else 10,
+        # Strategy lists per document: enough applications to reach the budget (only step one grows);
+        # a list gives at most ten strategies of at most 256 tokens, about 2,000 usable tokens.
+        "active_reading_lists": 4 if quick else max(1, math.ceil(synthetic / (2000 * (stories or 3)))),
     }
 
 
@@ -126,6 +130,9 @@ def overrides(work: Path, corpus: Path, s: dict) -> list[str]:
         f"generate.generators=[{', '.join(GENERATORS)}]",
         f"generate.tokens={budget}",
         f"generate.active_reading.lists={s['active_reading_lists']}",
+        # As long as the preset's EntiGraph and WRAP texts: the arms differ by method, not by length.
+        "generate.active_reading.max_tokens=256",
+        "generate.active_reading.strategies_max_tokens=512",
         f"train.replay_path={REPLAY}",
         f"train.block_size={s['block_size']}",
         f"train.batch_size={s['batch_size']}",
@@ -444,6 +451,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one story, tiny budgets, a few steps")
     parser.add_argument("--stories", type=int, help="QuALITY stories to use (default 3; quick: 1)")
     parser.add_argument("--steps", type=int, help="optimizer steps per arm (default 10; quick: 3)")
+    parser.add_argument("--synthetic-tokens", type=int,
+                        help="generation budget of entigraph, wrap and active_reading each (default 1.2 x an "
+                             "arm's training tokens; less is repeated, as the passes column shows)")
     parser.add_argument("--work", type=Path, help="work folder (default runs/experiment[-quick])")
     parser.add_argument(
         "--out",
@@ -459,7 +469,7 @@ def main() -> None:
     from synthcpt.s6_eval.qa import load_run_questions
     from synthcpt.s6_eval.stage import heldout_texts
 
-    s = setup(args.quick, args.stories, args.steps)
+    s = setup(args.quick, args.stories, args.steps, args.synthetic_tokens)
     work = args.work or ROOT / "runs" / ("experiment-quick" if args.quick else "experiment")
     out = args.out or (work / "experiment-quality" if args.quick else RESULTS / "experiment-quality")
     corpus, source, stories = corpus_file(work, s["stories"])
@@ -496,7 +506,8 @@ def main() -> None:
         "command": "python bench/experiment.py"
         + (" --quick" if args.quick else "")
         + (f" --stories {args.stories}" if args.stories else "")
-        + (f" --steps {args.steps}" if args.steps else ""),
+        + (f" --steps {args.steps}" if args.steps else "")
+        + (f" --synthetic-tokens {args.synthetic_tokens}" if args.synthetic_tokens else ""),
         "corpus": source,
         "stories": stories,
         "questions": len(items),

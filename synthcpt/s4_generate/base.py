@@ -171,9 +171,9 @@ class Generator:
                 prefix_key: str | None = None, sample: int = 0, raw: bool = False,
                 json_schema: dict[str, Any] | None = None, system: Prompt | None = None) -> Request:
         """A request for `content` (rendered from `prompt`), with `system` as the system message if given:
-        the record's provenance then names the system prompt and hashes both."""
+        the record's provenance then names both (`system+user`) and hashes both."""
         source = Prompt(f"{system.name}+{prompt.name}", system.text + prompt.text) if system else prompt
-        metadata = {"generator": self.name, "prompt_file": system.name if system else prompt.name,
+        metadata = {"generator": self.name, "prompt_file": source.name,
                     "prompt_hash": source.hash, "sample": sample, **metadata}
         messages = None if raw else [{"role": "user", "content": content.strip()}]
         if system is not None and messages is not None:

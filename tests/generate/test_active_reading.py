@@ -17,7 +17,7 @@ from synthcpt.s4_generate.generators.active_reading import (
 )
 from synthcpt.s4_generate.records import read_shards
 from synthcpt.s4_generate.run import cached_results, generation_context
-from tests.generate.test_resume import run_stage
+from tests.generate.test_resume import cached_responses, generate_until_killed, run_stage
 from tests.helpers import synthcpt
 
 STORIES = {
@@ -138,3 +138,25 @@ def test_one_record_per_applied_strategy_headed_by_its_document(tmp_path, corpus
         assert (record["doc_id"], record["style"]) in chosen
         assert record["text"].startswith(by_id[record["doc_id"]].header)
         assert record["prompt_file"] == "active_reading/apply.md" and record["generator"] == "active_reading"
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_the_same_records(tmp_path, corpus, vllm_engine_settings):
+    run_dir = tmp_path / "run"
+    args = overrides(run_dir, corpus, vllm_engine_settings)
+    config = config_of(args)
+    run_stage(config, BEFORE)
+    # Both strategy lists and at least one application answered, then the process killed.
+    before_kill = generate_until_killed(args, run_dir, tmp_path / "killed.log", answered=3)
+
+    run_stage(config, ["generate"])
+    stats = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["active_reading"]
+    # The lists come back from the cache (the same strategies), and so do the applications answered before.
+    assert stats["cached"] >= min(before_kill - len(STORIES), stats["requests"]) > 0
+    resumed = read_shards(run_dir / "synthetic" / "active_reading")
+    assert resumed
+
+    run_stage(config, ["generate"], force=["generate"])
+    again = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["active_reading"]
+    assert again["cached"] == again["requests"] and cached_responses(run_dir) == len(STORIES) + again["requests"]
+    assert read_shards(run_dir / "synthetic" / "active_reading") == resumed

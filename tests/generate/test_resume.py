@@ -38,6 +38,26 @@ def run_stage(config, stages, force=()):
     Runner(config, reporter=lambda _: None).execute(stages, force=set(force))
 
 
+def generate_until_killed(overrides: list[str], run_dir, log, answered: int) -> int:
+    """`synthcpt generate` in a subprocess, killed (SIGKILL, its whole group) once the engine's cache
+    holds `answered` responses; returns how many it holds after the kill."""
+    command = [sys.executable, "-c", "from synthcpt.cli import main; main()", "generate",
+               *[arg for o in overrides for arg in ("--set", o)]]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True, env=dict(os.environ, TERM="dumb"))
+    try:
+        deadline = time.monotonic() + 480
+        while cached_responses(run_dir) < answered and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    before_kill = cached_responses(run_dir)
+    assert before_kill >= answered, f"the killed run answered too few requests:\n{log.read_text()[-3000:]}"
+    return before_kill
+
+
 def test_killed_generation_resumes_with_the_same_records(tmp_path, vllm_engine_settings):
     from synthcpt.config import load_config
 
@@ -45,22 +65,7 @@ def test_killed_generation_resumes_with_the_same_records(tmp_path, vllm_engine_s
     overrides = generate_overrides(run_dir, TARGETS, engine=vllm_engine_settings)
     config = load_config(None, overrides)
     run_stage(config, ["ingest", "entities", "graph"])
-
-    command = [sys.executable, "-c", "from synthcpt.cli import main; main()", "generate",
-               *[arg for o in overrides for arg in ("--set", o)]]
-    log = tmp_path / "killed.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, env=dict(os.environ, TERM="dumb"))
-    try:
-        deadline = time.monotonic() + 480
-        while cached_responses(run_dir) < 3 and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    before_kill = cached_responses(run_dir)
-    assert before_kill >= 3, f"the killed run answered too few requests:\n{log.read_text()[-3000:]}"
+    before_kill = generate_until_killed(overrides, run_dir, tmp_path / "killed.log", answered=3)
 
     run_stage(config, ["generate"])
     stats = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["wrap"]

@@ -9,7 +9,8 @@ import datasets
 import pytest
 
 from synthcpt.atomic import read_records
-from synthcpt.prompts import load_prompt
+from synthcpt.prompts import Prompt, load_prompt
+from synthcpt.run_folder import document_of
 from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, read_shards
 from tests.generate.conftest import TARGETS
 
@@ -18,6 +19,12 @@ pytestmark = pytest.mark.slow
 
 def records(run_dir, folder):
     return read_shards(run_dir / "synthetic" / folder)
+
+
+def provenance_hash(prompt_file: str) -> str:
+    """The hash of the shipped prompt a record names, or of its system and user prompts (`system+user`)."""
+    parts = [load_prompt(name) for name in prompt_file.split("+")]
+    return Prompt(prompt_file, "".join(p.text for p in parts)).hash
 
 
 def test_every_generator_made_records_with_provenance(generated_run):
@@ -30,15 +37,16 @@ def test_every_generator_made_records_with_provenance(generated_run):
         for row in rows:
             assert row["generator"] == generator and row["doc_id"] in documents
             assert row["text"].strip() and row["n_tokens"] > 0 and row["style"]
-            prompt = load_prompt(row["prompt_file"])
-            assert row["prompt_hash"] == prompt.hash
+            assert row["prompt_hash"] == provenance_hash(row["prompt_file"])
             assert row["model"] == ("" if generator == "rc_mined" else config.engine.model)
     assert {r["style"] for r in records(run_dir, "wrap")} <= {"easy", "qa"}
     for row in records(run_dir, "rc_llm"):
         assert "\nQuestion: " in row["text"] and "\nAnswer: " in row["text"]
+    headers = {r["doc_id"]: document_of(r).header for r in read_records(run_dir / "ingest/documents.parquet")}
     for row in records(run_dir, "entigraph"):
-        assert row["style"] == {2: "pair", 3: "triple"}[len(row["entities"])]
-        assert all(entity in row["text"].split("\n\n")[0] for entity in row["entities"])  # the heading
+        assert row["style"] == {1: "single", 2: "pair", 3: "triple"}[len(row["entities"])]
+        assert row["prompt_file"] == f"entigraph/{row['style']}s.md+entigraph/document.md"
+        assert row["text"].startswith(headers[row["doc_id"]])  # the document's title first
 
 
 def test_coverage_of_the_graph_is_measured(generated_run):

@@ -2,7 +2,6 @@ import json
 
 from synthcpt.s3_graph.build import build_graph, save_graph
 from synthcpt.s4_generate.coverage import coverage
-from tests.helpers import synthcpt
 
 
 def _row(doc_id, entity, aliases=None):
@@ -43,18 +42,20 @@ def test_no_passages_means_zero_coverage(tmp_path):
     assert report["entities_covered"] == 0 and report["entity_coverage"] == 0.0 and report["passages"] == 0
 
 
-def test_graph_command_shows_the_latest_coverage(spacy_run, tmp_path):
-    import shutil
+def test_generate_summary_shows_the_coverage_of_the_graph(spacy_run, tmp_path, capsys):
+    """The coverage generate measured on the real graph is what `synthcpt generate` prints."""
+    from synthcpt.s4_generate.run import _overall
+    from synthcpt.s4_generate.show import show
 
-    run_dir = tmp_path / "run"
-    shutil.copytree(spacy_run, run_dir)
-    (run_dir / "config.yaml").write_text((spacy_run / "config.yaml").read_text().replace(str(spacy_run), str(run_dir)))
     passages = [{"doc_id": d, "text": "Korvin, the Ruler, Strykalski and Cob Whitley; Madison and Parnell."}
-                for d in json.loads((run_dir / "graphs" / "graph.json").read_text())["graph"]["documents"]]
-    report = coverage(run_dir / "graphs", passages)
-    (run_dir / "synthetic").mkdir()
-    (run_dir / "synthetic" / "coverage.json").write_text(json.dumps({"entigraph": report, "all": report}))
-    proc = synthcpt("graph", "--config", str(run_dir / "config.yaml"))
-    assert proc.returncode == 0, proc.stderr
-    assert "coverage of the graph" in proc.stderr
-    assert f"({report['entities_covered']}/{report['entities']})" in proc.stderr
+                for d in json.loads((spacy_run / "graphs" / "graph.json").read_text())["graph"]["documents"]]
+    report = coverage(spacy_run / "graphs", passages)
+    mix = {"records": 1, "tokens": 10, "synthetic_tokens": 10, "raw_copies": 0, "rejected": {},
+           "by_generator": {"entigraph": {"records": 1, "tokens": 10, "rejected": {}}}}
+    (tmp_path / "stats.json").write_text(json.dumps({"generators": {}, "mix": mix,
+                                                     "coverage": _overall({"entigraph": report})}))
+    show(tmp_path)
+    captured = capsys.readouterr()
+    out = captured.out + captured.err  # the console writes to stderr
+    assert "graph coverage (entigraph)" in out
+    assert f"entities_covered={report['entities_covered']}" in out and f"entities={report['entities']}" in out

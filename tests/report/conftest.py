@@ -47,21 +47,20 @@ def ingested_run(hostile_corpus, tmp_path_factory) -> Path:
 def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
     """TEST FIXTURE: generate's records in its schema, naming real entities of the real graph, with the
     shipped prompts' names and hashes; one carries scripts, as a corpus copied into it could."""
-    from synthcpt.s4_generate.prompts import load_prompt
-
-    from synthcpt.s3_graph.build import load_graph
+    from synthcpt.prompts import load_prompt
+    from synthcpt.run_folder import load_graph
     from synthcpt.s3_graph.draw import top_entities
     from synthcpt.s4_generate.records import make_record
 
     graph = load_graph(run_dir / "graphs")
-    relation, medium = load_prompt("entigraph/relation.md"), load_prompt("wrap/medium.md")
+    relation, medium = load_prompt("entigraph/pairs.md"), load_prompt("wrap/medium.md")
     entigraph = []
     for i, key in enumerate(top_entities(graph, 6)):
         node = graph.nodes[key]
         partner = next(iter(sorted(graph.neighbors(key))), key)
         names = [node["label"], graph.nodes[partner]["label"]]
         entigraph.append(make_record(id=f"e{i}", text=f"{names[0]} and {names[1]} meet again.", generator="entigraph",
-                                     style="relation", doc_id=node["documents"][0], entities=names,
+                                     style="pair", doc_id=node["documents"][0], entities=names,
                                      prompt_file=relation.name, prompt_hash=relation.hash, model="default",
                                      n_tokens=8))
     wrap = [make_record(id="w1", text=f"Rephrased: {HOSTILE} then {HOSTILE_IMG}.", generator="wrap", style="medium",
@@ -120,6 +119,7 @@ def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Pat
     real outputs (`trained_run`), and a real evaluation of base and trained on 8 demo questions."""
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
+    from synthcpt.run_folder import RunFolder
     from synthcpt.s6_eval.qa import load_run_questions
     from synthcpt.s6_eval.stage import evaluate_run
 
@@ -134,7 +134,7 @@ def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Pat
     (run_dir / "train" / "model").symlink_to(trained_run / "train" / "model", target_is_directory=True)
     cfg = load_config(None, [*overrides, "eval.methods=[loglik]", "eval.bootstrap_resamples=200",
                              f"train.replay_path={REPLAY_SAMPLE}"])
-    evaluate_run(cfg, run_dir, _spread(load_run_questions(run_dir / "ingest"), QUESTIONS), run_dir / "eval")
+    evaluate_run(cfg, run_dir, _spread(load_run_questions(RunFolder(run_dir)), QUESTIONS), run_dir / "eval")
     return run_dir
 
 
