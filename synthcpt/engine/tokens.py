@@ -32,6 +32,23 @@ def prompt_counter(settings: EngineSettings) -> tuple[Callable[[Request], int], 
     return count, True
 
 
+def text_tokenizer(settings: EngineSettings, stage: str):
+    """The tokenizer that counts and cuts the corpus's and the synthetic texts' tokens: the engine's
+    (`engine.tokenizer`, else the model's), else, for a hosted model without a local tokenizer, the
+    embedded model's, with one line saying so. An `engine.tokenizer` that cannot load is an error."""
+    from synthcpt.models import DEFAULT_MODEL, load_tokenizer
+    from synthcpt.progress import console
+
+    try:
+        return load_tokenizer(settings.tokenizer or settings.model)
+    except SynthcptError:
+        if settings.tokenizer:
+            raise
+        console.print(f"[yellow]{stage}: no local tokenizer for {settings.model}; tokens are counted with the "
+                      "embedded model's (set engine.tokenizer for exact counts)")
+        return load_tokenizer(DEFAULT_MODEL)
+
+
 def _estimate(request: Request) -> int:
     text = request.prompt if request.prompt is not None else "".join(m["content"] for m in request.messages or ())
     return len(text) // CHARS_PER_TOKEN + 1

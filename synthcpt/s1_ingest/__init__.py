@@ -27,8 +27,8 @@ class IngestSettings(Section):
 
 
 def _input_fingerprint(config) -> str:
-    """The tokenizer's model and the paths, sizes and modification times of every input file."""
-    return files_fingerprint(config.ingest.inputs, salt=config.engine.model)
+    """The tokenizer that counts and chunks, and the paths, sizes and modification times of every input file."""
+    return files_fingerprint(config.ingest.inputs, salt=config.engine.tokenizer or config.engine.model)
 
 
 STAGE = Stage(

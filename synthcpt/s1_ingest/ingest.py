@@ -10,8 +10,8 @@ from typing import Any
 
 from synthcpt.atomic import write_json, write_records, write_text
 from synthcpt.documents import derive_author, derive_title, document_id, normalise
+from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.errors import SynthcptError
-from synthcpt.models import load_tokenizer
 from synthcpt.progress import console, track
 from synthcpt.run_folder import (
     CHUNK_FEATURES,
@@ -72,7 +72,7 @@ def ingest(ctx) -> dict[str, Any]:
     if not collector.documents:
         raise SynthcptError("no documents ingested: every input was empty, a duplicate or skipped")
 
-    tokenizer = load_tokenizer(ctx.config.engine.model)
+    tokenizer = text_tokenizer(ctx.config.engine, "ingest")
     documents, chunks, questions = [], [], []
     dropped_questions = 0
     for raw, text, doc_id in track(collector.documents, "ingest: tokenise and chunk",

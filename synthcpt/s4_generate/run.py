@@ -26,8 +26,8 @@ from typing import Any
 
 from synthcpt.atomic import write_json, write_text
 from synthcpt.engine.settings import BACKENDS
+from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.engine.types import Request, Result
-from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
 from synthcpt.run_folder import COVERAGE_FILE, STATS_FILE, RunFolder
 from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator, Rejected
@@ -90,22 +90,10 @@ def context_window(engine_settings) -> int | None:
     return getattr(AutoConfig.from_pretrained(resolve(engine_settings.model)), "max_position_embeddings", None)
 
 
-def token_counter(engine_settings):
-    """The tokenizer that counts synthetic tokens: the engine's, else the embedded model's."""
-    from synthcpt.models import DEFAULT_MODEL, load_tokenizer
-
-    try:
-        return load_tokenizer(engine_settings.tokenizer or engine_settings.model)
-    except SynthcptError:
-        console.print(f"[yellow]generate: no tokenizer for {engine_settings.model}; tokens are counted with the "
-                      "embedded model's tokenizer (set engine.tokenizer for exact counts)")
-        return load_tokenizer(DEFAULT_MODEL)
-
-
 def generation_context(config, run_dir: Path, tokenizer=None) -> GenerationContext:
     return GenerationContext(settings=config.generate, corpus=load_corpus(RunFolder(run_dir)), seed=config.run.seed,
                              model=config.engine.model, context_window=context_window(config.engine),
-                             tokenizer=tokenizer if tokenizer is not None else token_counter(config.engine),
+                             tokenizer=tokenizer if tokenizer is not None else text_tokenizer(config.engine, "generate"),
                              prompts_dir=config.run.prompts_dir)
 
 

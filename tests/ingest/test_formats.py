@@ -4,7 +4,7 @@ import json
 
 import datasets
 
-from tests.ingest.conftest import table
+from tests.ingest.conftest import ingest, table
 
 STORY = ("THE LONG WATCH\n\nBy\n\nANNA VOSS\n\nCaptain Mira Okafor stood on the bridge of the Halcyon. "
          "The station's reactor had failed twice that week. Engineer Tomas Reyes blamed the coolant pumps.\n\n"
@@ -89,3 +89,17 @@ def test_coursera_multi_letter_answers(tmp_path, run_ingest, shared_data):
     expected = json.loads(line)["outputs"]
     assert [("".join(q["answers"])) for q in questions] == expected
     assert all(q["question"] and not q["question"].startswith("Question") for q in questions)
+
+
+def test_hosted_model_without_a_local_tokenizer_is_counted_with_the_embedded_one(tmp_path, embedded_model):
+    """`--preset hosted-api` names a model the server knows (gpt-4o-mini), with no tokenizer here:
+    ingest counts with the embedded model's tokenizer and says so in one line."""
+    from tests.helpers import synthcpt
+
+    (tmp_path / "a.txt").write_text(STORY)
+    proc = synthcpt("ingest", str(tmp_path / "a.txt"), "--preset", "hosted-api", "--set", f"run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "ingest: no local tokenizer for gpt-4o-mini" in proc.stderr.replace("\n", " ")
+    embedded = ingest(tmp_path / "embedded", tmp_path / "a.txt")
+    hosted = table(tmp_path / "run" / "ingest" / "documents.parquet")
+    assert [d["n_tokens"] for d in hosted] == [d["n_tokens"] for d in table(embedded / "documents.parquet")]
