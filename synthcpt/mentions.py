@@ -16,7 +16,9 @@ from synthcpt.s2_entities.normalize import QUOTES
 
 
 def _alternation(forms: Iterable[str]) -> str:
-    ordered = sorted(set(forms), key=len, reverse=True)
+    # Longest first, so a name is not cut short by a shorter one; ties by the text, so the pattern does
+    # not depend on the order of a set (which changes from one process to the next).
+    ordered = sorted(set(forms), key=lambda form: (-len(form), form))
     return "|".join(r"\s+".join(map(re.escape, form.split())) for form in ordered)
 
 
@@ -26,9 +28,10 @@ class MentionMatcher:
         self.owner: dict[str, str] = {}
         names, common = [], []
         for key, forms in aliases.items():
-            for form in forms:
+            for form in sorted(forms):
                 form = " ".join(form.translate(QUOTES).split())
-                if not form or form.casefold() in self.owner and form == form.casefold():
+                # A lower-case form another entity's name owns is left out: "will" is not the person Will.
+                if not form or form == form.casefold() and self.owner.get(form, key) != key:
                     continue
                 self.owner.setdefault(form.casefold(), key)
                 if form == form.casefold():

@@ -54,6 +54,11 @@ def set_library_logs(verbose: bool) -> None:
         # vLLM logs a few lines at import, before it applies VLLM_LOGGING_LEVEL (through Python's
         # last-resort handler): its logger's level, set now, covers those too.
         logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())
+        # The CLI's imports (datasets) load huggingface_hub before this runs, so it read
+        # HF_HUB_DISABLE_PROGRESS_BARS too early; transformers' bars ("Loading weights") follow the hub's.
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
 
 
 def progress() -> Progress:

@@ -51,6 +51,7 @@ def test_run_on_a_corpus_folder_prints_only_synthcpt_lines_and_ends_with_the_rep
     assert read_records(*sorted((run_dir / "synthetic" / "mix").glob("*.parquet")))
     assert not LIBRARY_LOG.findall(proc.stderr), proc.stderr[-3000:]
     assert "Loading safetensors" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr[-3000:]
+    assert "Loading weights" not in proc.stderr and "it/s]" not in proc.stderr, proc.stderr[-3000:]  # no library bars
     lines = proc.stderr.rstrip().splitlines()
     assert lines[-1] == f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}"
     tables = [line for line in lines if TABLE_BORDERS & set(line)]

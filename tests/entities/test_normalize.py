@@ -122,3 +122,16 @@ def test_the_llms_concepts_are_kept_without_a_literal_mention():
     assert [r["entity"] for r in rows] == ["Korvin", "cost of deception"] and rows[1]["mentions"] == 0
     strict = document_entities(TEXT, [concept], SETTINGS, Counter())
     assert strict == []
+
+
+def test_mentions_do_not_depend_on_the_order_of_an_entitys_forms():
+    """An entity's forms come from a set, whose order changes from one process to the next: the counts
+    must not (a noun seen capitalised at a sentence start is still matched in lower case)."""
+    from synthcpt.mentions import MentionMatcher
+
+    text = "Space was dark. The ship crossed space, then more spaces. Will said he will go. WILL waved."
+    forward = MentionMatcher({"space": ["Space", "space"], "will": ["Will"], "ship": ["ship"]}).counts(text)
+    backward = MentionMatcher({"space": ["space", "Space"], "will": ["Will"], "ship": ["ship"]}).counts(text)
+    assert forward == backward == {"space": 3, "will": 2, "ship": 1}
+    # A lower-case form owned by another entity's name stays out: "he will" is not the person Will.
+    assert MentionMatcher({"will": ["Will"], "will-noun": ["will"]}).counts(text) == {"will": 2}

@@ -66,7 +66,11 @@ def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
     wrap = [make_record(id="w1", text=f"Rephrased: {HOSTILE} then {HOSTILE_IMG}.", generator="wrap", style="medium",
                         doc_id="hostile", prompt_file=medium.name, prompt_hash=medium.hash, model="default",
                         n_tokens=30)]
-    return {"entigraph": entigraph, "wrap": wrap}
+    apply = load_prompt("active_reading/apply.md")
+    active_reading = [make_record(id="a1", text="Timeline: the story's events in order.", generator="active_reading",
+                                  style="create a timeline", doc_id="hostile", prompt_file=apply.name,
+                                  prompt_hash=apply.hash, model="default", n_tokens=9)]
+    return {"entigraph": entigraph, "wrap": wrap, "active_reading": active_reading}
 
 
 def _fixture_stats(records: dict[str, list[dict]]) -> dict:
@@ -79,6 +83,7 @@ def _fixture_stats(records: dict[str, list[dict]]) -> dict:
     by_generator = {"entigraph": {"records": len(records["entigraph"]) - 1, "tokens": tokens["entigraph"] - 8,
                                   "rejected": {"eval_leak": 1}},
                     "wrap": {"records": 1, "tokens": tokens["wrap"], "rejected": {}},
+                    "active_reading": {"records": 1, "tokens": tokens["active_reading"], "rejected": {}},
                     "raw": {"records": 4, "tokens": 3800, "rejected": {"near_duplicate": 2}}}
     return {"targets": {name: 2000 for name in records}, "generators": made,
             "mix": {"records": sum(p["records"] for p in by_generator.values()),

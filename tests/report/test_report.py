@@ -139,6 +139,7 @@ def test_report_opens_in_chromium_readable_and_no_script_runs(full_run, chromium
     for cell in cells:  # no JSON dumped into a cell, no flattened `a.b.c` statistics keys
         assert "{" not in cell and not re.fullmatch(r"[a-z_]+(\.[a-z_-]+)+", cell.strip()), cell
     assert dom.count("<details>") >= 3  # the sample browser: one per record
+    assert "active_reading · create a timeline" in dom  # a strategy is the style of its record
     # Had a script run, the title and body would read "pwned"; none is in the DOM at all.
     assert re.search(r"<title>synthcpt report: run</title>", dom)
     assert "<script" not in dom.lower() and "<img src=\"x\"" not in dom
