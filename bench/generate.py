@@ -13,6 +13,7 @@ Every generator runs with the same settings (max_tokens, requests). Prints one J
 last stdout line.
 
     python bench/generate.py --quick
+    python bench/generate.py --quick --generators active_reading   # one generator
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, help="requests per generator (default 8 quick, 32 full)")
     parser.add_argument("--max-tokens", type=int, help="max_tokens of every generator (default 64 quick, 256 full)")
     parser.add_argument("--model", default="default", help="engine model (default: the embedded one)")
+    parser.add_argument("--generators", nargs="+", choices=[*LLM_GENERATORS, "rc_mined"],
+                        default=[*LLM_GENERATORS, "rc_mined"], help="generators to measure (default: all)")
     args = parser.parse_args()
     requests = args.requests or (8 if args.quick else 32)
     max_tokens = args.max_tokens or (64 if args.quick else 256)
@@ -149,12 +152,13 @@ def main() -> None:
         tmp_dir = Path(tmp)
         config = prepare_run(DEMO, tmp_dir / "demo", overrides, ["ingest", "entities", "graph"])
         warm_up(config, tmp_dir)
-        for name in LLM_GENERATORS:
+        for name in [g for g in LLM_GENERATORS if g in args.generators]:
             results[name] = bench_llm(config, tmp_dir / "demo", name, requests)
-        corpus = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
-        mining_config = prepare_run(corpus, tmp_dir / "mining", [], ["ingest"])
-        results["rc_mined"] = bench_mining(mining_config, tmp_dir / "mining", 1 if args.quick else 3)
-        results["rc_mined"]["corpus"] = corpus.name
+        if "rc_mined" in args.generators:
+            corpus = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
+            mining_config = prepare_run(corpus, tmp_dir / "mining", [], ["ingest"])
+            results["rc_mined"] = bench_mining(mining_config, tmp_dir / "mining", 1 if args.quick else 3)
+            results["rc_mined"]["corpus"] = corpus.name
     results["device"] = f"CPU, {os.cpu_count()} cores"
     print(json.dumps(results))
 
