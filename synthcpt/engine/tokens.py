@@ -14,13 +14,8 @@ CHARS_PER_TOKEN = 4
 
 def prompt_counter(settings: EngineSettings) -> tuple[Callable[[Request], int], bool]:
     """A function counting a request's prompt tokens, and whether its counts are exact."""
-    from synthcpt.models import load_tokenizer
-
-    try:
-        tokenizer = load_tokenizer(settings.tokenizer or settings.model)
-    except SynthcptError:
-        if settings.tokenizer:
-            raise
+    tokenizer = _local_tokenizer(settings)
+    if tokenizer is None:
         return _estimate, False
 
     def count(request: Request) -> int:
@@ -39,14 +34,25 @@ def text_tokenizer(settings: EngineSettings, stage: str):
     from synthcpt.models import DEFAULT_MODEL, load_tokenizer
     from synthcpt.progress import console
 
+    tokenizer = _local_tokenizer(settings)
+    if tokenizer is None:
+        console.print(f"[yellow]{stage}: no local tokenizer for {settings.model}; tokens are counted with the "
+                      "embedded model's (set engine.tokenizer for exact counts)")
+        return load_tokenizer(DEFAULT_MODEL)
+    return tokenizer
+
+
+def _local_tokenizer(settings: EngineSettings):
+    """The engine's tokenizer, or None when the model has none here (a hosted model's name); an
+    `engine.tokenizer` that cannot load is an error."""
+    from synthcpt.models import load_tokenizer
+
     try:
         return load_tokenizer(settings.tokenizer or settings.model)
     except SynthcptError:
         if settings.tokenizer:
             raise
-        console.print(f"[yellow]{stage}: no local tokenizer for {settings.model}; tokens are counted with the "
-                      "embedded model's (set engine.tokenizer for exact counts)")
-        return load_tokenizer(DEFAULT_MODEL)
+        return None
 
 
 def _estimate(request: Request) -> int:
