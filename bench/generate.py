@@ -141,7 +141,9 @@ def main() -> None:
     args = parser.parse_args()
     requests = args.requests or (8 if args.quick else 32)
     max_tokens = args.max_tokens or (64 if args.quick else 256)
-    overrides = [f"engine.model={args.model}", f"generate.entigraph.max_tokens={max_tokens}",
+    # min_wave: the layer's first wave is the requests asked for, not the default 32.
+    overrides = [f"engine.model={args.model}", f"generate.min_wave={requests}",
+                 f"generate.entigraph.max_tokens={max_tokens}",
                  f"generate.wrap.max_tokens={max_tokens}",
                  f"generate.rc_llm.max_tokens={max_tokens}", f"generate.bonito.max_tokens={max_tokens}",
                  "generate.bonito.format=instruct", f"generate.active_reading.max_tokens={max_tokens}",

@@ -36,13 +36,11 @@ from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, 
 from synthcpt.s4_generate.settings import GENERATORS
 
 # Requests of the next wave: the tokens still missing over the tokens per request so far, plus a
-# margin, so most budgets finish in two or three waves; never fewer than MIN_WAVE, so the engine
-# always has a full batch (a small wave leaves the model idle far more than a few extra requests cost).
+# margin, so most budgets finish in two or three waves; never fewer than `generate.min_wave`.
 WAVE_MARGIN = 1.15
 # A backend whose every wave costs a completion window (a provider batch, up to 24 h) asks for more at
 # once, so the first wave almost always reaches the target and no top-up costs another day.
 SINGLE_WAVE_MARGIN = 1.6
-MIN_WAVE = 32
 # Ordering key of records made without the model: before every request.
 DIRECT = -1
 
@@ -108,9 +106,9 @@ def prompt_files(config) -> list[str]:
                    for name in GENERATORS.get(g).prompts(settings.generator_settings(g))})
 
 
-def wave_size(tokens: int, per_request: float, margin: float = WAVE_MARGIN) -> int:
+def wave_size(tokens: int, per_request: float, min_wave: int, margin: float = WAVE_MARGIN) -> int:
     """Requests expected to yield `tokens` usable tokens at `per_request` each, with the margin."""
-    return max(MIN_WAVE, math.ceil(margin * tokens / max(1.0, per_request)))
+    return max(min_wave, math.ceil(margin * tokens / max(1.0, per_request)))
 
 
 def step(generator: Generator) -> str:
@@ -167,7 +165,7 @@ def planned_requests(ctx) -> dict[str, Iterable[Request]]:
         requests, target = generator.requests(), targets[generator.name]
         if target is not None:
             per_request = mean_completion_tokens(ctx.run.dir, step(generator)) or generator.max_tokens
-            requests = islice(requests, wave_size(target, per_request))
+            requests = islice(requests, wave_size(target, per_request, ctx.settings.min_wave))
         planned[step(generator)] = requests
     return planned
 
@@ -219,7 +217,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
                 size = 2 * size
             else:
                 per_request = generated / sent if generated else generator.max_tokens
-                size = wave_size(target - produced, per_request, margin)
+                size = wave_size(target - produced, per_request, generator.stage.min_wave, margin)
             wave = list(_numbered(islice(pending, size), sent))
             if not wave:
                 break

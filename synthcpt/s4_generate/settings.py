@@ -64,6 +64,10 @@ class GenerateSettings(Section):
         default_factory=dict, description="Relative share of total_tokens per generator (unset ones weigh 1).")
     tokens: dict[str, int] = Field(
         default_factory=dict, description="Target synthetic tokens per generator; overrides total_tokens/shares.")
+    min_wave: int = Field(
+        32, ge=1, description="Fewest requests per wave, so the engine always has a full batch (a small wave "
+                              "leaves a GPU idle far more than a few extra requests cost); a CPU engine is full "
+                              "at a few sequences, and a wave far above the budget's need wastes its time.")
     min_chunk_tokens: int = Field(
         32, ge=1, description="Chunks shorter than this (headers, trailing scraps) are not sent to the chunk "
                               "generators.")

@@ -136,3 +136,8 @@ def test_plan_command_estimates_each_generator_up_to_its_target(prepared_run):
     # No responses yet: requests = 1.15 × target / max_tokens, at least one 32-request wave.
     assert "│ 72 " in rows["generate: entigraph"] and "│ 32 " in rows["generate: wrap"]
     assert "max_tokens" in rows["generate: entigraph"]
+    # A smaller generate.min_wave lets the budget size the wave: ceil(1.15 × 200 / 48) = 5.
+    proc = synthcpt("plan", "generate", *overrides, "--set", "generate.min_wave=2")
+    assert proc.returncode == 0, proc.stderr
+    wrap = next(line for line in proc.stdout.splitlines() if "generate: wrap" in line)
+    assert "│ 5 " in wrap
