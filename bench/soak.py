@@ -15,6 +15,9 @@ sampler (see engine/backends/vllm.py), so two runs never draw the same texts, bu
 responses everything after them must come out the same. Figures:
 
     identical_mix, identical_weights   1/0: the mix records (sorted by id) and the trained tensors
+    killed                each kill: the stage, the delay, and what the resume starts from (the responses
+                          stored, or train's newest checkpoint step)
+    resumed_with_progress kills after which the stage resumed from stored work rather than from nothing
     responses_lost        responses stored at some kill and missing later (0)
     generated_twice       responses stored again after being stored once (0: their `created` moved)
     duplicate_rows        cache rows minus unique keys (0)
@@ -135,6 +138,12 @@ def cache_rows(run_dir: Path) -> dict[str, float]:
             return {}
 
 
+def checkpoint_step(run_dir: Path) -> int:
+    """Train's newest checkpoint step (0: none yet)."""
+    steps = [int(p.name.split("-")[1]) for p in (run_dir / "train" / "checkpoints").glob("step-*")]
+    return max(steps, default=0)
+
+
 def soak(config: Path, run_dir: Path, log, kills: int, rng: random.Random) -> dict:
     snapshots, killed = [], []
     aims = ["generate"] * (kills // 2) + ["train"] * (kills - kills // 2)
@@ -143,15 +152,18 @@ def soak(config: Path, run_dir: Path, log, kills: int, rng: random.Random) -> di
         stage = attempt(config, run_dir, log, kill)
         if stage is None:
             break
-        killed.append({"stage": stage, "after_s": round(kill[1], 1)})
         snapshots.append(cache_rows(run_dir))
+        stored = len(snapshots[-1]) if stage == "generate" else checkpoint_step(run_dir) if stage == "train" else 0
+        killed.append({"stage": stage, "after_s": round(kill[1], 1), "resumes_from": stored})
     final = cache_rows(run_dir)
     seen: dict[str, float] = {}
     for snapshot in snapshots:
         seen.update({k: v for k, v in snapshot.items() if k not in seen})
     with sqlite3.connect(run_dir / "cache" / "engine.sqlite") as db:
         rows, unique = db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM responses").fetchone()
-    return {"kills": len(killed), "killed": killed, "responses": len(final), "responses_lost": sum(1 for k in seen if k not in final),
+    return {"kills": len(killed), "killed": killed,
+            "resumed_with_progress": sum(1 for k in killed if k["resumes_from"]),
+            "responses": len(final), "responses_lost": sum(1 for k in seen if k not in final),
             "generated_twice": sum(1 for k, created in seen.items() if k in final and final[k] != created),
             "duplicate_rows": rows - unique}
 
