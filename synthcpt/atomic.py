@@ -37,18 +37,33 @@ def write_json(target: Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def write_records(target: Path, records: list[dict[str, Any]], features: Any = None) -> None:
+# A record schema: column -> Arrow type name ("string", "int64", "float64"), or [name] for a list of them.
+# Plain data, so that the modules declaring one do not import `datasets` (seconds on every CLI start).
+Schema = dict[str, str | list[str]]
+
+
+def features(schema: Schema):
+    """The `datasets.Features` of a schema."""
+    import datasets
+
+    def column(kind):
+        return datasets.Sequence(datasets.Value(kind[0])) if isinstance(kind, list) else datasets.Value(kind)
+
+    return datasets.Features({name: column(kind) for name, kind in schema.items()})
+
+
+def write_records(target: Path, records: list[dict[str, Any]], schema: Schema | None = None) -> None:
     """Write records as a parquet file through `datasets` (the format every stage exchanges).
 
-    `features` (a `datasets.Features`) fixes the schema, so an empty file still has its columns.
+    `schema` fixes the columns and their types, so an empty file still has its columns.
     """
     import datasets
 
     datasets.disable_progress_bars()  # one bar per small file would interleave with the stage's own progress
-    if features is None:
+    if schema is None:
         dataset = datasets.Dataset.from_list(records)
     else:
-        dataset = datasets.Dataset.from_dict({k: [r[k] for r in records] for k in features}, features=features)
+        dataset = datasets.Dataset.from_dict({k: [r[k] for r in records] for k in schema}, features=features(schema))
     with atomic_path(target) as tmp:
         dataset.to_parquet(str(tmp))
 

@@ -24,11 +24,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
-import datasets
 import yaml
 from pydantic import Field
 
-from synthcpt.atomic import read_records, write_text
+from synthcpt.atomic import Schema, read_records, write_text
 from synthcpt.errors import SynthcptError
 from synthcpt.manifest import load_or_create
 from synthcpt.manifest import save as save_manifest
@@ -55,28 +54,28 @@ GRAPHML_FILE = "graph.graphml"
 MODEL_FOLDER = "model"
 RESULTS_FILE = "results.json"
 
-DOCUMENT_FEATURES = datasets.Features({
-    "doc_id": datasets.Value("string"), "title": datasets.Value("string"), "text": datasets.Value("string"),
-    "source": datasets.Value("string"), "metadata": datasets.Value("string"),
-    "n_chars": datasets.Value("int64"), "n_tokens": datasets.Value("int64"), "n_chunks": datasets.Value("int64"),
-})
-CHUNK_FEATURES = datasets.Features({
-    "chunk_id": datasets.Value("string"), "doc_id": datasets.Value("string"), "index": datasets.Value("int64"),
-    "text": datasets.Value("string"), "n_tokens": datasets.Value("int64"),
-    "char_start": datasets.Value("int64"), "char_end": datasets.Value("int64"),
-})
-QUESTION_FEATURES = datasets.Features({
-    "question_id": datasets.Value("string"), "doc_id": datasets.Value("string"),
-    "title": datasets.Value("string"), "question": datasets.Value("string"),
-    "options": datasets.Sequence(datasets.Value("string")), "answers": datasets.Sequence(datasets.Value("string")),
-    "source": datasets.Value("string"),
-})
-ENTITY_FEATURES = datasets.Features({
-    "doc_id": datasets.Value("string"), "entity": datasets.Value("string"), "type": datasets.Value("string"),
-    "mentions": datasets.Value("int64"), "extractor": datasets.Value("string"),
-    "salience": datasets.Value("float64"), "aliases": datasets.Sequence(datasets.Value("string")),
-})
-SUMMARY_FEATURES = datasets.Features({"doc_id": datasets.Value("string"), "summary": datasets.Value("string")})
+DOCUMENT_SCHEMA: Schema = {
+    "doc_id": "string", "title": "string", "text": "string",
+    "source": "string", "metadata": "string",
+    "n_chars": "int64", "n_tokens": "int64", "n_chunks": "int64",
+}
+CHUNK_SCHEMA: Schema = {
+    "chunk_id": "string", "doc_id": "string", "index": "int64",
+    "text": "string", "n_tokens": "int64",
+    "char_start": "int64", "char_end": "int64",
+}
+QUESTION_SCHEMA: Schema = {
+    "question_id": "string", "doc_id": "string",
+    "title": "string", "question": "string",
+    "options": ["string"], "answers": ["string"],
+    "source": "string",
+}
+ENTITY_SCHEMA: Schema = {
+    "doc_id": "string", "entity": "string", "type": "string",
+    "mentions": "int64", "extractor": "string",
+    "salience": "float64", "aliases": ["string"],
+}
+SUMMARY_SCHEMA: Schema = {"doc_id": "string", "summary": "string"}
 
 
 class RunSettings(Section):

@@ -10,9 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def synthcpt(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the `synthcpt` CLI as a user would, capturing its output."""
-    env = dict(os.environ, COLUMNS="200", TERM="dumb")
+def synthcpt(*args: str, cwd: Path | None = None, timeout: float = 600, columns: int = 200
+             ) -> subprocess.CompletedProcess:
+    """Run the `synthcpt` CLI as a user would, capturing its output (in a terminal `columns` wide)."""
+    env = dict(os.environ, COLUMNS=str(columns), TERM="dumb")
     return subprocess.run([sys.executable, "-c", "from synthcpt.cli import main; main()", *args],
                           cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout,
                           check=False)

@@ -1,7 +1,9 @@
-"""The whole pipeline on one short story at a tiny budget, through the CLI as a user runs it:
-every stage's output, the report, and a rerun that redoes nothing."""
+"""The whole pipeline on one short story at a tiny budget, through the CLI as a user runs it
+(`synthcpt run CORPUS` in an 80-column terminal): every stage's output, the report, a terminal that shows
+synthcpt's lines only, and a rerun that redoes nothing."""
 
 import json
+import re
 
 import pytest
 
@@ -19,6 +21,13 @@ TINY = [
 ]
 
 
+# vLLM's log lines: "(EngineCore pid=12) INFO 12-01 10:35:46 [core.py:402] ..." or "INFO 12-01 ...".
+LIBRARY_LOG = re.compile(r"\b(INFO|DEBUG|WARNING)\b \d\d-\d\d \d\d:\d\d:\d\d")
+# Characters of rich's table borders: a table's lines, which must fit the terminal (plain lines may be
+# longer: a path is never broken, the terminal wraps it).
+TABLE_BORDERS = set("┏┃┡│└━─")
+
+
 def rows(path):
     return read_records(*sorted(path.glob("*.parquet")))
 
@@ -26,17 +35,17 @@ def rows(path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, embedded_model):
     folder = tmp_path_factory.mktemp("e2e")
-    story = folder / "story.jsonl"
-    story.write_text(DEMO_CORPUS.read_text().splitlines()[0] + "\n")
-    args = ["run", "--preset", "cpu-demo", "--set", f"run.dir={folder / 'run'}",
-            "--set", f"ingest.inputs=['{story}']", *[a for s in TINY for a in ("--set", s)]]
-    proc = synthcpt(*args, timeout=1800)
+    (folder / "corpus").mkdir()
+    (folder / "corpus" / "story.jsonl").write_text(DEMO_CORPUS.read_text().splitlines()[0] + "\n")
+    args = ["run", str(folder / "corpus"), "--preset", "cpu-demo", "--set", f"run.dir={folder / 'run'}",
+            *[a for s in TINY for a in ("--set", s)]]
+    proc = synthcpt(*args, timeout=1800, columns=80)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return folder / "run", args
+    return folder / "run", args, proc
 
 
 def test_every_stage_completes_with_its_outputs(finished_run):
-    run_dir, _ = finished_run
+    run_dir, _, _ = finished_run
     manifest = json.loads((run_dir / "manifest.json").read_text())
     from synthcpt.pipeline import stage_names
 
@@ -60,8 +69,20 @@ def test_every_stage_completes_with_its_outputs(finished_run):
     assert (run_dir / "report.md").is_file()
 
 
+def test_the_terminal_shows_synthcpt_lines_only_and_ends_with_the_report(finished_run):
+    run_dir, _, proc = finished_run
+    assert not LIBRARY_LOG.findall(proc.stderr), proc.stderr[-3000:]
+    assert "Loading safetensors" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr[-3000:]
+    assert "Loading weights" not in proc.stderr and "it/s]" not in proc.stderr, proc.stderr[-3000:]  # no library bars
+    lines = proc.stderr.rstrip().splitlines()
+    assert lines[-1] == f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}"
+    tables = [line for line in lines if TABLE_BORDERS & set(line)]
+    assert len(tables) >= 3 and max(map(len, tables)) <= 80, "\n".join(tables)
+    assert proc.stdout == ""
+
+
 def test_rerun_redoes_nothing(finished_run):
-    run_dir, args = finished_run
+    run_dir, args, _ = finished_run
     before = json.loads((run_dir / "manifest.json").read_text())["stages"]
     proc = synthcpt(*args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -64,7 +64,9 @@ def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, embedded_mode
                 "generate.tokens={" + ", ".join(f"{g}: 40" for g in LLM_GENERATORS) + "}",
                 "generate.entigraph.max_relations=2", "generate.entigraph.max_tokens=48",
                 "generate.wrap.max_tokens=48", "generate.rc_llm.max_tokens=96", "generate.bonito.max_tokens=96",
-                "generate.mix.min_tokens=4", "engine.vllm.kv_cache_gb=1", "engine.max_model_len=8192"]
+                "generate.mix.min_tokens=4", "engine.vllm.kv_cache_gb=1", "engine.max_model_len=8192",
+                # 40-token budgets need a request or two each; the default first wave is 32 requests.
+                "generate.min_wave=2"]
     args = [a for s in settings for a in ("--set", s)]
     synthcpt = str(venv / "bin" / "synthcpt")
     for stage in ("ingest", "entities", "graph", "generate"):

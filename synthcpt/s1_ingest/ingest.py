@@ -14,11 +14,11 @@ from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console, track
 from synthcpt.run_folder import (
-    CHUNK_FEATURES,
+    CHUNK_SCHEMA,
     CHUNKS_FILE,
-    DOCUMENT_FEATURES,
+    DOCUMENT_SCHEMA,
     DOCUMENTS_FILE,
-    QUESTION_FEATURES,
+    QUESTION_SCHEMA,
     QUESTIONS_FILE,
 )
 from synthcpt.s1_ingest.chunking import chunk_text
@@ -96,9 +96,9 @@ def ingest(ctx) -> dict[str, Any]:
         dropped_questions += raw.dropped_questions
 
     out = ctx.out
-    write_records(out / DOCUMENTS_FILE, documents, DOCUMENT_FEATURES)
-    write_records(out / CHUNKS_FILE, chunks, CHUNK_FEATURES)
-    write_records(out / QUESTIONS_FILE, questions, QUESTION_FEATURES)
+    write_records(out / DOCUMENTS_FILE, documents, DOCUMENT_SCHEMA)
+    write_records(out / CHUNKS_FILE, chunks, CHUNK_SCHEMA)
+    write_records(out / QUESTIONS_FILE, questions, QUESTION_SCHEMA)
     write_text(out / "skipped.jsonl", "".join(json.dumps({"source": s.source, "reason": s.reason,
                                                           "kind": s.kind}) + "\n" for s in collector.skipped))
     stats = {

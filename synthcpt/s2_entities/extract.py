@@ -15,7 +15,7 @@ from synthcpt.engine.types import Request
 from synthcpt.mentions import MentionMatcher
 from synthcpt.plugins import EXTRACTORS
 from synthcpt.progress import console
-from synthcpt.run_folder import ENTITIES_FILE, ENTITY_FEATURES, SUMMARIES_FILE, SUMMARY_FEATURES
+from synthcpt.run_folder import ENTITIES_FILE, ENTITY_SCHEMA, SUMMARIES_FILE, SUMMARY_SCHEMA
 from synthcpt.s2_entities.extractor import ExtractionContext
 from synthcpt.s2_entities.normalize import Candidate, Entity, merge_aliases, merge_candidates, merge_plurals
 
@@ -103,9 +103,9 @@ def extract(ctx) -> dict[str, Any]:
             empty.append(doc.doc_id)
         rows.extend({"doc_id": doc.doc_id, **row} for row in entities)
 
-    write_records(out / ENTITIES_FILE, rows, ENTITY_FEATURES)
+    write_records(out / ENTITIES_FILE, rows, ENTITY_SCHEMA)
     write_records(out / SUMMARIES_FILE, [{"doc_id": d, "summary": s} for d, s in summaries.items()],
-                  SUMMARY_FEATURES)
+                  SUMMARY_SCHEMA)
     report = {"documents": len(documents), "entities": len(rows), "summaries": len(summaries),
               "documents_without_entities": empty, "documents_not_english": not_english,
               "most_candidates_in_a_document": counts.pop("most_candidates"),

@@ -9,20 +9,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import datasets
+from synthcpt.atomic import Schema, read_records, write_records
 
-from synthcpt.atomic import read_records, write_records
-
-RECORD_FEATURES = datasets.Features({
-    "id": datasets.Value("string"), "text": datasets.Value("string"), "generator": datasets.Value("string"),
-    "style": datasets.Value("string"), "doc_id": datasets.Value("string"),
-    "entities": datasets.Sequence(datasets.Value("string")), "prompt_file": datasets.Value("string"),
-    "prompt_hash": datasets.Value("string"), "model": datasets.Value("string"), "n_tokens": datasets.Value("int64"),
-})
-INSTRUCTION_FEATURES = datasets.Features({
-    "id": datasets.Value("string"), "instruction": datasets.Value("string"), "response": datasets.Value("string"),
-    "task_type": datasets.Value("string"), "doc_id": datasets.Value("string"),
-})
+RECORD_SCHEMA: Schema = {
+    "id": "string", "text": "string", "generator": "string",
+    "style": "string", "doc_id": "string",
+    "entities": ["string"], "prompt_file": "string",
+    "prompt_hash": "string", "model": "string", "n_tokens": "int64",
+}
+INSTRUCTION_SCHEMA: Schema = {
+    "id": "string", "instruction": "string", "response": "string",
+    "task_type": "string", "doc_id": "string",
+}
 
 
 def record_id(generator: str, *key: Any) -> str:
@@ -46,7 +44,7 @@ def count_tokens(tokenizer, texts: list[str], batch: int = 256) -> list[int]:
     return counts
 
 
-def write_shards(folder: Path, records: list[dict[str, Any]], features: datasets.Features, shard_records: int) -> int:
+def write_shards(folder: Path, records: list[dict[str, Any]], schema: Schema, shard_records: int) -> int:
     """Replace `folder` by parquet shards of `records`: written beside it, then swapped in whole, so a
     reader sees the old shards or the new ones, never a mixture. Returns the number of shards."""
     staging = folder.with_name(f".{folder.name}.partial")
@@ -54,7 +52,7 @@ def write_shards(folder: Path, records: list[dict[str, Any]], features: datasets
     staging.mkdir(parents=True)
     starts = range(0, len(records), shard_records) if records else [0]
     for number, start in enumerate(starts):
-        write_records(staging / f"part-{number:05d}.parquet", records[start:start + shard_records], features)
+        write_records(staging / f"part-{number:05d}.parquet", records[start:start + shard_records], schema)
     retired = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(retired, ignore_errors=True)
     if folder.exists():

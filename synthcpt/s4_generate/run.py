@@ -32,7 +32,7 @@ from synthcpt.progress import console
 from synthcpt.run_folder import COVERAGE_FILE, STATS_FILE, RunFolder
 from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator, Rejected
 from synthcpt.s4_generate.mix import quality_reason
-from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, count_tokens, write_shards
+from synthcpt.s4_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, count_tokens, write_shards
 from synthcpt.s4_generate.settings import GENERATORS
 
 # Requests of the next wave: the tokens still missing over the tokens per request so far, plus a
@@ -294,7 +294,7 @@ def generate(ctx) -> dict[str, Any]:
             outcome = run_generator(generator, engine, targets[generator.name], gen_ctx.tokenizer)
             outcomes[generator.name] = outcome
             write_shards(ctx.run.generator_folder(generator.name), [_record_only(r) for r in outcome.records],
-                         RECORD_FEATURES, settings.shard_records)
+                         RECORD_SCHEMA, settings.shard_records)
             console.print(f"generate: {generator.name}: {len(outcome.records)} records, "
                           f"{sum(r['n_tokens'] for r in outcome.records):,} tokens")
         engine_usage = engine.usage.as_dict()
@@ -303,10 +303,10 @@ def generate(ctx) -> dict[str, Any]:
         shutil.rmtree(ctx.run.generator_folder(name), ignore_errors=True)  # an earlier config's, not in the mix
     mix = build_mix({name: o.records for name, o in outcomes.items()}, gen_ctx.corpus.documents,
                     ctx.run.questions(), settings.mix, config.run.seed)
-    write_shards(ctx.run.mix, [_record_only(r) for r in mix.records], RECORD_FEATURES, settings.shard_records)
+    write_shards(ctx.run.mix, [_record_only(r) for r in mix.records], RECORD_SCHEMA, settings.shard_records)
     pairs = [{"id": r["id"], **r["pair"], "doc_id": r["doc_id"]}
              for o in outcomes.values() for r in o.records if "pair" in r and r["id"] in mix.kept_ids]
-    write_shards(ctx.run.instructions, pairs, INSTRUCTION_FEATURES, settings.shard_records)
+    write_shards(ctx.run.instructions, pairs, INSTRUCTION_SCHEMA, settings.shard_records)
     write_text(out / "leaks.jsonl", "".join(json.dumps(leak) + "\n" for leak in mix.leaks))
 
     coverage = _coverage(gen_ctx.corpus.graph_dir, mix.records)
@@ -322,4 +322,4 @@ def generate(ctx) -> dict[str, Any]:
 
 
 def _record_only(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: record[key] for key in RECORD_FEATURES}
+    return {key: record[key] for key in RECORD_SCHEMA}

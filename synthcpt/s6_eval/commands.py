@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         from synthcpt.config import load_config
         from synthcpt.run_folder import RESULTS_FILE
         from synthcpt.s5_train.replay import read_texts
-        from synthcpt.s6_eval.evaluate import RECORD_FEATURES, evaluate_models, summarise
+        from synthcpt.s6_eval.evaluate import RECORD_SCHEMA, evaluate_models, summarise
         from synthcpt.s6_eval.qa import load_qa_file
         from synthcpt.s6_eval.stage import QUESTIONS_FILE, results_table
 
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
                    "baseline": baseline, "methods": list(cfg.eval.methods), "confidence": cfg.eval.confidence,
                    **summarise(records, baseline, cfg.eval, cfg.run.seed),
                    "forgetting": {"texts": len(general or []), "perplexity": perplexity}}
-        write_records(out / QUESTIONS_FILE, records, RECORD_FEATURES)
+        write_records(out / QUESTIONS_FILE, records, RECORD_SCHEMA)
         write_json(out / RESULTS_FILE, results)
         Console(width=160).print(results_table(results))
 

@@ -24,9 +24,9 @@ from synthcpt.s6_eval.method import MethodContext
 from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
 from synthcpt.s6_eval.prompts import EvalPrompts
 from synthcpt.s6_eval.qa import QAItem
-from synthcpt.s6_eval.records import METRICS, RECORD_FEATURES, Candidate, model_fingerprint
+from synthcpt.s6_eval.records import METRICS, RECORD_SCHEMA, Candidate, model_fingerprint
 
-__all__ = ["RECORD_FEATURES", "Candidate", "evaluate_models", "summarise"]
+__all__ = ["RECORD_SCHEMA", "Candidate", "evaluate_models", "summarise"]
 
 
 class _Scorer:
@@ -78,7 +78,7 @@ def evaluate_models(candidates: list[Candidate], items: list[QAItem], settings, 
             ctx = MethodContext(candidate, items, settings, settings.method_settings(method), prompts,
                                 engine_settings, work_dir, seed, scorer)
             found = EVAL_METHODS.get(method).score(ctx)
-            write_records(part, found, RECORD_FEATURES)
+            write_records(part, found, RECORD_SCHEMA)
             records += found
         if general_texts:
             perplexity[candidate.name] = scorer().perplexity(general_texts, settings.perplexity_window,

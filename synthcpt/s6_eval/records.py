@@ -8,23 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datasets
-
+from synthcpt.atomic import Schema
 from synthcpt.s6_eval.metrics import choose, set_f1
 from synthcpt.s6_eval.qa import QAItem
 
 # acc_attempted: accuracy over the questions answered (the EntiGraph protocol); attempted: the attempt rate.
 METRICS = ("acc", "acc_attempted", "attempted", "acc_norm", "f1", "unparsed")
-RECORD_FEATURES = datasets.Features({
-    "model": datasets.Value("string"), "method": datasets.Value("string"),
-    "question_id": datasets.Value("string"), "doc_id": datasets.Value("string"),
-    "qa_set": datasets.Value("string"), "answers": datasets.Value("string"),
-    "predicted": datasets.Value("string"), "acc": datasets.Value("float64"),
-    "acc_attempted": datasets.Value("float64"), "attempted": datasets.Value("float64"),
-    "acc_norm": datasets.Value("float64"), "f1": datasets.Value("float64"),
-    "unparsed": datasets.Value("float64"), "scores": datasets.Sequence(datasets.Value("float64")),
-    "outputs": datasets.Sequence(datasets.Value("string")),
-})
+RECORD_SCHEMA: Schema = {
+    "model": "string", "method": "string",
+    "question_id": "string", "doc_id": "string",
+    "qa_set": "string", "answers": "string",
+    "predicted": "string", "acc": "float64",
+    "acc_attempted": "float64", "attempted": "float64",
+    "acc_norm": "float64", "f1": "float64",
+    "unparsed": "float64", "scores": ["float64"],
+    "outputs": ["string"],
+}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from synthcpt.progress import console
 from synthcpt.run_folder import RESULTS_FILE, RunFolder
 from synthcpt.s6_eval.evaluate import evaluate_models, summarise
 from synthcpt.s6_eval.qa import QAItem, load_qa_file, load_run_questions
-from synthcpt.s6_eval.records import RECORD_FEATURES, Candidate
+from synthcpt.s6_eval.records import RECORD_SCHEMA, Candidate
 
 BASELINE = "base"
 QUESTIONS_FILE = "questions.parquet"
@@ -72,7 +72,7 @@ def evaluate_run(config, run_dir: Path, items: list[QAItem], out: Path) -> dict[
         **summarise(records, BASELINE, settings, config.run.seed),
         "forgetting": {"texts": len(general), "perplexity": perplexity},
     }
-    write_records(out / QUESTIONS_FILE, records, RECORD_FEATURES)
+    write_records(out / QUESTIONS_FILE, records, RECORD_SCHEMA)
     write_json(out / RESULTS_FILE, results)
     return results
 

@@ -8,10 +8,10 @@ import json
 import datasets
 import pytest
 
-from synthcpt.atomic import read_records
+from synthcpt.atomic import features, read_records
 from synthcpt.prompts import Prompt, load_prompt
 from synthcpt.run_folder import document_of
-from synthcpt.s4_generate.records import INSTRUCTION_FEATURES, RECORD_FEATURES, read_shards
+from synthcpt.s4_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, read_shards
 from tests.generate.conftest import TARGETS
 
 pytestmark = pytest.mark.slow
@@ -85,14 +85,14 @@ def test_mix_holds_raw_and_synthetic_with_stats(generated_run):
     rejected = sum(stats["rejected"].values())
     assert len(mix) - 3 * stats["raw_copies"] == made - rejected  # every record kept or counted
     assert datasets.Dataset.from_parquet(str(next((run_dir / "synthetic/mix").glob("*.parquet")))).features == \
-        RECORD_FEATURES
+        features(RECORD_SCHEMA)
 
 
 def test_instruction_pairs_match_kept_bonito_records(generated_run):
     _, run_dir = generated_run
     files = sorted(str(p) for p in (run_dir / "synthetic/instructions").glob("*.parquet"))
     pairs = datasets.Dataset.from_parquet(files)
-    assert pairs.features == INSTRUCTION_FEATURES
+    assert pairs.features == features(INSTRUCTION_SCHEMA)
     kept = {r["id"]: r for r in records(run_dir, "mix") if r["generator"] == "bonito"}
     assert {p["id"] for p in pairs} == set(kept)
     for pair in pairs:

@@ -96,11 +96,11 @@ def _fixture_stats(records: dict[str, list[dict]]) -> dict:
 def _write_synthetic(run_dir: Path) -> None:
     from synthcpt.atomic import write_json
     from synthcpt.s4_generate.coverage import coverage
-    from synthcpt.s4_generate.records import RECORD_FEATURES, write_shards
+    from synthcpt.s4_generate.records import RECORD_SCHEMA, write_shards
 
     records = _fixture_records(run_dir)
     for name, rows in records.items():
-        write_shards(run_dir / "synthetic" / name, rows, RECORD_FEATURES, 100)
+        write_shards(run_dir / "synthetic" / name, rows, RECORD_SCHEMA, 100)
     every = [r for rows in records.values() for r in rows]
     write_json(run_dir / "synthetic" / "coverage.json",
                {"entigraph": coverage(run_dir / "graphs", records["entigraph"]),
