@@ -55,24 +55,19 @@ MODEL_FOLDER = "model"
 RESULTS_FILE = "results.json"
 
 DOCUMENT_SCHEMA: Schema = {
-    "doc_id": "string", "title": "string", "text": "string",
-    "source": "string", "metadata": "string",
+    "doc_id": "string", "title": "string", "text": "string", "source": "string", "metadata": "string",
     "n_chars": "int64", "n_tokens": "int64", "n_chunks": "int64",
 }
 CHUNK_SCHEMA: Schema = {
-    "chunk_id": "string", "doc_id": "string", "index": "int64",
-    "text": "string", "n_tokens": "int64",
+    "chunk_id": "string", "doc_id": "string", "index": "int64", "text": "string", "n_tokens": "int64",
     "char_start": "int64", "char_end": "int64",
 }
 QUESTION_SCHEMA: Schema = {
-    "question_id": "string", "doc_id": "string",
-    "title": "string", "question": "string",
-    "options": ["string"], "answers": ["string"],
-    "source": "string",
+    "question_id": "string", "doc_id": "string", "title": "string", "question": "string",
+    "options": ["string"], "answers": ["string"], "source": "string",
 }
 ENTITY_SCHEMA: Schema = {
-    "doc_id": "string", "entity": "string", "type": "string",
-    "mentions": "int64", "extractor": "string",
+    "doc_id": "string", "entity": "string", "type": "string", "mentions": "int64", "extractor": "string",
     "salience": "float64", "aliases": ["string"],
 }
 SUMMARY_SCHEMA: Schema = {"doc_id": "string", "summary": "string"}

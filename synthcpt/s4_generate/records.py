@@ -12,14 +12,12 @@ from typing import Any
 from synthcpt.atomic import Schema, read_records, write_records
 
 RECORD_SCHEMA: Schema = {
-    "id": "string", "text": "string", "generator": "string",
-    "style": "string", "doc_id": "string",
-    "entities": ["string"], "prompt_file": "string",
-    "prompt_hash": "string", "model": "string", "n_tokens": "int64",
+    "id": "string", "text": "string", "generator": "string", "style": "string", "doc_id": "string",
+    "entities": ["string"], "prompt_file": "string", "prompt_hash": "string", "model": "string",
+    "n_tokens": "int64",
 }
 INSTRUCTION_SCHEMA: Schema = {
-    "id": "string", "instruction": "string", "response": "string",
-    "task_type": "string", "doc_id": "string",
+    "id": "string", "instruction": "string", "response": "string", "task_type": "string", "doc_id": "string",
 }
 
 

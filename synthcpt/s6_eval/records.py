@@ -15,14 +15,10 @@ from synthcpt.s6_eval.qa import QAItem
 # acc_attempted: accuracy over the questions answered (the EntiGraph protocol); attempted: the attempt rate.
 METRICS = ("acc", "acc_attempted", "attempted", "acc_norm", "f1", "unparsed")
 RECORD_SCHEMA: Schema = {
-    "model": "string", "method": "string",
-    "question_id": "string", "doc_id": "string",
-    "qa_set": "string", "answers": "string",
-    "predicted": "string", "acc": "float64",
-    "acc_attempted": "float64", "attempted": "float64",
-    "acc_norm": "float64", "f1": "float64",
-    "unparsed": "float64", "scores": ["float64"],
-    "outputs": ["string"],
+    "model": "string", "method": "string", "question_id": "string", "doc_id": "string", "qa_set": "string",
+    "answers": "string", "predicted": "string", "acc": "float64", "acc_attempted": "float64",
+    "attempted": "float64", "acc_norm": "float64", "f1": "float64", "unparsed": "float64",
+    "scores": ["float64"], "outputs": ["string"],
 }
 
 
