@@ -11,6 +11,7 @@ run on the same machine with the same model, prompts and settings:
 
     python bench/engine.py --quick    # a few minutes on 2 CPU cores
     python bench/engine.py            # the full figures (16 documents of ~1,850 tokens; ~40 minutes on CPU)
+    python bench/engine.py --dry-run  # every comparison's settings and requests, no model, no server
 
 The last stdout line is one JSON object with every figure.
 """
@@ -37,9 +38,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # the last stdout line is the JSON
 
 from synthcpt.engine import Request, Sampling, open_engine
-from synthcpt.engine.backends.vllm import release_models
+from synthcpt.engine.backends.vllm import release_models, shared_llm
 from synthcpt.engine.cache import Response, ResponseCache, request_key
+from synthcpt.engine.server import local_server
 from synthcpt.engine.settings import engine_settings
+from synthcpt.models import load_tokenizer, resolve
 from synthcpt.progress import console
 
 CORPUS = ROOT / "examples" / "quality" / "quality-demo.jsonl"
@@ -97,18 +100,18 @@ def engine_rate(settings, requests: list[Request], run_dir: Path) -> tuple[float
     return tokens / seconds, seconds
 
 
-def bench_vllm_overhead(size: Size, tmp: Path) -> dict:
-    from vllm import SamplingParams
-
-    from synthcpt.engine.backends.vllm import shared_llm
-    from synthcpt.models import resolve
-
+def bench_vllm_overhead(size: Size, tmp: Path, dry_run: bool = False) -> dict:
     settings = engine_settings()()
+    rounds = [story_requests(size.overhead_requests, size.overhead_max_tokens, offset=round_ * 10_000)
+              for round_ in range(size.rounds)]
+    if dry_run:
+        return {"requests": sum(map(len, rounds)), "model": settings.model}
+    from vllm import SamplingParams  # after the dry run's return: importing vLLM takes seconds
+
     llm = shared_llm(settings, resolve(settings.model))
     llm.generate(["Warm up."] * 8, SamplingParams(max_tokens=8), use_tqdm=False)
     raw_tokens = raw_seconds = ours_tokens = ours_seconds = 0.0
-    for round_ in range(size.rounds):
-        requests = story_requests(size.overhead_requests, size.overhead_max_tokens, offset=round_ * 10_000)
+    for round_, requests in enumerate(rounds):
         params = [SamplingParams(temperature=r.sampling.temperature, top_p=r.sampling.top_p,
                                  max_tokens=r.sampling.max_tokens) for r in requests]
         # The same requests for both, the order swapped every round, so drift on the machine cancels out.
@@ -154,15 +157,14 @@ def entigraph_requests(size: Size, tokenizer) -> list[Request]:
     return requests
 
 
-def bench_prefix_order(size: Size, tmp: Path) -> dict:
-    from synthcpt.engine.backends.vllm import shared_llm
-    from synthcpt.models import load_tokenizer, resolve
-
+def bench_prefix_order(size: Size, tmp: Path, dry_run: bool = False) -> dict:
     settings = engine_settings()(vllm={"kv_cache_gb": size.kv_cache_gb}, max_model_len=size.max_model_len)
-    llm = shared_llm(settings, resolve(settings.model))
     requests = entigraph_requests(size, load_tokenizer(settings.model))
     figures = {"documents": size.documents, "prompts_per_document": size.prompts_per_document,
-               "document_tokens": size.document_tokens, "kv_cache_gb": size.kv_cache_gb}
+               "document_tokens": size.document_tokens, "kv_cache_gb": settings.vllm.kv_cache_gb}
+    if dry_run:
+        return {**figures, "requests": len(requests), "grouped_prefix_window": settings.prefix_window}
+    llm = shared_llm(settings, resolve(settings.model))
     for name, window in (("shuffled", 1), ("grouped", settings.prefix_window)):
         llm.reset_prefix_cache()
         start = time.perf_counter()
@@ -219,25 +221,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_openai(size: Size, tmp: Path) -> tuple[dict, dict]:
-    from synthcpt.engine.server import local_server
+def openai_settings(base_url: str, concurrency: int):
+    return engine_settings()(backend="openai", openai={"base_url": base_url, "concurrency": concurrency})
 
+
+def bench_openai(size: Size, tmp: Path, dry_run: bool = False) -> tuple[dict, dict]:
     concurrency = 16
+    warm_up = chat_requests(concurrency, 8, offset=-1000)
+    rounds = [chat_requests(size.server_requests, 32, offset=round_ * 10_000) for round_ in range(size.server_rounds)]
+    one_by_one = chat_requests(size.sequential_requests, 32, offset=90_000)
+    if dry_run:
+        # The settings as the run builds them once the server is up (the address it serves on).
+        settings = openai_settings(f"http://127.0.0.1:{free_port()}/v1", concurrency)
+        return ({"requests": sum(map(len, rounds)), "warm_up": len(warm_up),
+                 "concurrency": settings.openai.concurrency}, {"requests": len(one_by_one)})
     with open(tmp / "server.log", "wb") as server_log, \
             local_server(engine_settings()(), free_port(), log=server_log) as base_url:
-        settings = engine_settings()(backend="openai", openai={"base_url": base_url, "concurrency": concurrency})
-        asyncio.run(plain_asyncio(base_url, chat_requests(concurrency, 8, offset=-1000), concurrency))  # warm-up
+        settings = openai_settings(base_url, concurrency)
+        asyncio.run(plain_asyncio(base_url, warm_up, concurrency))
         plain_rates, ours_rates = [], []
-        for round_ in range(size.server_rounds):
+        for round_, requests in enumerate(rounds):
             # The same requests for both, the order swapped every round, so drift on the machine cancels out.
-            requests = chat_requests(size.server_requests, 32, offset=round_ * 10_000)
             for name in ("plain", "synthcpt") if round_ % 2 == 0 else ("synthcpt", "plain"):
                 if name == "plain":
                     plain_rates.append(asyncio.run(plain_asyncio(base_url, requests, concurrency)))
                 else:
                     ours_rates.append(engine_rate(settings, requests, tmp / f"openai{round_}")[0])
             log(f"openai round {round_}: plain asyncio {plain_rates[-1]:.1f} tok/s, synthcpt {ours_rates[-1]:.1f} tok/s")
-        one_at_a_time = sequential(base_url, chat_requests(size.sequential_requests, 32, offset=90_000))
+        one_at_a_time = sequential(base_url, one_by_one)
         log(f"one blocking request at a time: {one_at_a_time:.1f} tok/s")
     plain, ours = sum(plain_rates) / len(plain_rates), sum(ours_rates) / len(ours_rates)
     return ({"requests": size.server_requests * size.server_rounds, "concurrency": concurrency,
@@ -246,35 +257,45 @@ def bench_openai(size: Size, tmp: Path) -> tuple[dict, dict]:
              "speedup": round(ours / one_at_a_time, 1)})
 
 
-def peak_memory(n: int, run_dir: Path) -> int:
-    """Peak Python heap (bytes) while streaming n requests through the engine, all answered by the cache
-    (filled beforehand), so what is measured is the engine's own bookkeeping per request."""
-    settings = engine_settings()()
+def memory_requests(n: int):
+    for i in range(n):
+        yield Request(prompt=f"Prompt {i}", sampling=Sampling(max_tokens=8), prefix_key=str(i % 97))
 
-    def requests():
-        for i in range(n):
-            yield Request(prompt=f"Prompt {i}", sampling=Sampling(max_tokens=8), prefix_key=str(i % 97))
 
+def fill_cache(settings, n: int, run_dir: Path) -> int:
+    """The responses of memory_requests(n) stored in the run folder's cache; returns the responses it holds."""
     cache = ResponseCache(run_dir / "cache" / "engine.sqlite")
     batch = []
-    for request in requests():
+    for request in memory_requests(n):
         batch.append((request_key(settings.model, request), Response(["some text " * 20], ["stop"], 5, 8, 0.1)))
         if len(batch) == 10_000:
             cache.put_many("bench", batch)
             batch = []
     cache.put_many("bench", batch)
+    rows = cache.count()
     cache.close()
+    return rows
+
+
+def peak_memory(n: int, run_dir: Path) -> int:
+    """Peak Python heap (bytes) while streaming n requests through the engine, all answered by the cache
+    (filled beforehand), so what is measured is the engine's own bookkeeping per request."""
+    settings = engine_settings()()
+    fill_cache(settings, n, run_dir)
     with open_engine(settings, run_dir) as engine:
         tracemalloc.start()
-        count = sum(1 for _ in engine.generate(requests(), description="bench"))
+        count = sum(1 for _ in engine.generate(memory_requests(n), description="bench"))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert count == n
     return peak
 
 
-def bench_memory(size: Size, tmp: Path) -> dict:
+def bench_memory(size: Size, tmp: Path, dry_run: bool = False) -> dict:
     small, large = size.memory_sizes
+    if dry_run:
+        # The warm-up's cache, filled as every measured run fills its own; no engine opened.
+        return {"requests": [small, large], "cached": fill_cache(engine_settings()(), 100, tmp / "memory-warm-up")}
     peak_memory(100, tmp / "memory-warm-up")  # first-use allocations (imports, caches) are not per request
     peaks = [peak_memory(n, tmp / f"memory{n}") for n in (small, large)]
     log(f"peak memory: {peaks[0] / 2**20:.1f} MiB at {small:,} requests, {peaks[1] / 2**20:.1f} MiB at {large:,}")
@@ -282,17 +303,29 @@ def bench_memory(size: Size, tmp: Path) -> dict:
             "ratio": round(peaks[1] / peaks[0], 2)}
 
 
+# The comparisons that send requests to a model, by their key in the figures.
+COMPARISONS = ("vllm_vs_raw_generate", "prefix_grouped_vs_shuffled", "openai_vs_plain_asyncio",
+               "openai_vs_one_at_a_time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small workloads (CI)")
-    size = QUICK if parser.parse_args().quick else FULL
+    parser.add_argument("--dry-run", action="store_true", help="build every comparison's settings and requests "
+                        "(and the memory run's cache), then stop before loading a model or starting the server")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory() as folder, release_at_end():
         tmp = Path(folder)
         figures = {"mode": "quick" if size is QUICK else "full"}
-        figures["memory"] = bench_memory(size, tmp)
-        figures["vllm_vs_raw_generate"] = bench_vllm_overhead(size, tmp)
-        figures["prefix_grouped_vs_shuffled"] = bench_prefix_order(size, tmp)
-        figures["openai_vs_plain_asyncio"], figures["openai_vs_one_at_a_time"] = bench_openai(size, tmp)
+        figures["memory"] = bench_memory(size, tmp, args.dry_run)
+        figures["vllm_vs_raw_generate"] = bench_vllm_overhead(size, tmp, args.dry_run)
+        figures["prefix_grouped_vs_shuffled"] = bench_prefix_order(size, tmp, args.dry_run)
+        figures["openai_vs_plain_asyncio"], figures["openai_vs_one_at_a_time"] = bench_openai(
+            size, tmp, args.dry_run)
+    if args.dry_run:
+        figures.update(dry_run=True, counts={"memory_cached": figures["memory"]["cached"],
+                                             **{f"{name}_requests": figures[name]["requests"] for name in COMPARISONS}})
     print(json.dumps(figures))
 
 

@@ -11,11 +11,13 @@ line is one JSON object.
 
     python bench/eval.py --quick     # the demo's 50 questions
     python bench/eval.py             # QuALITY from ../shared/data/leval (202 questions) when present
+    python bench/eval.py --dry-run   # the questions, requests and model folder, no model loaded
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -27,6 +29,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+# Imported here, not where they are called, so that a rename breaks `--dry-run` too.
+from synthcpt.models import prepare
+from synthcpt.s6_eval.loglik import LoglikScorer
+from synthcpt.s6_eval.methods.loglik import choice_requests
+from synthcpt.s6_eval.prompts import EvalPrompts
+from synthcpt.s6_eval.qa import load_qa_file, multi_answer_sets
+from synthcpt.s6_eval.records import choice_records
 
 DEMO = ROOT / "examples" / "quality" / "quality-demo.jsonl"
 SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
@@ -76,9 +86,6 @@ def lm_eval_scores(lm, requests) -> list[list[float]]:
 
 
 def accuracy(items, scores) -> tuple[float, float, list[str]]:
-    from synthcpt.s6_eval.qa import multi_answer_sets
-    from synthcpt.s6_eval.records import choice_records
-
     records = choice_records("bench", "loglik", items, scores, multi_answer_sets(items))
     n = len(records)
     return (sum(r["acc"] for r in records) / n, sum(r["acc_norm"] or 0 for r in records) / n,
@@ -102,18 +109,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="lm-eval-harness HF batch size")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs of each scorer, fastest kept "
                         "(default: 2 with --quick, else 3)")
+    parser.add_argument("--dry-run", action="store_true", help="build the questions' requests and find the model "
+                        "folder, then stop before loading the model")
     args = parser.parse_args()
-
-    from synthcpt.models import prepare
-    from synthcpt.s6_eval.loglik import LoglikScorer
-    from synthcpt.s6_eval.methods.loglik import choice_requests
-    from synthcpt.s6_eval.prompts import EvalPrompts
-    from synthcpt.s6_eval.qa import load_qa_file
 
     source = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
     items = load_qa_file(source)
     requests = choice_requests(items, EvalPrompts(), with_source=True)
+    options = sum(len(r.continuations) for r in requests)
     model_path = str(prepare())
+    if args.dry_run:
+        print(json.dumps({"bench": "eval", "dry_run": True, "source": source.name, "model": model_path,
+                          "lm_eval_installed": importlib.util.find_spec("lm_eval") is not None,
+                          "counts": {"questions": len(items), "options": options}}))
+        return
     scorer = LoglikScorer(model_path)
     scorer.score(requests[:2])  # warm-up: first-call allocations are not what we measure
 
@@ -125,7 +134,7 @@ def main() -> None:
     harness, harness_s = (timed(repeats, lm_eval_scores, harness_model, requests) if harness_model is not None
                           else (None, 0.0))
 
-    figures: dict = {"questions": len(items), "options": sum(len(r.continuations) for r in requests),
+    figures: dict = {"questions": len(items), "options": options,
                      "source": source.name, "repeats": repeats, "ours_s": round(ours_s, 2), "naive_s": round(naive_s, 2),
                      "ours_questions_per_s": round(len(items) / ours_s, 2),
                      "naive_questions_per_s": round(len(items) / naive_s, 2),

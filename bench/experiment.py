@@ -27,6 +27,7 @@ finer signal than accuracy when few questions flip), and perplexity on held-out 
 
     python bench/experiment.py --quick    # one story, tiny budgets: the whole path in a few minutes
     python bench/experiment.py            # the committed table: bench/results/experiment-quality.*
+    python bench/experiment.py --dry-run  # the stages before generate, generate's plan, every arm's settings
 
 Rerunning resumes: finished stages, engine requests, trained arms and scored models are reused.
 The last stdout line is one JSON object with every figure.
@@ -39,13 +40,26 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# Imported here, not where they are called, so that a rename breaks `--dry-run` too.
+from synthcpt.atomic import write_json, write_records, write_text
+from synthcpt.config import load_config
+from synthcpt.pipeline import Runner, StageContext, call, fingerprints, stage_by_name
 from synthcpt.progress import console
+from synthcpt.run_folder import RunFolder
+from synthcpt.s5_train.stage import source_files, train_on_files
+from synthcpt.s6_eval.evaluate import Candidate, evaluate_models
+from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
+from synthcpt.s6_eval.qa import LETTERS, load_run_questions
+from synthcpt.s6_eval.stage import heldout_texts
+from synthcpt.s7_report import plots
+from synthcpt.s7_report.document import Figure, Paragraph, Preformatted, Section, Table, to_html, to_markdown
 
 SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
 SHIPPED_QUALITY = ROOT / "examples" / "quality" / "quality-demo.jsonl"
@@ -60,6 +74,8 @@ ARMS = {  # arm → train settings that choose its data
     "active_reading": ["train.data=mix", "train.generators=[active_reading]"],
 }
 GENERATORS = ["entigraph", "wrap", "rc_mined", "rc_llm", "bonito", "active_reading"]
+# The stages run once for every arm: the arms train on the same generation.
+SHARED_STAGES = ["ingest", "entities", "graph", "generate"]
 # The sweep: the entigraph arm on these shares of its synthetic tokens (the full arm is the last point).
 SWEEP = (0.25, 0.5)
 
@@ -149,10 +165,6 @@ def overrides(work: Path, corpus: Path, s: dict) -> list[str]:
 def train_arm(config, name: str, folder: Path) -> dict:
     """Train one arm into `folder`, unless it holds the finished model of this train fingerprint (which
     chains the train settings, replay file, seed and every earlier stage's)."""
-    from synthcpt.atomic import write_json
-    from synthcpt.pipeline import RunFolder, StageContext, fingerprints, stage_by_name
-    from synthcpt.s5_train.stage import source_files, train_on_files
-
     done, key = folder / "arm.json", fingerprints(config)["train"]
     if done.is_file() and json.loads(done.read_text())["fingerprint"] == key and (folder / "model").is_dir():
         return json.loads(done.read_text())["stats"]
@@ -167,9 +179,6 @@ def train_arm(config, name: str, folder: Path) -> dict:
 def control_file(work: Path, items) -> Path:
     """The positive control's training text: each question with its correct answer, as a statement
     under its document's header line (the leak the leak guard exists to stop, here on purpose)."""
-    from synthcpt.atomic import write_records
-    from synthcpt.s6_eval.qa import LETTERS
-
     rows = []
     for item in items:
         answer = " ".join(item.options[LETTERS.index(letter)] for letter in item.answers)
@@ -183,10 +192,6 @@ def control_file(work: Path, items) -> Path:
 
 def train_control(config, items, work: Path) -> dict:
     """The control arm: the raw-data path of the trainer on the answers file, at the same steps."""
-    from synthcpt.atomic import write_json
-    from synthcpt.pipeline import fingerprints
-    from synthcpt.s5_train.stage import train_on_files
-
     folder, files = work / "arms" / "control", [control_file(work, items)]
     done = folder / "arm.json"
     key = f"{fingerprints(config)['train']}-{files[0].stat().st_size}"
@@ -223,8 +228,6 @@ def arm_rows(
 ) -> list[dict]:
     """Per arm: accuracy, its paired change from base, and the correct-option margin's paired change
     from base and from raw-corpus training, each with a bootstrap interval over questions."""
-    from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
-
     by_model: dict[str, dict[str, dict]] = {}
     for record in records:
         by_model.setdefault(record["model"], {})[record["question_id"]] = record
@@ -323,18 +326,6 @@ def control_verdict(rows: list[dict]) -> str:
 
 def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) -> None:
     """The table as Markdown and HTML (the report's document model), the figures as JSON, and a plot."""
-    from synthcpt.atomic import write_json, write_text
-    from synthcpt.s7_report import plots
-    from synthcpt.s7_report.document import (
-        Figure,
-        Paragraph,
-        Preformatted,
-        Section,
-        Table,
-        to_html,
-        to_markdown,
-    )
-
     header = [
         "arm",
         "distinct source tokens",
@@ -456,6 +447,29 @@ def device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
 
 
+def generate_plan(config) -> dict[str, int]:
+    """The requests the generate stage would send, per engine step, as `synthcpt plan` counts them
+    (the generate stage's plan hook; the stages before it must be complete)."""
+    stage = stage_by_name("generate")
+    planned = call(stage.plan, StageContext(config, stage, RunFolder(Path(config.run.dir))))
+    return {step: sum(1 for _ in requests) for step, requests in planned.items()}
+
+
+def dry_run(config, arm_configs: dict, work: Path, s: dict, source: str, stories: int) -> dict:
+    """The shared stages before generate (no model calls: the preset's spaCy entities), generate's plan,
+    the control's answers file, and every arm's training settings: nothing generated or trained."""
+    Runner(config, reporter=console.print).execute(SHARED_STAGES[:-1], force=set())
+    requests = generate_plan(config)
+    items = load_run_questions(RunFolder(config.run.dir))
+    control_file(work, items)
+    return {"bench": "experiment", "dry_run": True, "corpus": source, "stories": stories, "settings": s,
+            "generate_requests": requests,
+            "arms": {name: {"data": c.train.data, "generators": c.train.generators, "max_steps": c.train.max_steps,
+                            "train_fingerprint": fingerprints(c)["train"]} for name, c in arm_configs.items()},
+            "counts": {"stories": stories, "questions": len(items), "generate_requests": sum(requests.values()),
+                       "arms": len(arm_configs)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one story, tiny budgets, a few steps")
@@ -470,30 +484,38 @@ def main() -> None:
         type=Path,
         help="results file stem (default bench/results/experiment-quality; quick: inside the work folder)",
     )
+    parser.add_argument("--dry-run", action="store_true", help="run the stages before generate, plan generate's "
+                        "requests and build every arm's settings, then stop before generating (without --work, "
+                        "in a temporary folder)")
     args = parser.parse_args()
+    if args.dry_run and args.work is None:
+        # Not in runs/: the real run resumes from its work folder, and a test leaves nothing behind.
+        with tempfile.TemporaryDirectory(prefix="synthcpt-experiment-dry-run-") as tmp:
+            experiment(args, Path(tmp))
+    else:
+        experiment(args, args.work or ROOT / "runs" / ("experiment-quick" if args.quick else "experiment"))
 
-    from synthcpt.config import load_config
-    from synthcpt.pipeline import Runner
-    from synthcpt.run_folder import RunFolder
-    from synthcpt.s6_eval.evaluate import Candidate, evaluate_models
-    from synthcpt.s6_eval.qa import load_run_questions
-    from synthcpt.s6_eval.stage import heldout_texts
 
+def experiment(args, work: Path) -> None:
     s = setup(args.quick, args.stories, args.steps, args.synthetic_tokens)
-    work = args.work or ROOT / "runs" / ("experiment-quick" if args.quick else "experiment")
     out = args.out or (work / "experiment-quality" if args.quick else RESULTS / "experiment-quality")
     corpus, source, stories = corpus_file(work, s["stories"])
     config = load_config(None, overrides(work, corpus, s), preset="cpu-demo")
-    Runner(config, reporter=console.print).execute(["ingest", "entities", "graph", "generate"], force=set())
+    arm_configs = {name: load_config(None, overrides(work, corpus, s) + settings, preset="cpu-demo")
+                   for name, settings in arms(s).items()}
+    # The control trains on the answers file through the raw-data path.
+    arm_configs["control"] = load_config(None, overrides(work, corpus, s) + ["train.data=raw"], preset="cpu-demo")
+    if args.dry_run:
+        print(json.dumps(dry_run(config, arm_configs, work, s, source, stories)))
+        return
+    Runner(config, reporter=console.print).execute(SHARED_STAGES, force=set())
 
     stats, candidates = {}, [Candidate("base", config.train.model)]
-    for name, settings in arms(s).items():
-        arm_config = load_config(None, overrides(work, corpus, s) + settings, preset="cpu-demo")
-        stats[name] = train_arm(arm_config, name, work / "arms" / name)
+    for name in arms(s):
+        stats[name] = train_arm(arm_configs[name], name, work / "arms" / name)
         candidates.append(Candidate(name, str(work / "arms" / name / "model")))
     items = load_run_questions(RunFolder(config.run.dir))
-    stats["control"] = train_control(load_config(None, overrides(work, corpus, s) + ["train.data=raw"],
-                                                 preset="cpu-demo"), items, work)
+    stats["control"] = train_control(arm_configs["control"], items, work)
     candidates.append(Candidate("control", str(work / "arms" / "control" / "model")))
 
     started = time.perf_counter()

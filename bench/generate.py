@@ -14,6 +14,7 @@ last stdout line.
 
     python bench/generate.py --quick
     python bench/generate.py --quick --generators active_reading   # one generator
+    python bench/generate.py --dry-run   # the run folders and each generator's planned requests, no model
 """
 
 from __future__ import annotations
@@ -33,15 +34,24 @@ for key, value in {"VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED
                    "VLLM_CPU_KVCACHE_SPACE": "2", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}.items():
     os.environ.setdefault(key, value)
 
+# Imported here, not where they are called, so that a rename breaks `--dry-run` too.
+from synthcpt.config import load_config
+from synthcpt.engine import Request, Sampling, open_engine
+from synthcpt.engine.backends.vllm import shared_llm
+from synthcpt.models import resolve
+from synthcpt.pipeline import Runner
+from synthcpt.plugins import GENERATORS
+from synthcpt.s4_generate.generators.rc_mined import RcMined
+from synthcpt.s4_generate.mining import split_sentences
+from synthcpt.s4_generate.run import cached_results, generation_context, run_generator
+
 DEMO = ROOT / "examples" / "quality" / "quality-demo.jsonl"
 SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
 LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito", "active_reading")
 
 
 def prepare_run(corpus: Path, run_dir: Path, overrides: list[str], stages: list[str]):
-    from synthcpt.config import load_config
-    from synthcpt.pipeline import Runner
-
+    """The run's config, and the stages the generators read (no model calls: spaCy entities)."""
     config = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{corpus}]", "entities.extractor=spacy",
                                 *overrides])
     Runner(config, reporter=lambda _: None).execute(stages, force=set())
@@ -50,33 +60,27 @@ def prepare_run(corpus: Path, run_dir: Path, overrides: list[str], stages: list[
 
 def warm_up(config, run_dir: Path) -> None:
     """Load the model once (the engine keeps it for the process) so no measurement pays for it."""
-    from synthcpt.engine import Request, Sampling, open_engine
-
     with open_engine(config.engine, run_dir / "warm-up") as engine:
         list(engine.generate([Request(prompt="Hello", sampling=Sampling(max_tokens=4))], description="warm-up"))
 
 
 def cold_prefix_cache(config) -> None:
     """Empty vLLM's prefix cache, so neither measured run inherits the other's prefill."""
-    from synthcpt.engine.backends.vllm import shared_llm
-    from synthcpt.models import resolve
-
     shared_llm(config.engine, resolve(config.engine.model)).reset_prefix_cache()
 
 
-def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
+def bench_llm(config, run_dir: Path, name: str, requests: int, dry_run: bool = False) -> dict:
     """One generator through the generator layer, then the same requests straight to the engine,
-    each from a cold prefix cache."""
-    from synthcpt.engine import open_engine
-    from synthcpt.plugins import GENERATORS
-    from synthcpt.s4_generate.run import cached_results, generation_context, run_generator
-
+    each from a cold prefix cache. Dry run: the requests it plans and its budget, no model call."""
     gen_ctx = generation_context(config, run_dir)
     generator = GENERATORS.get(name)(gen_ctx)
     generator.prepare([], planning=True)  # a two-step generator's first step assumed full
     planned = list(islice(generator.requests(), requests))
     # A budget the planned requests can just meet, so the generator sends about as many in waves.
     target = requests * generator.max_tokens // 2
+    if dry_run:
+        return {"planned": len(planned), "first_step": len(list(generator.first_step())),
+                "max_tokens": generator.max_tokens, "target_tokens": target}
     cold_prefix_cache(config)
     with open_engine(config.engine, run_dir / f"layer-{name}") as engine:
         start = time.perf_counter()
@@ -106,13 +110,12 @@ def bench_llm(config, run_dir: Path, name: str, requests: int) -> dict:
             "ratio_vs_engine": round(layer_rate / base_rate, 3) if base_rate else None}
 
 
-def bench_mining(config, run_dir: Path, repeats: int) -> dict:
-    from synthcpt.s4_generate.generators.rc_mined import RcMined
-    from synthcpt.s4_generate.mining import split_sentences
-    from synthcpt.s4_generate.run import generation_context
-
+def bench_mining(config, run_dir: Path, repeats: int, dry_run: bool = False) -> dict:
+    """Mining against sentence splitting alone, on the same documents. Dry run: the documents, no spaCy."""
     gen_ctx = generation_context(config, run_dir)
     documents = gen_ctx.corpus.documents
+    if dry_run:
+        return {"documents": len(documents), "repeats": repeats}
     split_sentences(documents[0].text)  # load spaCy before timing
     start = time.perf_counter()
     for _ in range(repeats):
@@ -130,6 +133,14 @@ def bench_mining(config, run_dir: Path, repeats: int) -> dict:
                 round(n / split_seconds, 2), "ratio_vs_sentence_split": round(split_seconds / mine_seconds, 3)}
 
 
+def dry_run_counts(results: dict) -> dict[str, int]:
+    """What a dry run built: each LLM generator's planned requests, the mining corpus's documents."""
+    counts = {f"{name}_planned": results[name]["planned"] for name in LLM_GENERATORS if name in results}
+    if "rc_mined" in results:
+        counts["rc_mined_documents"] = results["rc_mined"]["documents"]
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few requests and short answers (a few minutes)")
@@ -138,6 +149,8 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="engine model (default: the embedded one)")
     parser.add_argument("--generators", nargs="+", choices=[*LLM_GENERATORS, "rc_mined"],
                         default=[*LLM_GENERATORS, "rc_mined"], help="generators to measure (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="prepare the run folders (ingest, spaCy entities, "
+                        "graph) and plan each generator's requests, then stop before loading the model")
     args = parser.parse_args()
     requests = args.requests or (8 if args.quick else 32)
     max_tokens = args.max_tokens or (64 if args.quick else 256)
@@ -153,15 +166,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         tmp_dir = Path(tmp)
         config = prepare_run(DEMO, tmp_dir / "demo", overrides, ["ingest", "entities", "graph"])
-        warm_up(config, tmp_dir)
+        if not args.dry_run:
+            warm_up(config, tmp_dir)
         for name in [g for g in LLM_GENERATORS if g in args.generators]:
-            results[name] = bench_llm(config, tmp_dir / "demo", name, requests)
+            results[name] = bench_llm(config, tmp_dir / "demo", name, requests, args.dry_run)
         if "rc_mined" in args.generators:
             corpus = DEMO if args.quick or not SHARED_QUALITY.is_file() else SHARED_QUALITY
             mining_config = prepare_run(corpus, tmp_dir / "mining", [], ["ingest"])
-            results["rc_mined"] = bench_mining(mining_config, tmp_dir / "mining", 1 if args.quick else 3)
+            results["rc_mined"] = bench_mining(mining_config, tmp_dir / "mining", 1 if args.quick else 3, args.dry_run)
             results["rc_mined"]["corpus"] = corpus.name
     results["device"] = f"CPU, {os.cpu_count()} cores"
+    if args.dry_run:
+        results.update(dry_run=True, counts=dry_run_counts(results))
     print(json.dumps(results))
 
 

@@ -14,6 +14,7 @@ measured overhead (assumptions in the JSON).
 
     python bench/scale.py --quick    # a few minutes on 2 CPU cores
     python bench/scale.py            # more requests and rounds
+    python bench/scale.py --dry-run  # every configuration's settings and the rounds' requests; no Ray, no model
 
 The last stdout line is one JSON object with every figure.
 """
@@ -87,11 +88,16 @@ def ray_engine(replicas: int):
                              vllm={"kv_cache_gb": KV_CACHE_GB})
 
 
-def compare(engines: dict[str, object], size: Size, first_round: int) -> dict[str, dict[str, float]]:
+def configurations() -> dict[str, object]:
+    """Each configuration's engine settings, by its name in the figures."""
+    return {"in_process": engine_settings()(vllm={"kv_cache_gb": KV_CACHE_GB}),
+            "ray_1_replica": ray_engine(1), "ray_2_replicas": ray_engine(2)}
+
+
+def compare(engines: dict[str, object], rounds: list[list[Request]]) -> dict[str, dict[str, float]]:
     """Alternating rounds over the engines; per engine, completion tokens, seconds and tok/s summed."""
     totals = {name: [0, 0.0] for name in engines}
-    for r in range(size.rounds):
-        requests = story_requests(size, first_round + r)
+    for r, requests in enumerate(rounds):
         for name, engine in (engines.items() if r % 2 == 0 else reversed(engines.items())):
             tokens, seconds = throughput(engine, requests)
             totals[name][0] += tokens
@@ -115,7 +121,21 @@ def projection(overhead: float) -> list[dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds (a few minutes)")
-    size = QUICK if parser.parse_args().quick else FULL
+    parser.add_argument("--dry-run", action="store_true", help="build every configuration's settings and the "
+                        "rounds' requests, then stop before starting Ray or a model")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    configs = configurations()
+    # Fresh requests per round: the first rounds compare in-process with one replica, the others run two.
+    rounds = [story_requests(size, r) for r in range(2 * size.rounds)]
+    if args.dry_run:
+        print(json.dumps({
+            "benchmark": "scale", "dry_run": True, "quick": args.quick, "rounds": size.rounds,
+            "configurations": {name: {"backend": s.backend, "replicas": s.ray.replicas if s.backend == "ray" else 1}
+                               for name, s in configs.items()},
+            "counts": {"requests_per_round": size.requests, "requests": sum(map(len, rounds)),
+                       "configurations": len(configs)}}))
+        return
     import ray
 
     os.environ.setdefault("RAY_worker_niceness", "0")  # replicas at the in-process engine's priority, not 15
@@ -125,16 +145,15 @@ def main() -> None:
         def opened(name: str, settings):
             return stack.enter_context(open_engine(settings, Path(tmp) / name))
 
-        in_process = opened("in-process", engine_settings()(vllm={"kv_cache_gb": KV_CACHE_GB}))
-        one = opened("ray-1", ray_engine(1))
-        overhead = compare({"in_process": in_process, "ray_1_replica": one}, size, first_round=0)
+        in_process = opened("in-process", configs["in_process"])
+        one = opened("ray-1", configs["ray_1_replica"])
+        overhead = compare({"in_process": in_process, "ray_1_replica": one}, rounds[:size.rounds])
         # Two replicas run alone, on the same rounds' sizes: four models at once would not fit in RAM here.
         for engine in (in_process, one):
             engine.close()
         release_models()
-        two = opened("ray-2", ray_engine(2))
-        scaling = {"ray_1_replica": overhead["ray_1_replica"],
-                   **compare({"ray_2_replicas": two}, size, first_round=size.rounds)}
+        two = opened("ray-2", configs["ray_2_replicas"])
+        scaling = {"ray_1_replica": overhead["ray_1_replica"], **compare({"ray_2_replicas": two}, rounds[size.rounds:])}
         replicas = two.backend.replica_stats()["replicas"]
     ray.shutdown()
     ratio = overhead["ray_1_replica"]["tok_s"] / overhead["in_process"]["tok_s"]

@@ -13,6 +13,8 @@ planner's estimate (synthcpt.s5_train.memory, from the config alone). speedup = 
         Llama 3.1 8B shape with LoRA (ours); planner vs measured peak memory for each;
         log-likelihood evaluation questions/s (synthcpt.s6_eval.loglik) on the 1B
     python bench/train.py --device --tiny   # the same suite on a tiny shape: proves it runs on a CPU
+    python bench/train.py --dry-run         # each setup's data, settings, memory plan and batches; no
+                                            # weights made, nothing trained (with --device: the suite's)
 
 The last stdout line is one JSON object with every figure; with --device it is also written to
 $OUT/device-h200.json when $OUT is set.
@@ -35,7 +37,16 @@ sys.path.insert(0, str(ROOT))
 
 import torch
 
+# Imported here, not where they are called, so that a rename breaks `--dry-run` too.
+from synthcpt.models import prepare
 from synthcpt.progress import console
+from synthcpt.s5_train import TrainSettings
+from synthcpt.s5_train.data import Example, PackedData, TokenStream, build_stream
+from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
+from synthcpt.s5_train.replay import read_texts
+from synthcpt.s5_train.runtime import start_runtime
+from synthcpt.s5_train.trainer import Trainer, flops_per_token, make_plan
+from synthcpt.s6_eval.loglik import ChoiceRequest, LoglikScorer
 
 REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
 # Model shapes (the published configs), randomly initialised.
@@ -71,14 +82,11 @@ def _device_cases(tiny: bool) -> list[dict]:
              "lora": True, "vs_hf": False}]
 
 
-def _prepare(workdir: Path, setup: dict) -> None:
+def _prepare(workdir: Path, setup: dict, weights: bool = True) -> None:
     """A randomly initialised model of the chosen shape, and the packed data both trainers read.
-    A LoRA base is saved in bf16 (the dtype it trains in); full training loads fp32 master weights."""
+    A LoRA base is saved in bf16 (the dtype it trains in); full training loads fp32 master weights.
+    Without `weights` (the dry run) only the model's config is saved, which the memory planner reads."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
-
-    from synthcpt.models import prepare
-    from synthcpt.s5_train.data import Example, build_stream
-    from synthcpt.s5_train.replay import read_texts
 
     embedded = prepare()
     tokenizer = AutoTokenizer.from_pretrained(embedded)
@@ -86,13 +94,16 @@ def _prepare(workdir: Path, setup: dict) -> None:
         config = AutoConfig.from_pretrained(embedded)
     else:
         config = LlamaConfig(**{"vocab_size": len(tokenizer), **setup["config"]})
-    dtype = torch.bfloat16 if setup["lora"] and setup["precision"] == "bf16" else torch.float32
-    torch.manual_seed(0)
-    # Initialised on the GPU when there is one: an 8B model initialises in seconds there.
-    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    model.save_pretrained(workdir / "model")
-    del model
+    if weights:
+        dtype = torch.bfloat16 if setup["lora"] and setup["precision"] == "bf16" else torch.float32
+        torch.manual_seed(0)
+        # Initialised on the GPU when there is one: an 8B model initialises in seconds there.
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        model.save_pretrained(workdir / "model")
+        del model
+    else:
+        config.save_pretrained(workdir / "model")
     tokenizer.save_pretrained(workdir / "model")
     texts = read_texts(REPLAY)
     needed = setup["steps"] * setup["batch_size"] * setup["block_size"]
@@ -102,8 +113,6 @@ def _prepare(workdir: Path, setup: dict) -> None:
 
 
 def _settings(workdir: Path, setup: dict):
-    from synthcpt.s5_train import TrainSettings
-
     lora = {"enabled": True, "rank": 64, "alpha": 128.0} if setup["lora"] else {"enabled": False}
     return TrainSettings(model=str(workdir / "model"), block_size=setup["block_size"],
                          batch_size=setup["batch_size"], micro_batch_size=setup["micro_batch_size"],
@@ -122,18 +131,23 @@ def _steady_tokens_per_s(step_seconds: list[float], tokens_per_step: int) -> flo
     return tokens_per_step * len(steady) / sum(steady)
 
 
-def run_ours(workdir: Path, setup: dict) -> dict:
-    from synthcpt.s5_train.data import PackedData, TokenStream
-    from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
-    from synthcpt.s5_train.runtime import start_runtime
-    from synthcpt.s5_train.trainer import Trainer
+def _planned_memory(settings, device: torch.device) -> int:
+    """The memory planner's estimate (bytes) from the model's config, as the measured peak counts it:
+    torch's allocations exclude the CUDA context; a CPU's RSS includes the libraries (~1 GB)."""
+    plan = plan_memory(settings, model_shape(settings.model), 1, device)
+    return plan.needed - (CUDA_OVERHEAD if device.type == "cuda" else 0)
 
+
+def _data(workdir: Path, settings) -> PackedData:
+    """The packed blocks both trainers read (no replay: the same data for both)."""
+    return PackedData(TokenStream.open(workdir / "data"), None, settings.block_size, False)
+
+
+def run_ours(workdir: Path, setup: dict) -> dict:
     settings = _settings(workdir, setup)
     runtime = start_runtime()
-    plan = plan_memory(settings, model_shape(settings.model), 1, runtime.device)
-    # torch's allocations exclude the CUDA context; a CPU's RSS includes the libraries (~1 GB).
-    planned = plan.needed - (CUDA_OVERHEAD if runtime.device.type == "cuda" else 0)
-    data = PackedData(TokenStream.open(workdir / "data"), None, settings.block_size, False)
+    planned = _planned_memory(settings, runtime.device)
+    data = _data(workdir, settings)
     trainer = Trainer(settings, data, settings.model, workdir / "ours", 0, runtime)
     trainer.save_model = lambda target: None  # the HF side saves nothing either
     stats = trainer.train()
@@ -148,15 +162,12 @@ def run_ours(workdir: Path, setup: dict) -> dict:
 
 
 def run_hf(workdir: Path, setup: dict) -> dict:
-    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
-
-    from synthcpt.s5_train.data import PackedData, TokenStream
-    from synthcpt.s5_train.runtime import start_runtime
-    from synthcpt.s5_train.trainer import flops_per_token, make_plan
+    from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments
+    from transformers import Trainer as HFTrainer
 
     settings = _settings(workdir, setup)
     runtime = start_runtime()
-    data = PackedData(TokenStream.open(workdir / "data"), None, settings.block_size, False)
+    data = _data(workdir, settings)
     order = make_plan(settings, data, 0, 1).order
 
     class Blocks(torch.utils.data.Dataset):
@@ -190,7 +201,7 @@ def run_hf(workdir: Path, setup: dict) -> dict:
         bf16=settings.precision == "bf16", torch_compile=settings.compile, logging_steps=1, save_strategy="no",
         report_to=[], dataloader_num_workers=0, use_cpu=runtime.device.type == "cpu", seed=0,
         disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=Blocks(), callbacks=[timer])
+    trainer = HFTrainer(model=model, args=args, train_dataset=Blocks(), callbacks=[timer])
     result = trainer.train()
     tps = _steady_tokens_per_s(timer.seconds, settings.batch_size * settings.block_size)
     peak = runtime.peak_flops(None)
@@ -207,9 +218,6 @@ def run_prepare(workdir: Path, setup: dict) -> dict:
 
 def run_loglik(workdir: Path, setup: dict) -> dict:
     """Questions/s of the log-likelihood scorer (4 options each, sharing its context) on the model."""
-    from synthcpt.s5_train.replay import read_texts
-    from synthcpt.s6_eval.loglik import ChoiceRequest, LoglikScorer
-
     texts = read_texts(REPLAY)
     scorer = LoglikScorer(str(workdir / "model"))
     n = setup.get("questions", 256)
@@ -288,6 +296,26 @@ def device_suite(tiny: bool) -> dict:
     return figures
 
 
+def dry_run(setups: list[dict]) -> dict:
+    """Each setup as its run prepares it, less the weights: the packed data, the settings both trainers
+    get, the memory planner's estimate from the model's config, and the sequences the HF side's order
+    feeds (ours plans the same)."""
+    device = start_runtime().device
+    cases = []
+    for setup in setups:
+        with tempfile.TemporaryDirectory(prefix="synthcpt-bench-train-dry-run-") as tmp:
+            workdir = Path(tmp)
+            _prepare(workdir, setup, weights=False)
+            settings = _settings(workdir, setup)
+            data = _data(workdir, settings)
+            cases.append({**{k: v for k, v in setup.items() if k != "config"}, "data_tokens": data.main.n_tokens,
+                          "sequences": len(make_plan(settings, data, 0, 1).order),
+                          "planned_memory_gb": round(_planned_memory(settings, device) / 2**30, 2)})
+    return {"device": device_name(), "dry_run": True, "cases": cases,
+            "counts": {"cases": len(cases), "sequences": sum(c["sequences"] for c in cases),
+                       "data_tokens": sum(c["data_tokens"] for c in cases)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps: a few minutes on a CPU")
@@ -296,9 +324,16 @@ def main() -> None:
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--setup", help=argparse.SUPPRESS)
+    parser.add_argument("--dry-run", action="store_true", help="prepare each setup's data, settings and memory "
+                        "plan (the model's config, no weights), then stop before training")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args.workdir, json.loads(args.setup))))
+        return
+    # The plain run: the 1B shape against HF on a GPU, SmolLM2-135M's on a CPU.
+    setup = _device_cases(False)[0] if torch.cuda.is_available() else _cpu_setup(args.quick)
+    if args.dry_run:
+        print(json.dumps(dry_run(_device_cases(args.tiny) if args.device else [setup])))
         return
     if args.device:
         figures = device_suite(args.tiny)
@@ -306,8 +341,6 @@ def main() -> None:
             Path(os.environ["OUT"], "device-h200.json").write_text(json.dumps(figures, indent=1) + "\n")
         print(json.dumps(figures))
         return
-    gpu = torch.cuda.is_available()
-    setup = _device_cases(False)[0] if gpu else _cpu_setup(args.quick)
     with tempfile.TemporaryDirectory(prefix="synthcpt-bench-train-") as tmp:
         workdir = Path(tmp)
         with console.status(f"preparing a random {setup['shape']} and the data"):
