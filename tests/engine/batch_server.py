@@ -1,9 +1,10 @@
 """A small provider Batch API on loopback (OpenAI's Files and Batches endpoints) in front of a real
 OpenAI-compatible server: each JSONL line of a batch is answered by forwarding it to that server, so
 the answers are the real model's. It counts what it is asked, and can be told to hold batches (to kill
-a client while one is in progress), to expire a batch half-way, to fail some lines with a 500, or to
-drop the connection after creating a batch (the client never hears of it). Everything else (`/models`)
-is forwarded unchanged."""
+a client while one is in progress), to expire a batch half-way, to fail some lines with a 500, to
+drop the connection after creating a batch (the client never hears of it), to leave new batches out of
+its first listings (a list that lags), or to run its clock behind or ahead of the client's (every
+created_at / ..._at it reports is offset). Everything else (`/models`) is forwarded unchanged."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ FORWARDED_AT_ONCE = 8
 
 
 class BatchServer:
-    def __init__(self, upstream: str, api_key: str | None = None):
+    def __init__(self, upstream: str, api_key: str | None = None, clock_offset: int = 0):
         self.upstream = upstream.rstrip("/").removesuffix("/v1")
         self.api_key = api_key
+        self.clock_offset = clock_offset  # seconds the provider's clock is ahead of this machine's (< 0: behind)
         self.ids = itertools.count(1)
         self.files: dict[str, bytes] = {}
+        self.file_records: dict[str, dict[str, Any]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.created = 0  # batches created: what a provider bills
         self.forwarded: Counter[str] = Counter()  # custom_id -> times answered by the model
@@ -38,6 +41,9 @@ class BatchServer:
         self.expire = 0  # batches that expire after answering half their lines
         self.fail_lines: set[str] = set()  # custom_ids answered 500 the first time
         self.drop_creates = 0  # creates whose response is never sent
+        # Not used up: each batch created while it is set is left out of that many listings made after its creation.
+        self.list_lag = 0
+        self.unlisted: Counter[str] = Counter()  # batch id -> listings it is still left out of
 
     # --- handlers
 
@@ -58,8 +64,19 @@ class BatchServer:
     def _file(self, data: bytes, filename: str) -> dict[str, Any]:
         file_id = f"file-{next(self.ids)}"
         self.files[file_id] = data
-        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                "filename": filename, "purpose": "batch", "status": "processed"}
+        self.file_records[file_id] = {"id": file_id, "object": "file", "bytes": len(data), "created_at": self.now(),
+                                      "filename": filename, "purpose": "batch", "status": "processed"}
+        return self.file_records[file_id]
+
+    def now(self) -> int:
+        """The provider's clock, as every created_at / ..._at reports it."""
+        return int(time.time()) + self.clock_offset
+
+    async def file(self, request: web.Request) -> web.Response:
+        record = self.file_records.get(request.match_info["id"])
+        if record is None:
+            return web.json_response({"error": {"message": "no such file"}}, status=404)
+        return web.json_response(record)
 
     async def content(self, request: web.Request) -> web.Response:
         data = self.files.get(request.match_info["id"])
@@ -76,10 +93,12 @@ class BatchServer:
         batch = {"id": batch_id, "object": "batch", "endpoint": args["endpoint"], "errors": None,
                  "input_file_id": args["input_file_id"], "completion_window": args["completion_window"],
                  "status": "validating", "output_file_id": None, "error_file_id": None,
-                 "created_at": int(time.time()), "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+                 "created_at": self.now(), "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
                  "metadata": args.get("metadata")}
         self.batches[batch_id] = batch
         self.created += 1
+        if self.list_lag:
+            self.unlisted[batch_id] = self.list_lag
         batch["task"] = asyncio.ensure_future(self._run(batch, lines, expire=self._use("expire")))
         if self._use("drop_creates"):
             request.transport.close()
@@ -93,7 +112,9 @@ class BatchServer:
         return web.json_response(public(batch))
 
     async def listing(self, request: web.Request) -> web.Response:
-        data = [public(b) for b in reversed(self.batches.values())]  # newest first, as OpenAI lists them
+        # newest first, as OpenAI lists them, less those the listing lags behind
+        data = [public(b) for b in reversed(self.batches.values()) if not self.unlisted[b["id"]]]
+        self.unlisted -= Counter(set(self.unlisted))  # one listing fewer to be left out of (Counter drops zeros)
         return web.json_response({"object": "list", "data": data, "has_more": False,
                                   "first_id": data[0]["id"] if data else None,
                                   "last_id": data[-1]["id"] if data else None})
@@ -131,7 +152,7 @@ class BatchServer:
 
     async def _run(self, batch: dict[str, Any], lines: list[dict[str, Any]], expire: bool) -> None:
         await self.released.wait()
-        batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
+        batch["status"], batch["in_progress_at"] = "in_progress", self.now()
         todo = lines[:len(lines) // 2] if expire else lines
         slots = asyncio.Semaphore(FORWARDED_AT_ONCE)
         answers: list[dict[str, Any]] = []
@@ -147,7 +168,7 @@ class BatchServer:
         batch["output_file_id"] = self._file(jsonl(ok), "output.jsonl")["id"] if ok else None
         batch["error_file_id"] = self._file(jsonl(failed), "errors.jsonl")["id"] if failed else None
         batch["request_counts"] = {"total": len(lines), "completed": len(ok), "failed": len(failed)}
-        batch["status"], batch[f"{end}_at"] = end, int(time.time())
+        batch["status"], batch[f"{end}_at"] = end, self.now()
 
     async def _answer(self, line: dict[str, Any], slots: asyncio.Semaphore, batch: dict[str, Any]) -> dict[str, Any]:
         custom_id = line["custom_id"]
@@ -168,6 +189,7 @@ class BatchServer:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600))
         app = web.Application(client_max_size=256 << 20, middlewares=[self.authorize])
         app.router.add_post("/v1/files", self.upload)
+        app.router.add_get("/v1/files/{id}", self.file)
         app.router.add_get("/v1/files/{id}/content", self.content)
         app.router.add_post("/v1/batches", self.create)
         app.router.add_get("/v1/batches", self.listing)
@@ -206,10 +228,11 @@ def jsonl(records: list[dict[str, Any]]) -> bytes:
 
 
 @contextmanager
-def batch_server(upstream: str, api_key: str | None = None) -> Iterator[tuple[str, BatchServer]]:
+def batch_server(upstream: str, api_key: str | None = None,
+                 clock_offset: int = 0) -> Iterator[tuple[str, BatchServer]]:
     """Run the server on its own event-loop thread; yield its base_url and the server (its counts,
     faults, hold and release)."""
-    server = BatchServer(upstream, api_key)
+    server = BatchServer(upstream, api_key, clock_offset)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

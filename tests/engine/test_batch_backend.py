@@ -151,6 +151,46 @@ def test_killed_between_upload_and_create_finds_the_batch_by_its_file(vllm_serve
     assert [b.status for b in load_state(tmp_path)] == ["completed"] and not load_state(tmp_path)[0].keys
 
 
+def test_a_listing_that_lags_behind_a_lost_create_is_waited_for_not_created_again(vllm_server, tmp_path):
+    with batch_server(vllm_server) as (url, server), open_engine(batch_settings(url), tmp_path) as engine:
+        server.drop_creates = 1  # the batch is created, the client never hears of it,
+        server.list_lag = 2  # and the next two listings do not show it yet
+        results = list(engine.generate(chat(4)))
+    assert server.created == 1 and all(r.ok for r in results) and len(results) == 4
+    assert sorted(server.forwarded.values()) == [1] * 4
+
+
+def test_a_local_clock_ten_minutes_ahead_of_the_provider_creates_nothing_twice(vllm_server, tmp_path):
+    """The look-up of a batch whose creation is in doubt is bounded by the provider's clock only."""
+    with batch_server(vllm_server, clock_offset=-600) as (url, server):  # every created_at 10 min behind ours
+        settings = batch_settings(url, max_requests_per_file=2)
+        with open_engine(settings, tmp_path) as engine:
+            server.drop_creates = 1  # the first of three batches is created, its answer lost
+            first = texts(engine.generate(chat(6)))
+        assert server.created == 3
+        # as a run killed after creating its first two batches but before recording them (the first one
+        # recorded by an older version, without its file's time), its answers never committed; the third,
+        # newer batch is recorded and lists before them
+        state = json.loads(state_path(tmp_path).read_text())
+        for entry in state["batches"]:
+            entry["keys"] = [json.loads(line)["custom_id"] for line in server.files[entry["file_id"]].splitlines()]
+        for entry in state["batches"][:2]:
+            entry.update(batch_id=None, status="uploaded")
+        state["batches"][0].pop("file_created", None)
+        write_json(state_path(tmp_path), state)
+        for path in (tmp_path / "cache").glob("engine.sqlite*"):
+            path.unlink()
+        with open_engine(settings, tmp_path) as engine:
+            assert texts(engine.generate(chat(6))) == first
+            assert engine.usage.cached == 0
+    assert server.created == 3 and sorted(server.forwarded.values()) == [1] * 6
+    batches = load_state(tmp_path)
+    assert [b.status for b in batches] == ["completed"] * 3 and not any(b.keys for b in batches)
+    # the provider's time of each file is recorded; the one an older state lacked was asked of the provider
+    assert all(b.file_created == server.file_records[b.file_id]["created_at"] for b in batches)
+    assert all(b.file_created < b.created - 500 for b in batches)  # the two clocks 10 minutes apart
+
+
 def start_run(run_dir: Path, base_url: str, out: Path, secret: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tests.engine.test_batch_backend", str(run_dir), base_url,
                              str(out)], cwd=ROOT, env=dict(os.environ, **{KEY_ENV: secret}),

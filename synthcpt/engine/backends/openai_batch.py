@@ -5,7 +5,9 @@ completion window. The same request body as the online `openai` backend, under t
 
 Never paying twice: every file and batch is recorded in `run_dir/cache/batches.json` before its upload
 or submission and again as soon as the call returns, so a run killed at any point and rerun picks up
-its batches (polling, downloading) instead of sending their requests again.
+its batches (polling, downloading) instead of sending their requests again. A batch whose creation is
+in doubt is looked up by its input file, bounded by the provider's own timestamps only (see
+PROVIDER_SLACK and LOOKUP_WAITS), before it could be created a second time.
 """
 
 from __future__ import annotations
@@ -49,9 +51,21 @@ UNANSWERED_CODES = ("batch_expired", "batch_cancelled")
 # A request is sent in at most this many batches per run before it fails (a batch that fails validation
 # would otherwise be resubmitted forever).
 MAX_BATCH_ATTEMPTS = 3
-# How far before its record a batch may have been created on the provider's clock (clock skew), when a
-# batch submitted by a killed run is looked up by its input file.
-CLOCK_SKEW = 300
+# A batch whose creation is in doubt (its create call lost its answer, or a run was killed between upload
+# and create) is looked up in the provider's newest-first list by its input file. Only the provider's
+# clock bounds that scan: a batch cannot be created before its input file was uploaded, so the scan stops
+# at batches created before the file's `created_at` (less this slack, in case the provider's Files and
+# Batches services disagree by a few seconds: reading a few more entries is cheap, a miss bills twice).
+# The local clock plays no part: ahead of or behind the provider's by any amount, it changes nothing.
+PROVIDER_SLACK = 60
+# A listing may lag behind a create (eventual consistency): right after a create whose answer was lost,
+# the batch it made may not be listed yet. Creating again at the first miss would then bill the batch
+# twice, while waiting for a batch that was never created only delays its requests (answered within a
+# day anyway). So a miss is taken as final only after looking again with these waits (seconds, about a
+# minute in all); only then is the batch created (again). Lags beyond that cannot be told apart from a
+# create that never arrived without an idempotency key, which the Batches API does not offer. A refusal
+# (429) is certain not to have created anything: it is retried without looking.
+LOOKUP_WAITS = (1, 2, 4, 8, 16, 32)
 MAX_BACKOFF = 60.0
 
 
@@ -82,8 +96,9 @@ class Batch:
     url: str
     keys: list[str]
     requests: int
-    created: float
+    created: float  # the local clock at record time: shown by `synthcpt status`, never compared with the provider's
     file_id: str | None = None
+    file_created: int | None = None  # the uploaded file's created_at, on the provider's clock (absent in older states)
     batch_id: str | None = None
     status: str = "uploading"
     answered: int = 0
@@ -260,7 +275,7 @@ class OpenAIBatchBackend:
         """Settle the records a killed run left between two calls. A file recorded as uploading may or
         may not have reached the provider: an unused upload costs nothing, so its requests are sent
         again. A batch whose file was uploaded may have been created: it is looked up by its input file
-        before anything could create it a second time."""
+        (patiently, see LOOKUP_WAITS) before anything could create it a second time."""
         for batch in [b for b in self.batches if b.file_id is None]:
             self._forget(batch)
         for batch in [b for b in self.batches if b.file_id and b.batch_id is None]:
@@ -270,15 +285,41 @@ class OpenAIBatchBackend:
         self._save()
 
     def _find_batch(self, batch: Batch) -> Any:
+        """The provider's batch of this record's input file, or None when it has none: looked up again
+        after each of LOOKUP_WAITS before a miss is believed (a listing may lag behind a create)."""
+        since = self._file_created(batch)
+        for wait in (*LOOKUP_WAITS, None):
+            remote = self._look_up(batch.file_id, since)
+            if remote is not None or wait is None:
+                return remote
+            time.sleep(wait)
+        return None
+
+    def _look_up(self, file_id: str | None, since: int | None) -> Any:
+        """One pass over the newest-first list, down to the batches created before the input file was
+        (`since`, the provider's clock), or over all of it when the file's time is unknown."""
         try:
             for remote in self.client.batches.list(limit=100):  # pages on as it is read
-                if remote.input_file_id == batch.file_id:
+                if remote.input_file_id == file_id:
                     return remote
-                if remote.created_at < batch.created - CLOCK_SKEW:  # newest first: older ones predate the file
+                if since is not None and remote.created_at < since - PROVIDER_SLACK:  # created before the file
                     return None
         except openai.APIError as e:
             raise self._error(e) from None
         return None
+
+    def _file_created(self, batch: Batch) -> int | None:
+        """The input file's created_at on the provider's clock: recorded at upload, or asked of the
+        provider for a record without it (an older state file, an upload answer without it). None when
+        the provider cannot tell: the whole list is then read."""
+        if batch.file_created is None:
+            try:
+                batch.file_created = getattr(self.client.files.retrieve(batch.file_id), "created_at", None)
+            except openai.NotFoundError:
+                return None
+            except openai.APIError as e:
+                raise self._error(e) from None
+        return batch.file_created
 
     def _forget(self, batch: Batch) -> None:
         self.batches.remove(batch)
@@ -370,13 +411,15 @@ class OpenAIBatchBackend:
         except openai.APIError as e:
             raise self._error(e) from None
         batch.file_id, batch.status = uploaded.id, "uploaded"
+        batch.file_created = getattr(uploaded, "created_at", None)
         self._save()
         self._create(batch)
 
     def _create(self, batch: Batch) -> None:
         """Create the batch of an uploaded file, once. A call that failed on the way back (dropped
         connection, timeout, 5xx) may have created it, and the client's own retries would create another:
-        so it is made without them, and after a failure looked up by its input file before trying again."""
+        so it is made without them, and after a failure looked up by its input file before trying again
+        (a refusal, 429, created nothing: it is only waited out)."""
         for attempt in range(self.settings.max_retries + 1):
             try:
                 remote = self.once.batches.create(input_file_id=batch.file_id, endpoint=batch.url,
@@ -385,7 +428,7 @@ class OpenAIBatchBackend:
             except openai.APIError as e:
                 if not is_transient(e) or attempt == self.settings.max_retries:
                     raise self._error(e) from None
-                remote = self._find_batch(batch)
+                remote = None if isinstance(e, openai.RateLimitError) else self._find_batch(batch)
                 if remote is None:
                     time.sleep(min(2 ** attempt, MAX_BACKOFF))
                     continue
