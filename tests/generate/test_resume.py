@@ -1,4 +1,9 @@
-"""A generation killed mid-way resumes from the engine's cache and yields the same records."""
+"""A generation killed mid-way resumes from the engine's cache and yields the same records: one run of
+a one-step generator (WRAP) and a two-step one (Active Reading), killed while Active Reading applies
+its strategies, so every kind of step comes back from the cache.
+
+The killed run and the rerun talk to the session's vLLM server through the openai backend: what is
+tested is the stage's resume, not an engine's start (tests/engine/test_kill.py kills an engine)."""
 
 from __future__ import annotations
 
@@ -13,21 +18,30 @@ import time
 import pytest
 
 from synthcpt.s4_generate.records import read_shards
-from tests.generate.conftest import generate_overrides
-from tests.helpers import ROOT
+from tests.helpers import ROOT, STORIES, write_stories
 
 pytestmark = pytest.mark.slow
 
-TARGETS = {"wrap": 600}
+GENERATORS = ("wrap", "active_reading")
+# Short answers; greedy strategy lists (the 135M model runs its first instruction on to max_tokens,
+# which keeps its complete sentences). No budgets: each generator sends every request it has.
+SETTINGS = ["entities.extractor=spacy", "generate.mix.min_tokens=8", "generate.wrap.max_tokens=48",
+            "generate.active_reading.strategies=2", "generate.active_reading.strategies_temperature=0.0",
+            "generate.active_reading.strategies_max_tokens=200", "generate.active_reading.max_tokens=96"]
+# The steps whose responses the kill waits for: WRAP done, the lists written, an application answered.
+APPLY_STEP = "generate: active_reading"
 
 
-def cached_responses(run_dir) -> int:
+def cached_responses(run_dir, step: str | None = None) -> int:
+    """Responses in the run's engine cache (of one engine step, if given)."""
     path = run_dir / "cache" / "engine.sqlite"
     if not path.is_file():
         return 0
+    query, args = ("SELECT count(*) FROM responses", ()) if step is None else (
+        "SELECT count(*) FROM responses WHERE description = ?", (step,))
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM responses").fetchone()[0]
+            return db.execute(query, args).fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
 
@@ -38,9 +52,9 @@ def run_stage(config, stages, force=()):
     Runner(config, reporter=lambda _: None).execute(stages, force=set(force))
 
 
-def generate_until_killed(overrides: list[str], run_dir, log, answered: int) -> int:
+def generate_until_killed(overrides: list[str], run_dir, log, step: str) -> int:
     """`synthcpt generate` in a subprocess, killed (SIGKILL, its whole group) once the engine's cache
-    holds `answered` responses; returns how many it holds after the kill."""
+    holds a response of `step`; returns how many responses the cache holds after the kill."""
     command = [sys.executable, "-c", "from synthcpt.cli import main; main()", "generate",
                *[arg for o in overrides for arg in ("--set", o)]]
     with open(log, "wb") as output:
@@ -48,32 +62,50 @@ def generate_until_killed(overrides: list[str], run_dir, log, answered: int) -> 
                                    start_new_session=True, env=dict(os.environ, TERM="dumb"))
     try:
         deadline = time.monotonic() + 480
-        while cached_responses(run_dir) < answered and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
+        while cached_responses(run_dir, step) < 1 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    before_kill = cached_responses(run_dir)
-    assert before_kill >= answered, f"the killed run answered too few requests:\n{log.read_text()[-3000:]}"
-    return before_kill
+    assert cached_responses(run_dir, step) >= 1, f"the killed run never reached {step}:\n{log.read_text()[-3000:]}"
+    return cached_responses(run_dir)
 
 
-def test_killed_generation_resumes_with_the_same_records(tmp_path, vllm_engine_settings):
+def generator_stats(run_dir) -> dict:
+    return json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]
+
+
+def records(run_dir) -> dict[str, list[dict]]:
+    return {name: read_shards(run_dir / "synthetic" / name) for name in GENERATORS}
+
+
+def test_killed_generation_resumes_with_the_same_records(tmp_path, openai_engine_settings):
     from synthcpt.config import load_config
 
     run_dir = tmp_path / "run"
-    overrides = generate_overrides(run_dir, TARGETS, engine=vllm_engine_settings)
+    engine = openai_engine_settings
+    overrides = [f"run.dir={run_dir}", f"ingest.inputs=[{write_stories(tmp_path / 'stories')}]",
+                 f"generate.generators=[{', '.join(GENERATORS)}]", *SETTINGS,
+                 f"engine.backend={engine.backend}", f"engine.model={engine.model}",
+                 f"engine.openai.base_url={engine.openai.base_url}", f"engine.openai.concurrency={engine.openai.concurrency}",
+                 f"engine.openai.timeout={engine.openai.timeout}"]
     config = load_config(None, overrides)
+    assert config.engine.model_dump() == engine.model_dump()
     run_stage(config, ["ingest", "entities", "graph"])
-    before_kill = generate_until_killed(overrides, run_dir, tmp_path / "killed.log", answered=3)
+    before_kill = generate_until_killed(overrides, run_dir, tmp_path / "killed.log", APPLY_STEP)
 
     run_stage(config, ["generate"])
-    stats = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["wrap"]
-    assert stats["cached"] >= min(before_kill, stats["requests"]) > 0  # the killed run's work was reused
-    resumed = read_shards(run_dir / "synthetic" / "wrap")
-    assert sum(r["n_tokens"] for r in resumed) >= TARGETS["wrap"]
+    stats = generator_stats(run_dir)
+    # WRAP finished before the kill: all of it from the cache; the strategy lists too (one per story),
+    # so Active Reading asks for the same applications, and those answered before the kill are reused.
+    assert stats["wrap"]["cached"] == stats["wrap"]["requests"] > 0
+    lists = len(STORIES)
+    assert stats["active_reading"]["cached"] >= before_kill - stats["wrap"]["requests"] - lists >= 1
+    resumed = records(run_dir)
+    assert all(resumed.values()), {name: stats[name]["rejected"] for name in GENERATORS}
 
     run_stage(config, ["generate"], force=["generate"])
-    again = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["wrap"]
-    assert again["cached"] == again["requests"]  # nothing new generated
-    assert read_shards(run_dir / "synthetic" / "wrap") == resumed
+    again = generator_stats(run_dir)
+    assert all(again[name]["cached"] == again[name]["requests"] for name in GENERATORS)  # nothing new generated
+    assert cached_responses(run_dir) == lists + sum(again[name]["requests"] for name in GENERATORS)
+    assert records(run_dir) == resumed

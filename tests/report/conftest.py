@@ -7,6 +7,7 @@ stats); their coverage of the graph is computed by the real coverage code."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -145,7 +146,15 @@ def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Pat
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
+    return find_chromium()
+
+
+def find_chromium() -> str:
+    """The headless browser's path; without one, the test skips, or fails on CI."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
+        # On CI (.ci/run installs it) a missing browser is a failure: a skip there would read as a pass.
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed on CI (.ci/run installs it with apt-get)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return found

@@ -10,6 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from synthcpt.atomic import read_records
 from synthcpt.s7_report import ReportSettings
 from synthcpt.s7_report.build import build_report
@@ -193,3 +195,15 @@ def test_cli_rebuilds_from_the_run_folder(full_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert 'id="evaluation-table"' in (full_run / "report.html").read_text()
     assert_one_line_error(synthcpt("report", str(tmp_path / "nowhere")), "not a run folder")
+
+
+def test_a_missing_chromium_fails_on_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    from tests.report.conftest import find_chromium
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser on it
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium is not installed on CI"):
+        find_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        find_chromium()
