@@ -9,7 +9,7 @@ run on the same machine with the same model, prompts and settings:
 4. `openai` backend vs the reference pattern, one blocking request at a time (speedup);
 5. peak Python memory of a run streamed through the engine at two sizes (their ratio; flat is 1).
 
-    python bench/engine.py --quick    # a few minutes on 2 CPU cores
+    python bench/engine.py --quick    # the openai comparisons and memory only: about 4 minutes on 2 CPU cores
     python bench/engine.py            # the full figures (16 documents of ~1,850 tokens; ~40 minutes on CPU)
     python bench/engine.py --dry-run  # every comparison's settings and requests, no model, no server
 
@@ -30,7 +30,7 @@ import tempfile
 import time
 import tracemalloc
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,12 +64,19 @@ class Size:
     memory_sizes: tuple[int, int]
     rounds: int
     server_rounds: int
+    # Quick mode skips the in-process vLLM comparisons: their two model loads and the shuffled EntiGraph
+    # run took most of its 9 minutes on an idle machine, past 15 on a busy one, so it no longer caught a
+    # slower openai backend in CI. What it keeps needs one server and no in-process model.
+    in_process: bool = True
 
 
 # EntiGraph sends dozens of prompts per document; 12 keeps the shuffled run affordable on 2 cores. The
-# KV cache holds fewer documents than the workload (about 1.5 of 5 quick, 6 of 16 full).
-QUICK = Size(96, 48, 5, 12, 1500, 0.1, 2048, 64, 12, (10_000, 50_000), 2, 2)
+# KV cache holds fewer documents than the full workload (about 6 of 16).
+# The openai comparison alternates short rounds (ABBA...): on a shared 2-core machine the load drifts
+# within a minute, and a few long rounds leave one side the busier minutes.
 FULL = Size(512, 64, 16, 12, 1850, 0.5, 4096, 256, 32, (50_000, 500_000), 2, 4)
+QUICK = replace(FULL, server_requests=32, sequential_requests=12, memory_sizes=(10_000, 50_000), server_rounds=6,
+                in_process=False)
 
 
 def log(message: str) -> None:
@@ -89,15 +96,14 @@ def chat_requests(n: int, max_tokens: int, offset: int) -> list[Request]:
             for i in range(n)]
 
 
-def engine_rate(settings, requests: list[Request], run_dir: Path) -> tuple[float, float]:
-    """(completion tokens/s, seconds) of one run through the engine with an empty response cache."""
+def engine_run(settings, requests: list[Request], run_dir: Path) -> tuple[int, float]:
+    """(completion tokens, seconds) of one run through the engine with an empty response cache."""
     start = time.perf_counter()
     with open_engine(settings, run_dir) as engine:
         for result in engine.generate(requests, description="bench"):
             assert result.ok, result.error
         tokens = engine.usage.completion_tokens
-    seconds = time.perf_counter() - start
-    return tokens / seconds, seconds
+    return tokens, time.perf_counter() - start
 
 
 def bench_vllm_overhead(size: Size, tmp: Path, dry_run: bool = False) -> dict:
@@ -123,9 +129,9 @@ def bench_vllm_overhead(size: Size, tmp: Path, dry_run: bool = False) -> dict:
                 raw_seconds += time.perf_counter() - start
                 raw_tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
             else:
-                rate, seconds = engine_rate(settings, requests, tmp / f"overhead{round_}")
+                tokens, seconds = engine_run(settings, requests, tmp / f"overhead{round_}")
                 ours_seconds += seconds
-                ours_tokens += rate * seconds
+                ours_tokens += tokens
         log(f"vllm overhead round {round_}: raw {raw_tokens / raw_seconds:.1f} tok/s, "
             f"synthcpt {ours_tokens / ours_seconds:.1f} tok/s")
     raw_rate, ours_rate = raw_tokens / raw_seconds, ours_tokens / ours_seconds
@@ -179,8 +185,9 @@ def bench_prefix_order(size: Size, tmp: Path, dry_run: bool = False) -> dict:
     return figures
 
 
-async def plain_asyncio(base_url: str, requests: list[Request], concurrency: int) -> float:
-    """The baseline: the openai client in a plain asyncio loop, a semaphore for the concurrency."""
+async def plain_asyncio(base_url: str, requests: list[Request], concurrency: int) -> tuple[int, float]:
+    """The baseline: the openai client in a plain asyncio loop, a semaphore for the concurrency.
+    Returns (completion tokens, seconds)."""
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
@@ -197,7 +204,7 @@ async def plain_asyncio(base_url: str, requests: list[Request], concurrency: int
     start = time.perf_counter()
     tokens = sum(await asyncio.gather(*(one(r) for r in requests)))
     await client.close()
-    return tokens / (time.perf_counter() - start)
+    return tokens, time.perf_counter() - start
 
 
 def sequential(base_url: str, requests: list[Request]) -> float:
@@ -226,7 +233,7 @@ def openai_settings(base_url: str, concurrency: int):
 
 
 def bench_openai(size: Size, tmp: Path, dry_run: bool = False) -> tuple[dict, dict]:
-    concurrency = 16
+    concurrency = 32  # as issue 22's comparison with Curator; 2 CPU cores are saturated from about 16
     warm_up = chat_requests(concurrency, 8, offset=-1000)
     rounds = [chat_requests(size.server_requests, 32, offset=round_ * 10_000) for round_ in range(size.server_rounds)]
     one_by_one = chat_requests(size.sequential_requests, 32, offset=90_000)
@@ -239,19 +246,26 @@ def bench_openai(size: Size, tmp: Path, dry_run: bool = False) -> tuple[dict, di
             local_server(engine_settings()(), free_port(), log=server_log) as base_url:
         settings = openai_settings(base_url, concurrency)
         asyncio.run(plain_asyncio(base_url, warm_up, concurrency))
-        plain_rates, ours_rates = [], []
+        totals = {"plain": [0, 0.0], "synthcpt": [0, 0.0]}  # completion tokens, seconds
         for round_, requests in enumerate(rounds):
             # The same requests for both, the order swapped every round, so drift on the machine cancels out.
             for name in ("plain", "synthcpt") if round_ % 2 == 0 else ("synthcpt", "plain"):
                 if name == "plain":
-                    plain_rates.append(asyncio.run(plain_asyncio(base_url, requests, concurrency)))
+                    tokens, seconds = asyncio.run(plain_asyncio(base_url, requests, concurrency))
                 else:
-                    ours_rates.append(engine_rate(settings, requests, tmp / f"openai{round_}")[0])
-            log(f"openai round {round_}: plain asyncio {plain_rates[-1]:.1f} tok/s, synthcpt {ours_rates[-1]:.1f} tok/s")
+                    tokens, seconds = engine_run(settings, requests, tmp / f"openai{round_}")
+                totals[name][0] += tokens
+                totals[name][1] += seconds
+            log(f"openai round {round_}: plain asyncio {totals['plain'][1]:.1f} s, "
+                f"synthcpt {totals['synthcpt'][1]:.1f} s so far")
         one_at_a_time = sequential(base_url, one_by_one)
         log(f"one blocking request at a time: {one_at_a_time:.1f} tok/s")
-    plain, ours = sum(plain_rates) / len(plain_rates), sum(ours_rates) / len(ours_rates)
+    (plain_tokens, plain_s), (ours_tokens, ours_s) = totals["plain"], totals["synthcpt"]
+    plain, ours = plain_tokens / plain_s, ours_tokens / ours_s
+    # Temperature 0 and the same requests: both sides should generate the same tokens, which the figures show.
     return ({"requests": size.server_requests * size.server_rounds, "concurrency": concurrency,
+             "plain_asyncio_completion_tokens": plain_tokens, "synthcpt_completion_tokens": ours_tokens,
+             "plain_asyncio_s": round(plain_s, 1), "synthcpt_s": round(ours_s, 1),
              "plain_asyncio_tok_s": round(plain, 1), "synthcpt_tok_s": round(ours, 1), "ratio": round(ours / plain, 3)},
             {"sequential_tok_s": round(one_at_a_time, 1), "synthcpt_tok_s": round(ours, 1),
              "speedup": round(ours / one_at_a_time, 1)})
@@ -319,13 +333,15 @@ def main() -> None:
         tmp = Path(folder)
         figures = {"mode": "quick" if size is QUICK else "full"}
         figures["memory"] = bench_memory(size, tmp, args.dry_run)
-        figures["vllm_vs_raw_generate"] = bench_vllm_overhead(size, tmp, args.dry_run)
-        figures["prefix_grouped_vs_shuffled"] = bench_prefix_order(size, tmp, args.dry_run)
+        if size.in_process:
+            figures["vllm_vs_raw_generate"] = bench_vllm_overhead(size, tmp, args.dry_run)
+            figures["prefix_grouped_vs_shuffled"] = bench_prefix_order(size, tmp, args.dry_run)
         figures["openai_vs_plain_asyncio"], figures["openai_vs_one_at_a_time"] = bench_openai(
             size, tmp, args.dry_run)
     if args.dry_run:
         figures.update(dry_run=True, counts={"memory_cached": figures["memory"]["cached"],
-                                             **{f"{name}_requests": figures[name]["requests"] for name in COMPARISONS}})
+                                             **{f"{name}_requests": figures[name]["requests"] for name in COMPARISONS
+                                                if name in figures}})
     print(json.dumps(figures))
 
 
