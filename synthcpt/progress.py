@@ -47,13 +47,11 @@ def set_library_logs(verbose: bool) -> None:
             os.environ[name] = value
         else:
             os.environ.setdefault(name, value)
+    apply_vllm_level()
     if not verbose:
         # PYTHONWARNINGS reaches child processes only; this process read it at startup.
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        # vLLM logs a few lines at import, before it applies VLLM_LOGGING_LEVEL (through Python's
-        # last-resort handler): its logger's level, set now, covers those too.
-        logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())
         # The CLI's imports (datasets) load huggingface_hub before this runs, so it read
         # HF_HUB_DISABLE_PROGRESS_BARS too early; transformers' bars ("Loading weights") follow the hub's.
         from huggingface_hub.utils import disable_progress_bars
@@ -61,10 +59,28 @@ def set_library_logs(verbose: bool) -> None:
         disable_progress_bars()
 
 
+def apply_vllm_level() -> None:
+    """vLLM logs a few warnings while it is imported (Triton without a CPU backend), before it applies
+    VLLM_LOGGING_LEVEL: with no handler yet, Python's last-resort handler prints them. Its logger's level,
+    set before vLLM is imported, filters those too."""
+    level = os.environ.get("VLLM_LOGGING_LEVEL", "").upper()
+    if isinstance(logging.getLevelName(level), int):  # a level's name; vLLM reports a wrong one itself
+        logging.getLogger("vllm").setLevel(level)
+
+
+# vLLM's engine-core and worker processes are spawned: each imports the `synthcpt` script, hence this
+# module, before it imports vLLM, and inherits the level set_library_logs put in the environment. (A parent
+# run as `python -c` has no script to import: its children still print them.) Ray's replicas import this
+# module before vLLM too (synthcpt.engine.backends.ray).
+apply_vllm_level()
+
+
 def progress() -> Progress:
+    # A transient bar shows nothing where the output is not a live terminal (a file, a pipe, TERM=dumb), yet
+    # rich ends it there with an empty line: off there, so stages print compactly.
     return Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                    transient=True)
+                    transient=True, disable=not console.is_interactive)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

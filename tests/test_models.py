@@ -20,7 +20,7 @@ def test_converted_model_loads_and_generates(embedded_model):
     marker = json.loads((embedded_model / models.MARKER).read_text())
     assert marker["source"].endswith(".gguf") and len(marker["source_sha256"]) == 64
     tokenizer = AutoTokenizer.from_pretrained(embedded_model)
-    model = AutoModelForCausalLM.from_pretrained(embedded_model, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(embedded_model, dtype=torch.float32)
     assert model.config.model_type == "llama" and 100e6 < model.num_parameters() < 200e6
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                            add_generation_prompt=True, return_tensors="pt", return_dict=True)

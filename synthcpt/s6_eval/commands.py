@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         from synthcpt.s5_train.replay import read_texts
         from synthcpt.s6_eval.evaluate import RECORD_SCHEMA, evaluate_models, summarise
         from synthcpt.s6_eval.qa import load_qa_file
-        from synthcpt.s6_eval.stage import QUESTIONS_FILE, results_table
+        from synthcpt.s6_eval.stage import QUESTIONS_FILE, results_tables
 
         cfg = load_config(config, set_ or [])
         items = [item for path in qa for item in load_qa_file(path)]
@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
                    "forgetting": {"texts": len(general or []), "perplexity": perplexity}}
         write_records(out / QUESTIONS_FILE, records, RECORD_SCHEMA)
         write_json(out / RESULTS_FILE, results)
-        Console(width=160).print(results_table(results))
+        for table in results_tables(results):
+            Console(width=160).print(table)
 
 
 def _named(models: list[str]) -> list:

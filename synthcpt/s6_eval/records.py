@@ -42,14 +42,16 @@ def question_record(model: str, method: str, item: QAItem, predicted: Iterable[s
 
 def choice_records(name: str, method: str, items: list[QAItem], scores: list[list[float]],
                    multi_sets: set[str]) -> list[dict]:
-    """Records of options scored by log-likelihood: the most likely option(s) against the answers."""
+    """Records of options scored by log-likelihood: the most likely option(s) against the answers; option F1
+    in the sets with several correct options only (with one option chosen and one right, F1 is accuracy)."""
     records = []
     for item, option_scores in zip(items, scores):
         multi = item.qa_set in multi_sets
         predicted = choose(option_scores, item.letters, multi)
-        values = {"acc": float(set(predicted) == set(item.answers)), "f1": set_f1(predicted, item.answers),
-                  "scores": option_scores}
-        if not multi:
+        values = {"acc": float(set(predicted) == set(item.answers)), "scores": option_scores}
+        if multi:
+            values["f1"] = set_f1(predicted, item.answers)
+        else:
             # lm-eval-harness acc_norm: log-likelihood divided by the option's length in characters.
             per_char = [s / max(len(o), 1) for s, o in zip(option_scores, item.options)]
             values["acc_norm"] = float(choose(per_char, item.letters, False)[0] in item.answers)

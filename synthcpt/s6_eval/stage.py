@@ -86,23 +86,51 @@ def run(ctx) -> dict[str, Any]:
     return stats
 
 
-def results_table(results: dict[str, Any]) -> Table:
-    """Each model's scores with their intervals, and the difference to the baseline."""
-    table = Table("model", "method", "metric", "n", "value", f"{results['confidence']:.0%} interval",
-                  f"vs {results['baseline']}", title="closed-book QA")
-    differences = {(c["model"], c["method"], c["metric"]): c for c in results["comparisons"]}
+def results_tables(results: dict[str, Any]) -> list[Table]:
+    """Accuracy, one row per model and method; option F1 the same way where some set has several correct
+    options (elsewhere it is the accuracy again). Each fits 80 columns."""
+    tables = [metric_table(results, "acc", "accuracy", "closed-book QA",
+                           caption=perplexity_caption(results["forgetting"]["perplexity"]))]
+    if any(score["metric"] == "f1" for score in results["scores"]):
+        tables.append(metric_table(results, "f1", "option F1", "closed-book QA, sets with several correct options"))
+    return tables
+
+
+def metric_table(results: dict[str, Any], metric: str, heading: str, title: str, caption: str | None = None
+                 ) -> Table:
+    """One metric per model and method with its interval, and its paired difference to the baseline's."""
+    table = Table("model", "method", "n", heading, f"vs {results['baseline']}",
+                  title=f"{title} ({results['confidence']:.0%} intervals)", caption=caption, caption_justify="left")
+    table.columns[2].justify = "right"
+    differences = {(c["model"], c["method"]): c for c in results["comparisons"] if c["metric"] == metric}
     for score in results["scores"]:
-        low, high = score["ci"]
-        diff = differences.get((score["model"], score["method"], score["metric"]))
-        table.add_row(score["model"], score["method"], score["metric"], str(score["n"]), f"{score['value']:.3f}",
-                      f"[{low:.3f}, {high:.3f}]",
-                      f"{diff['difference']:+.3f} [{diff['ci'][0]:+.3f}, {diff['ci'][1]:+.3f}]" if diff else "")
-    for model, value in results["forgetting"]["perplexity"].items():
-        table.add_row(model, "held-out text", "perplexity", str(value["tokens"]), f"{value['perplexity']:.2f}", "", "")
+        if score["metric"] == metric:
+            difference = differences.get((score["model"], score["method"]))
+            table.add_row(score["model"], score["method"], str(score["n"]),
+                          _with_interval(score["value"], score["ci"], ".2f"),
+                          _with_interval(difference["difference"], difference["ci"], "+.2f") if difference else "")
     return table
+
+
+def _with_interval(value: float, ci: list[float], spec: str) -> str:
+    # Two decimals: every cell of a column has the same width, and the table fits 80 columns.
+    return f"{value:{spec}} [{ci[0]:{spec}}, {ci[1]:{spec}}]"
+
+
+def perplexity_caption(perplexity: dict[str, Any]) -> str | None:
+    """The forgetting check in a line: each model's perplexity on the held-out text, and over how many
+    tokens (once where they are the same: models sharing a tokenizer)."""
+    if not perplexity:
+        return None
+    tokens = {value["tokens"] for value in perplexity.values()}
+    shared = f" ({tokens.pop():,} tokens)" if len(tokens) == 1 else ""
+    return f"perplexity on held-out text{shared}: " + ", ".join(
+        f"{model} {value['perplexity']:.2f}" + ("" if shared else f" ({value['tokens']:,} tokens)")
+        for model, value in perplexity.items())
 
 
 def show(ctx) -> None:
     results = ctx.run.eval_results()
     if results is not None:
-        console.print(results_table(results))
+        for table in results_tables(results):
+            console.print(table)

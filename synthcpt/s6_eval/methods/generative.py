@@ -62,17 +62,19 @@ class Generative:
         with open_engine(engine, cache_root) as generator:
             for result in generator.generate(requests, description=f"{candidate.name}: chain-of-thought"):
                 outputs[result.request.metadata["index"]] = result.texts if result.ok else []
-        return [_record(candidate.name, item, outputs.get(index) or []) for index, item in enumerate(items)]
+        return [_record(candidate.name, item, outputs.get(index) or [], item.qa_set in multi_sets)
+                for index, item in enumerate(items)]
 
 
-def _record(name: str, item, texts: list[str]) -> dict:
+def _record(name: str, item, texts: list[str], multi: bool) -> dict:
+    """The samples' mean accuracy; option F1 in the sets with several correct options only."""
     parsed = [parse_answer(text, item.letters) for text in texts]
     answered = [p for p in parsed if p is not None]
     samples = max(len(texts), 1)
+    f1 = sum(set_f1(p, item.answers) for p in answered) / samples if multi else None
     return question_record(
         name, "generative", item, answered[0] if answered else None,
-        acc=sum(set(p) == set(item.answers) for p in answered) / samples,
-        f1=sum(set_f1(p, item.answers) for p in answered) / samples,
+        acc=sum(set(p) == set(item.answers) for p in answered) / samples, f1=f1,
         unparsed=(samples - len(answered)) / samples, outputs=texts)
 
 
