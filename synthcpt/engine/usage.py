@@ -102,8 +102,10 @@ def live_progress(description: str, total: int | None, usage: Usage) -> Iterator
     columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TextColumn("{task.fields[tokens]}"), TextColumn("{task.fields[rate]}"),
                TextColumn("{task.fields[cost]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    # Few redraws: on a CPU build every cycle taken from vLLM's threads slows generation.
-    with Progress(*columns, console=console, transient=True, refresh_per_second=2) as bar:
+    # Few redraws: on a CPU build every cycle taken from vLLM's threads slows generation. Off where the
+    # output is not a live terminal: rich would end each bar there with an empty line.
+    with Progress(*columns, console=console, transient=True, refresh_per_second=2,
+                  disable=not console.is_interactive) as bar:
         task = bar.add_task(description or "generating", total=total, tokens="", rate="", cost="")
         yield LiveProgress(bar, task, usage)
 

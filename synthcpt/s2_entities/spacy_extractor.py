@@ -54,7 +54,7 @@ def load_pipeline(model: str, noun_phrases: bool):
     try:
         nlp = spacy.load(model)
     except OSError:
-        raise SynthcptError(f"spaCy model '{model}' is not installed (pip install it, or set entities.spacy_model)")
+        raise SynthcptError(f"spaCy model '{model}' is not installed (pip install it, or set entities.spacy.model)")
     wanted = set(NEEDED["ner"]) | (set(NEEDED["noun_phrases"]) if noun_phrases else set())
     missing = wanted - set(nlp.pipe_names)
     if missing:
