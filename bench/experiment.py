@@ -50,14 +50,14 @@ sys.path.insert(0, str(ROOT))
 # Imported here, not where they are called, so that a rename breaks `--dry-run` too.
 from synthcpt.atomic import write_json, write_records, write_text
 from synthcpt.config import load_config
-from synthcpt.pipeline import Runner, StageContext, call, fingerprints, stage_by_name
+from synthcpt.pipeline import Runner, StageContext, fingerprints, stage_by_name
 from synthcpt.progress import console
 from synthcpt.run_folder import RunFolder
-from synthcpt.s5_train.stage import source_files, train_on_files
+from synthcpt.s5_train.training import source_files, train_on_files
 from synthcpt.s6_eval.evaluate import Candidate, evaluate_models
 from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
 from synthcpt.s6_eval.qa import LETTERS, load_run_questions
-from synthcpt.s6_eval.stage import heldout_texts
+from synthcpt.s6_eval.evaluation import heldout_texts
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Paragraph, Preformatted, Section, Table, to_html, to_markdown
 
@@ -451,7 +451,7 @@ def generate_plan(config) -> dict[str, int]:
     """The requests the generate stage would send, per engine step, as `synthcpt plan` counts them
     (the generate stage's plan hook; the stages before it must be complete)."""
     stage = stage_by_name("generate")
-    planned = call(stage.plan, StageContext(config, stage, RunFolder(Path(config.run.dir))))
+    planned = stage.plan(StageContext(config, stage, RunFolder(Path(config.run.dir))))
     return {step: sum(1 for _ in requests) for step, requests in planned.items()}
 
 
@@ -532,7 +532,7 @@ def experiment(args, work: Path) -> None:
     share_of_control(rows)
     sweep = sweep_rows(rows, s)
     run = json.loads((Path(config.run.dir) / "manifest.json").read_text())["stages"]
-    generation = json.loads((Path(config.run.dir) / "synthetic" / "stats.json").read_text())
+    generation = json.loads((Path(config.run.dir) / "generate" / "stats.json").read_text())
     device = device_name()
     meta = {
         "command": "python bench/experiment.py"

@@ -200,7 +200,7 @@ def soak(config: Path, run_dir: Path, log, plan: list[tuple[str, float]]) -> dic
 
 
 def mix_hash(run_dir: Path) -> str:
-    records = read_records(*sorted((run_dir / "synthetic" / "mix").glob("*.parquet")))
+    records = read_records(*sorted((run_dir / "generate" / "mix").glob("*.parquet")))
     lines = (json.dumps(r, sort_keys=True, default=str) for r in sorted(records, key=lambda r: r["id"]))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 

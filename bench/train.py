@@ -40,7 +40,7 @@ import torch
 # Imported here, not where they are called, so that a rename breaks `--dry-run` too.
 from synthcpt.models import prepare
 from synthcpt.progress import console
-from synthcpt.s5_train import TrainSettings
+from synthcpt.s5_train.settings import TrainSettings
 from synthcpt.s5_train.data import Example, PackedData, TokenStream, build_stream
 from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
 from synthcpt.s5_train.replay import read_texts

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno
-import importlib
-import importlib.util
 import inspect
 import json
 import signal
@@ -96,7 +94,8 @@ def run(corpus: CorpusArgument = None, config: ConfigOption = None, set_: SetOpt
         verbose: VerboseOption = False) -> None:
     """Run the pipeline on CORPUS (or the config's ingest.inputs): stages already complete for the same
     inputs and settings are skipped."""
-    from synthcpt.pipeline import StageContext, call, is_main_process, select, stage_by_name, stage_names
+    from synthcpt.pipeline import is_main_process, select, stage_by_name, stage_names
+    from synthcpt.stage import StageContext
 
     runner = _runner(config, set_, preset, corpus, verbose)
     selected = select(stage_names(), start, only)
@@ -108,7 +107,7 @@ def run(corpus: CorpusArgument = None, config: ConfigOption = None, set_: SetOpt
     # The report's line (its path) comes last, as the run's final word.
     for stage in (stage_by_name(n) for n in SUMMARY_STAGES if n in selected):
         if stage.show:
-            call(stage.show, StageContext(runner.config, stage, runner.run))
+            stage.show(StageContext(runner.config, stage, runner.run))
 
 
 # The stage whose command takes the corpus as arguments, like `run` does.
@@ -120,14 +119,14 @@ def _add_stage_command(stage) -> None:
                 preset: PresetOption = None,
                 force: Annotated[bool, typer.Option(help="Rerun even if complete.")] = False,
                 verbose: VerboseOption = False) -> None:
-        from synthcpt.pipeline import StageContext, call
+        from synthcpt.stage import StageContext
 
         runner = _runner(config, set_, preset, corpus, verbose)
         runner.execute([stage.name], force={stage.name} if force else set())
         _release_engines()
         if stage.show:
-            call(stage.show, StageContext(runner.config, stage, runner.run))
-        console.print(f"{stage.name} output: [bold]{runner.run.dir / stage.output_folder}[/bold]")
+            stage.show(StageContext(runner.config, stage, runner.run))
+        console.print(f"{stage.name} output: [bold]{runner.run.folder(stage.name)}[/bold]")
 
     command.__doc__ = f"Run the {stage.name} stage: {stage.help}."
     if stage.name != CORPUS_STAGE:  # later stages read the run folder, not the corpus: no CORPUS argument
@@ -189,18 +188,14 @@ def models_list() -> None:
 
 
 def _register_commands() -> None:
-    """A command per stage, then the extra commands that packages define in a `commands` module
-    (a `register(app)` function), e.g. `synthcpt plan` from the engine."""
-    import pkgutil
+    """A command per stage, then the others (`synthcpt plan`, `serve`, `eval-model`, `report`...)."""
+    from synthcpt.commands import engine, evaluate, report
+    from synthcpt.pipeline import STAGES
 
-    import synthcpt
-    from synthcpt.pipeline import stages
-
-    for stage in stages():
+    for stage in STAGES:
         _add_stage_command(stage)
-    for package in pkgutil.iter_modules(synthcpt.__path__):
-        if package.ispkg and importlib.util.find_spec(f"synthcpt.{package.name}.commands"):
-            importlib.import_module(f"synthcpt.{package.name}.commands").register(app)
+    for commands in (engine, evaluate, report):
+        commands.register(app)
 
 
 _register_commands()

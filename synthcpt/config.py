@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from synthcpt import plugins
 from synthcpt.engine.settings import engine_settings
 from synthcpt.errors import SynthcptError
-from synthcpt.pipeline import RunSettings, stages
+from synthcpt.pipeline import STAGES
+from synthcpt.run_folder import RunSettings
 from synthcpt.section import Section
 
 
 def _stage_sections() -> dict[str, Any]:
     sections = {}
-    for stage in stages():
+    for stage in STAGES:
         settings = stage.settings_class()
         sections[stage.name] = (settings, Field(default_factory=settings, description=stage.help))
     return sections

@@ -1,8 +1,8 @@
-"""The spine: stages discovered in pipeline order, fingerprinted, run, skipped or resumed.
+"""The spine: the stages in pipeline order, fingerprinted, run, skipped or resumed.
 
-A stage is a package `synthcpt/s<N>_<name>/` whose `__init__` defines `STAGE`. Its number gives
-its place in the pipeline, its name the config section and the run subfolder. A stage reads the
-outputs of earlier stages from the run folder and writes its own into `run_dir/<name>/`.
+Each stage is the `STAGE` of its package's `stage.py` (`synthcpt.stage.Stage`): its name is its config
+section, CLI command and run subfolder. A stage reads the outputs of earlier stages from the run folder
+and writes its own into `run_dir/<name>/`.
 
 A stage is complete for a config when its manifest entry holds the fingerprint of its settings,
 the sections it `uses`, its external inputs and the fingerprint of the stage before it: so a
@@ -12,137 +12,37 @@ change to one stage invalidates it and every stage after it.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import pkgutil
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from synthcpt.errors import SynthcptError
 from synthcpt.prompts import prompts_fingerprint
-from synthcpt.run_folder import FOLDERS, RunFolder, RunSettings, is_main_process
+from synthcpt.run_folder import RunFolder, is_main_process
+from synthcpt.s1_ingest.stage import STAGE as INGEST
+from synthcpt.s2_entities.stage import STAGE as ENTITIES
+from synthcpt.s3_graph.stage import STAGE as GRAPH
+from synthcpt.s4_generate.stage import STAGE as GENERATE
+from synthcpt.s5_train.stage import STAGE as TRAIN
+from synthcpt.s6_eval.stage import STAGE as EVAL
+from synthcpt.s7_report.stage import STAGE as REPORT
+from synthcpt.stage import Stage, StageContext
 
-__all__ = ["RunFolder", "RunSettings", "Runner", "Stage", "StageContext", "is_main_process", "stages"]
-
-STAGE_PACKAGE = re.compile(r"^s(\d+)_([a-z]+)$")
-
-
-# A stage's code: a callable, or "module:function", imported only when called so that the CLI,
-# which loads every stage package, starts without importing torch, vLLM or spaCy.
-Hook = Callable[["StageContext"], Any] | str
-
-
-def call(hook: Hook, ctx: StageContext) -> Any:
-    if isinstance(hook, str):
-        module, _, name = hook.partition(":")
-        hook = getattr(importlib.import_module(module), name)
-    return hook(ctx)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    help: str
-    # Its config section: a class, or a function that builds it (a section holding plugins' sections,
-    # rebuilt when a plugin is registered).
-    settings: type[BaseModel] | Callable[[], type[BaseModel]]
-    # Runs the stage and returns its stats for the manifest.
-    run: Hook
-    # Other config sections the stage's output depends on (e.g. "engine").
-    uses: tuple[str, ...] = ()
-    # Fingerprint of what the stage reads from outside the run folder (input files).
-    external_inputs: Callable[[Any], str] | None = None
-    # The prompt files the stage uses for a config (their hashes are part of its fingerprint).
-    prompts: Callable[[Any], list[str]] | None = None
-    # Bump when the stage's output format or logic changes, so old outputs are redone.
-    version: int = 1
-    # Prints a summary of the stage's outputs; the stage's command calls it after running or skipping.
-    show: Hook | None = None
-    # For `synthcpt plan`: the model requests the stage would send, keyed by the engine step
-    # (the description it passes to `engine.generate`); None when the stage calls no model.
-    plan: Hook | None = None
-    # For `synthcpt plan`: what the stage needs besides model requests, as (what, amount) rows (train: its
-    # memory, estimated before anything is loaded).
-    resources: Hook | None = None
-
-    @property
-    def output_folder(self) -> str:
-        return FOLDERS[self.name]
-
-    def settings_class(self) -> type[BaseModel]:
-        settings = self.settings
-        return settings if isinstance(settings, type) else settings()
-
-
-@lru_cache(maxsize=1)
-def stages() -> tuple[Stage, ...]:
-    import synthcpt
-
-    found = []
-    for module in pkgutil.iter_modules(synthcpt.__path__):
-        match = STAGE_PACKAGE.match(module.name)
-        if module.ispkg and match:
-            stage = importlib.import_module(f"synthcpt.{module.name}").STAGE
-            if stage.name != match.group(2):
-                raise RuntimeError(f"stage package {module.name} defines stage {stage.name!r}")
-            found.append((int(match.group(1)), stage))
-    return tuple(stage for _, stage in sorted(found, key=lambda item: item[0]))
+STAGES: tuple[Stage, ...] = (INGEST, ENTITIES, GRAPH, GENERATE, TRAIN, EVAL, REPORT)
 
 
 def stage_names() -> list[str]:
-    return [s.name for s in stages()]
+    return [s.name for s in STAGES]
 
 
 def stage_by_name(name: str) -> Stage:
-    for stage in stages():
+    for stage in STAGES:
         if stage.name == name:
             return stage
     raise SynthcptError(f"unknown stage '{name}' (stages: {', '.join(stage_names())})")
-
-
-@dataclass
-class StageContext:
-    """What a running stage gets: the whole config, its own settings and its folders."""
-
-    config: Any
-    stage: Stage
-    run: RunFolder
-
-    @property
-    def settings(self) -> Any:
-        return getattr(self.config, self.stage.name)
-
-    @property
-    def out(self) -> Path:
-        path = self.run.dir / self.stage.output_folder
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def input(self, stage_name: str) -> Path:
-        """The output folder of an earlier stage, which must be complete."""
-        entry = self.run.manifest["stages"].get(stage_name, {})
-        if entry.get("status") != "complete":
-            raise SynthcptError(f"stage '{self.stage.name}' needs the output of '{stage_name}', which has not run")
-        return self.run.dir / stage_by_name(stage_name).output_folder
-
-
-def files_fingerprint(roots: list[Path | str], salt: str = "") -> str:
-    """Paths, sizes and modification times of the files under `roots` (files or folders): an
-    `external_inputs` fingerprint that changes when an input file does."""
-    digest = hashlib.sha256(salt.encode())
-    for root in map(Path, roots):
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in files:
-            stat = path.stat() if path.exists() else None
-            digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def _digest(data: Any) -> str:
@@ -169,7 +69,7 @@ def fingerprints(config: Any) -> dict[str, str]:
     """Each stage's fingerprint for this config, chained through the stages before it."""
     previous = ""
     result = {}
-    for stage in stages():
+    for stage in STAGES:
         payload = {
             "stage": stage.name,
             "version": stage.version,
@@ -211,7 +111,7 @@ class Runner:
         prints = fingerprints(self.config)
         names = stage_names()
         last = max(names.index(n) for n in selected)
-        for stage in stages()[: last + 1]:
+        for stage in STAGES[: last + 1]:
             fingerprint = prints[stage.name]
             done = self.run.is_complete(stage.name, fingerprint)
             if stage.name not in selected:
@@ -232,7 +132,7 @@ class Runner:
         self.reporter(f"[bold]{stage.name}[/bold]: {stage.help}")
         start = time.perf_counter()
         try:
-            stats = call(stage.run, StageContext(self.config, stage, self.run))
+            stats = stage.run(StageContext(self.config, stage, self.run))
         except KeyboardInterrupt:
             entry.update(status="interrupted", seconds=round(time.perf_counter() - start, 2))
             self.run.save()

@@ -5,14 +5,15 @@
       cache/                           the engine's response cache (engine.sqlite) and usage
       ingest/      documents, chunks and held-out questions (parquet)
       entities/    entities and the LLM's summaries
-      graphs/      the knowledge graph per document
-      synthetic/   one folder of records per generator, mix/, instructions/, stats.json, coverage.json
+      graph/       the knowledge graph
+      generate/    one folder of records per generator, mix/, instructions/, stats.json, coverage.json
       train/       model/ (HF folder), checkpoints/, log.jsonl, stats.json
       eval/        results.json, questions.parquet
       report.html  report.md  and report/, their figures
 
-This module owns those names: a stage writes into its own folder (`StageContext.out`) and reads
-another stage's outputs only through the readers here, never by spelling its folder.
+Each stage's subfolder is named after the stage. This module owns every name in the run folder: a
+stage writes into its own folder (`StageContext.out`) through the names here and reads another stage's
+outputs only through the readers here, never by spelling a path (tests/test_imports.py checks).
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ from synthcpt.manifest import load_or_create
 from synthcpt.manifest import save as save_manifest
 from synthcpt.section import Section
 
-# The subfolder of each stage's outputs.
-FOLDERS = {"ingest": "ingest", "entities": "entities", "graph": "graphs", "generate": "synthetic",
-           "train": "train", "eval": "eval", "report": "report"}
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
 CACHE_FOLDER = "cache"
@@ -53,6 +51,9 @@ GRAPH_JSON_FILE = "graph.json"
 GRAPHML_FILE = "graph.graphml"
 MODEL_FOLDER = "model"
 RESULTS_FILE = "results.json"
+REPORT_HTML_FILE = "report.html"
+REPORT_MD_FILE = "report.md"
+REPORT_FIGURES_FOLDER = "report"
 
 DOCUMENT_SCHEMA: Schema = {
     "doc_id": "string", "title": "string", "text": "string", "source": "string", "metadata": "string",
@@ -142,9 +143,12 @@ class RunFolder:
     def stage_entry(self, name: str) -> dict[str, Any]:
         return self.manifest["stages"].setdefault(name, {"status": "pending"})
 
+    def is_done(self, name: str) -> bool:
+        """The stage has completed (for some config)."""
+        return self.manifest["stages"].get(name, {}).get("status") == "complete"
+
     def is_complete(self, name: str, fingerprint: str) -> bool:
-        entry = self.manifest["stages"].get(name, {})
-        return entry.get("status") == "complete" and entry.get("fingerprint") == fingerprint
+        return self.is_done(name) and self.manifest["stages"][name].get("fingerprint") == fingerprint
 
     def write_config(self, config: Any) -> None:
         write_text(self.dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False,
@@ -153,7 +157,7 @@ class RunFolder:
     # Folders.
 
     def folder(self, stage: str) -> Path:
-        return self.dir / FOLDERS[stage]
+        return self.dir / stage
 
     @property
     def cache(self) -> Path:
@@ -228,6 +232,21 @@ class RunFolder:
 
     def eval_results(self) -> dict[str, Any] | None:
         return read_json(self.folder("eval") / RESULTS_FILE)
+
+    # report
+
+    @property
+    def report_html(self) -> Path:
+        return self.dir / REPORT_HTML_FILE
+
+    @property
+    def report_md(self) -> Path:
+        return self.dir / REPORT_MD_FILE
+
+    @property
+    def report_figures(self) -> Path:
+        """The Markdown report's figures (the HTML report embeds its own)."""
+        return self.dir / REPORT_FIGURES_FOLDER
 
 
 def load_graph(folder: Path):

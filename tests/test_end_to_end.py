@@ -54,8 +54,8 @@ def test_every_stage_completes_with_its_outputs(finished_run):
     assert [d["title"] for d in documents] == ["LOST IN TRANSLATION"]
     entities = read_records(run_dir / "entities" / "entities.parquet")
     assert len(entities) >= 5
-    assert (run_dir / "graphs" / "graph.graphml").is_file()
-    mix = rows(run_dir / "synthetic" / "mix")
+    assert (run_dir / "graph" / "graph.graphml").is_file()
+    mix = rows(run_dir / "generate" / "mix")
     generators = {r["generator"] for r in mix}
     assert "raw" in generators and len(generators - {"raw"}) >= 2, generators
     assert all(r["text"].strip() and r["doc_id"] for r in mix)

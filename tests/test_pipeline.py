@@ -8,7 +8,7 @@ import pytest
 
 from synthcpt.config import load_config
 from synthcpt.errors import SynthcptError
-from synthcpt.pipeline import Runner, fingerprints, select, stage_names, stages
+from synthcpt.pipeline import Runner, fingerprints, select, stage_names, STAGES
 from tests.helpers import assert_one_line_error, synthcpt
 
 
@@ -26,7 +26,7 @@ def ingest_started(tmp_path):
 def test_stages_are_discovered_in_pipeline_order():
     names = stage_names()
     assert names[0] == "ingest" and len(names) == len(set(names))
-    assert [s.name for s in stages()] == names
+    assert [s.name for s in STAGES] == names
 
 
 def test_complete_stage_is_skipped_and_changes_rerun_it(tmp_path, embedded_model):

@@ -149,10 +149,10 @@ def test_a_generator_defined_in_the_test_runs_through_the_stage(headline, tmp_pa
         f"engine.vllm.kv_cache_gb={vllm_engine_settings.vllm.kv_cache_gb}", "entities.extractor=spacy",
         "generate.generators=[headline]", "generate.tokens={headline: 60}", "generate.mix.min_tokens=4"])
     Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force=set())
-    records = read_shards(tmp_path / "run" / "synthetic" / "headline")
+    records = read_shards(tmp_path / "run" / "generate" / "headline")
     assert records and sum(r["n_tokens"] for r in records) >= 60
     assert {r["generator"] for r in records} == {"headline"} and all(r["prompt_file"] == PROMPT for r in records)
-    mix = read_shards(tmp_path / "run" / "synthetic" / "mix")
+    mix = read_shards(tmp_path / "run" / "generate" / "mix")
     assert {r["generator"] for r in mix} == {"headline", "raw"}
 
     # Its prompt is part of the stage's fingerprint: editing it makes generate stale.

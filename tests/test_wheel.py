@@ -84,6 +84,6 @@ def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, openai_engine
     for stage in ("ingest", "entities", "graph", "generate"):
         proc = _run(synthcpt, stage, *args, cwd=work, env=env)
         assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
-    stats = json.loads((work / "run" / "synthetic" / "stats.json").read_text())["generators"]
+    stats = json.loads((work / "run" / "generate" / "stats.json").read_text())["generators"]
     for name in LLM_GENERATORS:
         assert stats[name]["records"] > 0, (name, stats[name])

@@ -52,8 +52,8 @@ def _top(stats: dict) -> Table:
     return top
 
 
-def show(ctx) -> None:
-    folder = ctx.run.dir / ctx.stage.output_folder
+def show_graph(ctx) -> None:
+    folder = ctx.run.folder(ctx.stage.name)
     stats = json.loads((folder / STATS_FILE).read_text(encoding="utf-8"))
     console.print(_summary(stats, folder))
     console.print(_top(stats))

@@ -1,5 +1,4 @@
 """Settings of the generate stage: which generators run, their budgets, and the mix.
-
 Each generator plugin (a module of `synthcpt/s4_generate/generators/`) nests its own section under its
 name (`generate.wrap.temperature`), with defaults from its published method; this section holds what
 they share.

@@ -10,7 +10,7 @@ from rich.table import Table
 from synthcpt.progress import console
 
 
-def show(folder: Path) -> None:
+def show_generated(folder: Path) -> None:
     path = folder / "stats.json"
     if not path.is_file():
         return

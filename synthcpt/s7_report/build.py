@@ -28,7 +28,6 @@ from synthcpt.s7_report.learning import learning
 from synthcpt.s7_report.readers import fields, number, parquet_rows, share, titles, training_log
 from synthcpt.s7_report.synthetic import synthetic
 
-FIGURES_FOLDER = "report"
 # The report's own manifest entry reads "running" while this report is written: it is left out.
 REPORT_STAGE = "report"
 
@@ -169,9 +168,9 @@ SECTIONS: tuple[Callable[[Path, Any], Section | None], ...] = (
 
 def build_report(run_dir: Path, settings) -> dict[str, Any]:
     """Write `report.html` and `report.md` (figures for the Markdown in `report/`) into the run folder."""
-    run_dir = Path(run_dir)
-    sections = [s for s in (build(run_dir, settings) for build in SECTIONS) if s is not None]
-    title = f"synthcpt report: {run_dir.resolve().name}"
-    write_text(run_dir / "report.html", to_html(title, sections))
-    write_text(run_dir / "report.md", to_markdown(title, sections, run_dir / FIGURES_FOLDER, FIGURES_FOLDER))
+    run = RunFolder(Path(run_dir))
+    sections = [s for s in (build(run.dir, settings) for build in SECTIONS) if s is not None]
+    title = f"synthcpt report: {run.dir.resolve().name}"
+    write_text(run.report_html, to_html(title, sections))
+    write_text(run.report_md, to_markdown(title, sections, run.report_figures, run.report_figures.name))
     return {"sections": len(sections), "shown": [s.id for s in sections]}

@@ -21,7 +21,7 @@ from synthcpt.s7_report.document import (
 )
 from synthcpt.s7_report.readers import label, number, parquet_rows, plain, plural, titles
 
-# Folders of synthetic/ that hold the mix or its by-products, not one generator's records.
+# Folders of generate/ that hold the mix or its by-products, not one generator's records.
 NOT_GENERATORS = ("mix", "instructions")
 
 

@@ -272,7 +272,7 @@ def test_generate_stage_through_the_batch_api_then_online_from_the_cache(vllm_se
                   "engine.openai_batch.poll_interval=0.2"]
         config = load_config(None, generate_stage_overrides(run_dir, engine))
         Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force=set())
-    wrap = read_shards(run_dir / "synthetic" / "wrap")
+    wrap = read_shards(run_dir / "generate" / "wrap")
     assert wrap and all(r["text"].strip() and r["model"] == "default" for r in wrap)
     assert server.created >= 1 and server.forwarded and set(server.forwarded.values()) == {1}
     # the same stage online asks the model nothing: every request is in the cache under the same key
@@ -283,7 +283,7 @@ def test_generate_stage_through_the_batch_api_then_online_from_the_cache(vllm_se
         Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"],
                                                         force={"generate"})
     assert proxy.completed == 0
-    assert sorted(r["text"] for r in read_shards(run_dir / "synthetic" / "wrap")) == sorted(r["text"] for r in wrap)
+    assert sorted(r["text"] for r in read_shards(run_dir / "generate" / "wrap")) == sorted(r["text"] for r in wrap)
 
 
 def main(run_dir: Path, base_url: str, out: Path) -> None:

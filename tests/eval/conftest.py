@@ -26,7 +26,7 @@ def demo_items():
 
 @pytest.fixture
 def eval_settings():
-    from synthcpt.s6_eval import eval_settings
+    from synthcpt.s6_eval.settings import eval_settings
 
     return eval_settings()(methods=["loglik"], bootstrap_resamples=200)
 

@@ -43,7 +43,7 @@ def test_accuracy_over_the_answered_questions_and_the_attempt_rate():
 
 @pytest.mark.slow
 def test_embedded_model_through_the_protocol(demo_items, vllm_engine_settings, tmp_path):
-    from synthcpt.s6_eval import eval_settings
+    from synthcpt.s6_eval.settings import eval_settings
     from synthcpt.s6_eval.records import Candidate
     from tests.eval.conftest import score
 

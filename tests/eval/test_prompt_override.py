@@ -26,7 +26,7 @@ def _status_of(proc, stage: str) -> str:
 
 def test_edited_eval_prompt_makes_eval_stale_and_scores_again(tmp_path, embedded_model, demo_corpus):
     from synthcpt.config import load_config
-    from synthcpt.pipeline import RunFolder, Runner, fingerprints, stages
+    from synthcpt.pipeline import RunFolder, Runner, fingerprints, STAGES
 
     run_dir, prompts_dir = tmp_path / "run", tmp_path / "prompts"
     (prompts_dir / "eval").mkdir(parents=True)
@@ -38,7 +38,7 @@ def test_edited_eval_prompt_makes_eval_stale_and_scores_again(tmp_path, embedded
     Runner(config, reporter=lambda _: None).execute(["ingest"], force=set())
     # The stages between ingest and eval are marked done; with no trained model the base model is scored.
     run, prints = RunFolder(run_dir), fingerprints(config)
-    for stage in stages():
+    for stage in STAGES:
         if stage.name not in ("ingest", "eval", "report"):
             run.stage_entry(stage.name).update(status="complete", fingerprint=prints[stage.name])
     run.save()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from synthcpt.atomic import read_records
-from synthcpt.pipeline import call
 from tests.helpers import synthcpt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +27,7 @@ def _eval_context(run_dir: Path, overrides: list[str]):
 
 @pytest.mark.slow
 def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
-    from synthcpt.s6_eval import STAGE
+    from synthcpt.s6_eval.stage import STAGE
 
     run_dir = tmp_path / "run"
     ctx = _eval_context(run_dir, ["eval.methods=[loglik]", "eval.bootstrap_resamples=200",
@@ -36,7 +35,7 @@ def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
     # The trained model of this fixture run is the embedded model itself: both must score the same.
     (run_dir / "train").mkdir()
     (run_dir / "train" / "model").symlink_to(embedded_model, target_is_directory=True)
-    stats = call(STAGE.run, ctx)
+    stats = STAGE.run(ctx)
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     assert stats["questions"] == results["questions"] == 50 and stats["models"] == 2
     assert set(results["models"]) == {"base", "trained"}
@@ -55,10 +54,10 @@ def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
 
     # A rerun reuses the finished parts: the same results, the part files untouched.
     parts = {p: p.stat().st_mtime_ns for p in (run_dir / "eval" / "parts").iterdir()}
-    call(STAGE.run, ctx)
+    STAGE.run(ctx)
     assert json.loads((run_dir / "eval" / "results.json").read_text()) == results
     assert {p: p.stat().st_mtime_ns for p in (run_dir / "eval" / "parts").iterdir()} == parts
-    call(STAGE.show, ctx)
+    STAGE.show(ctx)
     assert "closed-book QA" in capsys.readouterr().err
 
 

@@ -105,7 +105,7 @@ def test_one_record_per_applied_strategy_headed_by_its_document(tmp_path, corpus
     run_dir = tmp_path / "run"
     config = config_of(overrides(run_dir, corpus, vllm_engine_settings))
     run_stage(config, [*BEFORE, "generate"])
-    stats = json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]["active_reading"]
+    stats = json.loads((run_dir / "generate" / "stats.json").read_text())["generators"]["active_reading"]
     usage = json.loads((run_dir / "cache" / "usage.json").read_text())
     assert {"generate: active_reading: strategies", "generate: active_reading"} <= set(usage)
 
@@ -114,7 +114,7 @@ def test_one_record_per_applied_strategy_headed_by_its_document(tmp_path, corpus
     generator.prepare(cached_results(config.engine, run_dir, first))
     applied = list(generator.requests())  # one per strategy the model chose, from the cached lists
     assert applied and stats["requests"] == len(applied)
-    records = read_shards(run_dir / "synthetic" / "active_reading")
+    records = read_shards(run_dir / "generate" / "active_reading")
     assert records, stats["rejected"]
     assert len(records) + sum(n for r, n in stats["rejected"].items() if r != "no_strategies") == len(applied)
     chosen = {(r.metadata["doc_id"], style_of(r.metadata["strategy"])) for r in applied}

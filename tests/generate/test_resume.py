@@ -72,11 +72,11 @@ def generate_until_killed(overrides: list[str], run_dir, log, step: str) -> int:
 
 
 def generator_stats(run_dir) -> dict:
-    return json.loads((run_dir / "synthetic" / "stats.json").read_text())["generators"]
+    return json.loads((run_dir / "generate" / "stats.json").read_text())["generators"]
 
 
 def records(run_dir) -> dict[str, list[dict]]:
-    return {name: read_shards(run_dir / "synthetic" / name) for name in GENERATORS}
+    return {name: read_shards(run_dir / "generate" / name) for name in GENERATORS}
 
 
 def test_killed_generation_resumes_with_the_same_records(tmp_path, openai_engine_settings):

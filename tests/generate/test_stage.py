@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def records(run_dir, folder):
-    return read_shards(run_dir / "synthetic" / folder)
+    return read_shards(run_dir / "generate" / folder)
 
 
 def provenance_hash(prompt_file: str) -> str:
@@ -51,8 +51,8 @@ def test_every_generator_made_records_with_provenance(generated_run):
 
 def test_coverage_of_the_graph_is_measured(generated_run):
     _, run_dir = generated_run
-    coverage = json.loads((run_dir / "synthetic/coverage.json").read_text())
-    stats = json.loads((run_dir / "synthetic/stats.json").read_text())["coverage"]
+    coverage = json.loads((run_dir / "generate/coverage.json").read_text())
+    stats = json.loads((run_dir / "generate/stats.json").read_text())["coverage"]
     for part in ("entigraph", "all"):
         assert 0 < coverage[part]["entity_coverage"] <= 1
         assert stats[part]["entity_coverage"] == coverage[part]["entity_coverage"]
@@ -63,7 +63,7 @@ def test_coverage_of_the_graph_is_measured(generated_run):
 
 def test_budgets_are_met_and_not_exceeded_by_more_than_one_record(generated_run):
     _, run_dir = generated_run
-    stats = json.loads((run_dir / "synthetic/stats.json").read_text())
+    stats = json.loads((run_dir / "generate/stats.json").read_text())
     for generator, target in TARGETS.items():
         rows = records(run_dir, generator)
         tokens = sum(r["n_tokens"] for r in rows)
@@ -76,7 +76,7 @@ def test_budgets_are_met_and_not_exceeded_by_more_than_one_record(generated_run)
 def test_mix_holds_raw_and_synthetic_with_stats(generated_run):
     _, run_dir = generated_run
     mix = records(run_dir, "mix")
-    stats = json.loads((run_dir / "synthetic/stats.json").read_text())["mix"]
+    stats = json.loads((run_dir / "generate/stats.json").read_text())["mix"]
     assert stats["records"] == len(mix) and stats["tokens"] == sum(r["n_tokens"] for r in mix)
     assert {r["generator"] for r in mix} == {"raw", *TARGETS}
     assert stats["raw_copies"] >= 1
@@ -84,13 +84,13 @@ def test_mix_holds_raw_and_synthetic_with_stats(generated_run):
     made = sum(len(records(run_dir, g)) for g in TARGETS)
     rejected = sum(stats["rejected"].values())
     assert len(mix) - 3 * stats["raw_copies"] == made - rejected  # every record kept or counted
-    assert datasets.Dataset.from_parquet(str(next((run_dir / "synthetic/mix").glob("*.parquet")))).features == \
+    assert datasets.Dataset.from_parquet(str(next((run_dir / "generate/mix").glob("*.parquet")))).features == \
         features(RECORD_SCHEMA)
 
 
 def test_instruction_pairs_match_kept_bonito_records(generated_run):
     _, run_dir = generated_run
-    files = sorted(str(p) for p in (run_dir / "synthetic/instructions").glob("*.parquet"))
+    files = sorted(str(p) for p in (run_dir / "generate/instructions").glob("*.parquet"))
     pairs = datasets.Dataset.from_parquet(files)
     assert pairs.features == features(INSTRUCTION_SCHEMA)
     kept = {r["id"]: r for r in records(run_dir, "mix") if r["generator"] == "bonito"}

@@ -48,8 +48,8 @@ def test_generate_summary_shows_the_coverage_of_the_graph(spacy_run, tmp_path, c
     from synthcpt.s4_generate.show import show
 
     passages = [{"doc_id": d, "text": "Korvin, the Ruler, Strykalski and Cob Whitley; Madison and Parnell."}
-                for d in json.loads((spacy_run / "graphs" / "graph.json").read_text())["graph"]["documents"]]
-    report = coverage(spacy_run / "graphs", passages)
+                for d in json.loads((spacy_run / "graph" / "graph.json").read_text())["graph"]["documents"]]
+    report = coverage(spacy_run / "graph", passages)
     mix = {"records": 1, "tokens": 10, "synthetic_tokens": 10, "raw_copies": 0, "rejected": {},
            "by_generator": {"entigraph": {"records": 1, "tokens": 10, "rejected": {}}}}
     (tmp_path / "stats.json").write_text(json.dumps({"generators": {}, "mix": mix,

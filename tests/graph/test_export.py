@@ -17,7 +17,7 @@ from tests.helpers import assert_one_line_error, synthcpt
 def test_graph_command_exports_graphml_json_and_drawing(spacy_run, tmp_path):
     proc = synthcpt("graph", "-c", str(spacy_run / "config.yaml"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    graph = load_graph(spacy_run / "graphs")
+    graph = load_graph(spacy_run / "graph")
     exported = tmp_path / "graphs"
     name = spacy_run.name
     assert sorted(p.name for p in exported.iterdir()) == [f"{name}.graphml", f"{name}.json", f"{name}.png"]
@@ -28,14 +28,14 @@ def test_graph_command_exports_graphml_json_and_drawing(spacy_run, tmp_path):
     # The same drawing as the report's (another process may round a pixel differently), and the same
     # bytes on every call in one process (seeded layout).
     drawn = draw_graph(graph)
-    assert drawn == draw_graph(load_graph(spacy_run / "graphs"))
+    assert drawn == draw_graph(load_graph(spacy_run / "graph"))
     difference = matplotlib.image.imread(exported / f"{name}.png") - matplotlib.image.imread(io.BytesIO(drawn))
     assert abs(difference).max() <= 2 / 255
     assert f"{exported / name}.graphml" in (proc.stdout + proc.stderr).replace("\n", "")  # the console writes to stderr
 
 
 def test_drawing_shows_the_most_connected_entities(spacy_run):
-    graph = load_graph(spacy_run / "graphs")
+    graph = load_graph(spacy_run / "graph")
     chosen = top_entities(graph, 5)
     strength = dict(graph.degree(weight="weight"))
     assert len(chosen) == 5 and min(strength[n] for n in chosen) >= max(

@@ -9,7 +9,7 @@ from tests.helpers import synthcpt
 
 
 def test_graph_invariants_on_the_demo_stories(spacy_run):
-    graph = load_graph(spacy_run / "graphs")
+    graph = load_graph(spacy_run / "graph")
     rows = RunFolder(spacy_run).entities()
     assert nx.number_of_selfloops(graph) == 0
     assert set(graph.nodes) == {entity_key(r["entity"]) for r in rows}
@@ -20,15 +20,15 @@ def test_graph_invariants_on_the_demo_stories(spacy_run):
         assert edge["weight"] == sum(edge["documents"].values()) > 0
         for doc_id in edge["documents"]:  # an edge joins entities of the same document
             assert doc_id in graph.nodes[a]["names"] and doc_id in graph.nodes[b]["names"]
-    stats = json.loads((spacy_run / "graphs" / "stats.json").read_text())
+    stats = json.loads((spacy_run / "graph" / "stats.json").read_text())
     assert stats["nodes"] == graph.number_of_nodes() and stats["edges"] == graph.number_of_edges()
     assert sum(stats["degree_histogram"]) == graph.number_of_nodes()
     assert stats["components"] == nx.number_connected_components(graph)
 
 
 def test_graphml_export_reads_back(spacy_run):
-    exported = nx.read_graphml(spacy_run / "graphs" / "graph.graphml")
-    graph = load_graph(spacy_run / "graphs")
+    exported = nx.read_graphml(spacy_run / "graph" / "graph.graphml")
+    graph = load_graph(spacy_run / "graph")
     assert set(exported.nodes) == set(graph.nodes) and exported.number_of_edges() == graph.number_of_edges()
     node = next(iter(graph.nodes))
     assert json.loads(exported.nodes[node]["mentions"]) == graph.nodes[node]["mentions"]
@@ -66,7 +66,7 @@ def test_graph_command_prints_stats_and_top_entities(spacy_run, tmp_path):
     proc = synthcpt("graph", "--config", str(spacy_run / "config.yaml"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stderr + proc.stdout
-    stats = json.loads((spacy_run / "graphs" / "stats.json").read_text())
+    stats = json.loads((spacy_run / "graph" / "stats.json").read_text())
     assert "up to date" in out and "top entities" in out and stats["top_entities"][0]["entity"] in out
     assert f"{stats['edges']:,}" in out
 

@@ -53,7 +53,7 @@ def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
     from synthcpt.s3_graph.draw import top_entities
     from synthcpt.s4_generate.records import make_record
 
-    graph = load_graph(run_dir / "graphs")
+    graph = load_graph(run_dir / "graph")
     relation, medium = load_prompt("entigraph/pairs.md"), load_prompt("wrap/medium.md")
     entigraph = []
     for i, key in enumerate(top_entities(graph, 6)):
@@ -75,7 +75,7 @@ def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
 
 
 def _fixture_stats(records: dict[str, list[dict]]) -> dict:
-    """TEST FIXTURE: synthetic/stats.json in the generate stage's format, counting the fixture records."""
+    """TEST FIXTURE: generate/stats.json in the generate stage's format, counting the fixture records."""
     tokens = {name: sum(r["n_tokens"] for r in rows) for name, rows in records.items()}
     made = {name: {"target_tokens": 2000, "requests": len(rows) + 2, "cached": 0, "waves": 1,
                    "rejected": {"empty": 1, "preamble_only": 1}, "produced_records": len(rows),
@@ -101,12 +101,12 @@ def _write_synthetic(run_dir: Path) -> None:
 
     records = _fixture_records(run_dir)
     for name, rows in records.items():
-        write_shards(run_dir / "synthetic" / name, rows, RECORD_SCHEMA, 100)
+        write_shards(run_dir / "generate" / name, rows, RECORD_SCHEMA, 100)
     every = [r for rows in records.values() for r in rows]
-    write_json(run_dir / "synthetic" / "coverage.json",
-               {"entigraph": coverage(run_dir / "graphs", records["entigraph"]),
-                "all": coverage(run_dir / "graphs", every)})
-    write_json(run_dir / "synthetic" / "stats.json", _fixture_stats(records))
+    write_json(run_dir / "generate" / "coverage.json",
+               {"entigraph": coverage(run_dir / "graph", records["entigraph"]),
+                "all": coverage(run_dir / "graph", every)})
+    write_json(run_dir / "generate" / "stats.json", _fixture_stats(records))
 
 
 def _spread(items: list, count: int) -> list:
@@ -127,7 +127,7 @@ def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Pat
     from synthcpt.pipeline import Runner
     from synthcpt.run_folder import RunFolder
     from synthcpt.s6_eval.qa import load_run_questions
-    from synthcpt.s6_eval.stage import evaluate_run
+    from synthcpt.s6_eval.evaluation import evaluate_run
 
     run_dir = tmp_path_factory.mktemp("report-full") / "run"
     shutil.copytree(ingested_run, run_dir)

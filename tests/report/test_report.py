@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from synthcpt.atomic import read_records
-from synthcpt.s7_report import ReportSettings
+from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.s7_report.build import build_report
 from synthcpt.s7_report.synthetic import rejects
 from tests.helpers import assert_one_line_error, synthcpt
@@ -81,7 +81,7 @@ def test_full_report_sections_and_figures(full_run):
 
 
 def test_rejects_are_counted_per_reason_and_phase(full_run):
-    stats = json.loads((full_run / "synthetic" / "stats.json").read_text())
+    stats = json.loads((full_run / "generate" / "stats.json").read_text())
     counts = rejects(stats)
     for generator, part in stats["generators"].items():
         for reason, n in part["rejected"].items():
@@ -111,11 +111,11 @@ def test_report_stage_is_not_shown_running(full_run):
     """Run as the pipeline's last stage, the report does not list itself (its entry reads "running"
     while it is written)."""
     from synthcpt.config import load_config
-    from synthcpt.pipeline import RunFolder, Runner, fingerprints, stages
+    from synthcpt.pipeline import RunFolder, Runner, fingerprints, STAGES
 
     config = load_config(None, [f"run.dir={full_run}", "report.samples=1"])
     folder, prints = RunFolder(full_run), fingerprints(config)
-    for stage in stages()[:-1]:  # the earlier stages' outputs are in the folder; mark them done for this config
+    for stage in STAGES[:-1]:  # the earlier stages' outputs are in the folder; mark them done for this config
         folder.stage_entry(stage.name).update(status="complete", fingerprint=prints[stage.name])
     folder.save()
     Runner(config, reporter=lambda _: None).execute(["report"], force={"report"})

@@ -15,8 +15,8 @@ def _losses(out) -> list[float]:
 
 @pytest.mark.slow
 def test_compiled_checkpointed_layers_train_like_eager(tmp_path, tiny_llama, tiny_data):
-    from synthcpt.s5_train import TrainSettings
-    from synthcpt.s5_train.stage import train_on_files
+    from synthcpt.s5_train.settings import TrainSettings
+    from synthcpt.s5_train.training import train_on_files
 
     # Four micro-batches per step (accumulation); every second layer recomputed in the backward pass.
     base = {"model": str(tiny_llama), "block_size": 64, "batch_size": 4, "micro_batch_size": 1, "max_steps": 4,

@@ -141,7 +141,7 @@ def test_schedules_warm_up_then_follow_their_shape(schedule):
 def test_generator_selection_trains_on_those_mix_records_only(tmp_path, tokenizer):
     from synthcpt.atomic import write_records
     from synthcpt.config import load_config
-    from synthcpt.s5_train.stage import _examples
+    from synthcpt.s5_train.training import _examples
 
     mix = [{"text": f"{name} text {i}", "generator": name} for i in range(3) for name in ("entigraph", "wrap", "raw")]
     write_records(tmp_path / "part-00000.parquet", mix)

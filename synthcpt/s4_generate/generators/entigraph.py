@@ -114,7 +114,7 @@ class EntiGraph(Generator):
         from synthcpt.s4_generate.relations import sample_relations
 
         if self.corpus.graph_dir is None:
-            raise SynthcptError("entigraph needs the graph stage's output (graphs/)")
+            raise SynthcptError("entigraph needs the graph stage's output (graph/)")
         s = self.settings
         return sample_relations(self.corpus.graph_dir, s.strategy, s.pairs_per_doc, s.triple_share,
                                 s.triples_per_doc, self.ctx.seed, s.max_relations, singles=s.singles)

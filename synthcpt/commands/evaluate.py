@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         from synthcpt.s5_train.replay import read_texts
         from synthcpt.s6_eval.evaluate import RECORD_SCHEMA, evaluate_models, summarise
         from synthcpt.s6_eval.qa import load_qa_file
-        from synthcpt.s6_eval.stage import QUESTIONS_FILE, results_tables
+        from synthcpt.s6_eval.evaluation import QUESTIONS_FILE, results_tables
 
         cfg = load_config(config, set_ or [])
         items = [item for path in qa for item in load_qa_file(path)]

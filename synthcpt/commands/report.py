@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         """Rebuild report.html and report.md of a run from its folder alone (any stages done so far)."""
         from synthcpt.errors import SynthcptError
         from synthcpt.progress import console
+        from synthcpt.run_folder import RunFolder
         from synthcpt.s7_report.build import build_report
 
         folder = run_dir or _configured_run_dir(config, set_ or [])
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
             raise SynthcptError(f"{folder} is not a run folder (no manifest.json)")
         with console.status("building the report"):
             build_report(folder, _report_settings(folder, config, set_ or []))
-        console.print(f"report: [bold]{folder / 'report.html'}[/bold] and {folder / 'report.md'}")
+        console.print(f"report: [bold]{RunFolder(folder).report_html}[/bold] and {RunFolder(folder).report_md}")
 
 
 def _configured_run_dir(config: Path | None, overrides: list[str]) -> Path:
@@ -43,7 +44,7 @@ def _report_settings(folder: Path, config: Path | None, overrides: list[str]):
     import yaml
 
     from synthcpt.config import load_config
-    from synthcpt.s7_report import ReportSettings
+    from synthcpt.s7_report.settings import ReportSettings
 
     if config or overrides:
         return load_config(config, overrides).report

@@ -23,12 +23,13 @@ PresetOption = Annotated[str | None, typer.Option("--preset", "-p", help="Start 
 
 def _planned_steps(config, chosen) -> list:
     """(stage, description, requests) for each chosen stage that declares its model requests."""
-    from synthcpt.pipeline import RunFolder, StageContext, call
+    from synthcpt.run_folder import RunFolder
+    from synthcpt.stage import StageContext
 
     run = RunFolder(Path(config.run.dir))
     found = []
     for stage in (s for s in chosen if s.plan):
-        planned = call(stage.plan, StageContext(config, stage, run))
+        planned = stage.plan(StageContext(config, stage, run))
         found += [(stage.name, step, requests) for step, requests in planned.items()]
     return found
 
@@ -37,12 +38,13 @@ def _resource_tables(config, chosen) -> list[Table]:
     """A (what, amount) table for each chosen stage that plans resources (the train stage's memory)."""
     from rich.table import Table
 
-    from synthcpt.pipeline import RunFolder, StageContext, call
+    from synthcpt.run_folder import RunFolder
+    from synthcpt.stage import StageContext
 
     run, tables = RunFolder(Path(config.run.dir)), []
     for stage in (s for s in chosen if s.resources):
         table = Table("", "estimate", title=f"{stage.name}: memory before loading anything")
-        for what, amount in call(stage.resources, StageContext(config, stage, run)):
+        for what, amount in stage.resources(StageContext(config, stage, run)):
             table.add_row(what, amount)
         tables.append(table)
     return tables
@@ -87,10 +89,10 @@ def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] =
 
     from synthcpt.config import load_config
     from synthcpt.engine.plan import estimate
-    from synthcpt.pipeline import stage_by_name, stages
+    from synthcpt.pipeline import STAGES, stage_by_name
 
     cfg = load_config(config, set_ or [], preset)
-    chosen = [stage_by_name(stage)] if stage else list(stages())
+    chosen = [stage_by_name(stage)] if stage else list(STAGES)
     plans = [(stage_name, estimate(cfg.engine, Path(cfg.run.dir), description, requests))
              for stage_name, description, requests in _planned_steps(cfg, chosen)]
     # Resources are planned for a named stage: the memory plan reads the learner's config, which a plan of

@@ -1,0 +1,37 @@
+"""The entities stage's entry points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthcpt.engine.types import Request
+from synthcpt.plugins import EXTRACTORS
+from synthcpt.s2_entities.settings import entities_settings
+from synthcpt.stage import Stage, StageContext
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    from synthcpt.s2_entities.extract import extract
+
+    return extract(ctx)
+
+
+def plan(ctx: StageContext) -> dict[str, list[Request]]:
+    from synthcpt.s2_entities.extract import planned_requests
+
+    return planned_requests(ctx)
+
+
+def prompts(config: Any) -> list[str]:
+    return EXTRACTORS.get(config.entities.extractor).prompts(config.entities)
+
+
+STAGE = Stage(
+    name="entities",
+    help="find the salient entities of each document (and the LLM's summary) for the EntiGraph graph",
+    settings=entities_settings,
+    run=run,
+    plan=plan,
+    uses=("engine",),
+    prompts=prompts,
+)

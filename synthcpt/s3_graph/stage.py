@@ -1,0 +1,35 @@
+"""The graph stage's entry points: read the documents and their entities, build the graph, save it with
+its stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthcpt.s3_graph.settings import GraphSettings
+from synthcpt.stage import Stage, StageContext
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    from synthcpt.s3_graph.build import build_graph, save_graph
+
+    ctx.input("ingest")
+    ctx.input("entities")
+    documents = [{"doc_id": d.doc_id, "text": d.text} for d in ctx.run.documents()]
+    graph = build_graph(documents, ctx.run.entities(), ctx.settings.window_sentences)
+    stats = save_graph(graph, ctx.out)
+    return {key: value for key, value in stats.items() if isinstance(value, (int, float))}
+
+
+def show(ctx: StageContext) -> None:
+    from synthcpt.s3_graph.show import show_graph
+
+    show_graph(ctx)
+
+
+STAGE = Stage(
+    name="graph",
+    help="build the EntiGraph knowledge graph: entities joined by their co-occurrences, with stats",
+    settings=GraphSettings,
+    run=run,
+    show=show,
+)

@@ -1,0 +1,46 @@
+"""The generate stage's entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from synthcpt.engine.types import Request
+from synthcpt.s4_generate.settings import generate_settings
+from synthcpt.stage import Stage, StageContext
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    from synthcpt.s4_generate.run import generate
+
+    return generate(ctx)
+
+
+def plan(ctx: StageContext) -> dict[str, Iterable[Request]]:
+    from synthcpt.s4_generate.run import planned_requests
+
+    return planned_requests(ctx)
+
+
+def prompts(config: Any) -> list[str]:
+    from synthcpt.s4_generate.run import prompt_files
+
+    return prompt_files(config)
+
+
+def show(ctx: StageContext) -> None:
+    from synthcpt.s4_generate.show import show_generated
+
+    show_generated(ctx.out)
+
+
+STAGE = Stage(
+    name="generate",
+    help="generate synthetic text (EntiGraph, WRAP, reading comprehension, Bonito pairs) and build the mix",
+    settings=generate_settings,
+    run=run,
+    plan=plan,
+    uses=("engine",),
+    prompts=prompts,
+    show=show,
+)
