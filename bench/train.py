@@ -40,11 +40,11 @@ import torch
 # Imported here, not where they are called, so that a rename breaks `--dry-run` too.
 from synthcpt.models import prepare
 from synthcpt.progress import console
-from synthcpt.s5_train.settings import TrainSettings
+from synthcpt.replay import read_texts
 from synthcpt.s5_train.data import Example, PackedData, TokenStream, build_stream
 from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
-from synthcpt.s5_train.replay import read_texts
 from synthcpt.s5_train.runtime import start_runtime
+from synthcpt.s5_train.settings import TrainSettings
 from synthcpt.s5_train.trainer import Trainer, flops_per_token, make_plan
 from synthcpt.s6_eval.loglik import ChoiceRequest, LoglikScorer
 

@@ -47,23 +47,12 @@ def config_model() -> type[BaseModel]:
     return _config_model(plugins.generation())
 
 
-def _moved_to(loc: tuple[Any, ...]) -> str | None:
-    """Where an unknown key of an earlier version went (`Section.moved` of the section holding it)."""
-    model: Any = config_model()
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
-        model = field.annotation if field is not None else None
-    moved = getattr(model, "moved", {}) if isinstance(model, type) and issubclass(model, Section) else {}
-    return moved.get(str(loc[-1]))
-
-
 def _format_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            moved = _moved_to(e["loc"])
-            parts.append(f"unknown setting '{key}': it is now '{moved}'" if moved else f"unknown setting '{key}'")
+            parts.append(f"unknown setting '{key}'")
         else:
             parts.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return "invalid config: " + "; ".join(parts)

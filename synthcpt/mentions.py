@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from synthcpt.s2_entities.normalize import QUOTES
+from synthcpt.entity_names import QUOTES
 
 
 def _alternation(forms: Iterable[str]) -> str:

@@ -6,8 +6,6 @@ cycle through the config, the pipeline or the engine.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import BaseModel, ConfigDict
 
 
@@ -15,7 +13,3 @@ class Section(BaseModel):
     """Unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
-    # Keys that moved to a nested section: old key -> its new dotted place under this section. An old
-    # config then fails with one line that names where the setting went.
-    moved: ClassVar[dict[str, str]] = {}

@@ -8,7 +8,7 @@ import pytest
 
 from synthcpt.config import load_config
 from synthcpt.errors import SynthcptError
-from synthcpt.pipeline import Runner, fingerprints, select, stage_names, STAGES
+from synthcpt.pipeline import STAGES, Runner, fingerprints, select, stage_names
 from tests.helpers import assert_one_line_error, synthcpt
 
 

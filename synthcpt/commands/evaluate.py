@@ -33,11 +33,11 @@ def register(app: typer.Typer) -> None:
 
         from synthcpt.atomic import write_json, write_records
         from synthcpt.config import load_config
+        from synthcpt.replay import read_texts
         from synthcpt.run_folder import RESULTS_FILE
-        from synthcpt.s5_train.replay import read_texts
         from synthcpt.s6_eval.evaluate import RECORD_SCHEMA, evaluate_models, summarise
-        from synthcpt.s6_eval.qa import load_qa_file
         from synthcpt.s6_eval.evaluation import QUESTIONS_FILE, results_tables
+        from synthcpt.s6_eval.qa import load_qa_file
 
         cfg = load_config(config, set_ or [])
         items = [item for path in qa for item in load_qa_file(path)]

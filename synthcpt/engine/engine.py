@@ -24,7 +24,7 @@ def cache_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "cache"
 
 
-def result_of(request: Request, response: Response, cached: bool, prefix_cached_tokens: int = 0) -> Result:
+def result_of(request: Request, response: Response, cached: bool, prefix_cached_tokens: int | None = None) -> Result:
     """A result from a response; for schema requests the texts are parsed, and one that does not
     parse makes the result a parse failure (its texts kept)."""
     result = Result(request, list(response.texts), list(response.finish_reasons), response.prompt_tokens,
@@ -129,7 +129,7 @@ class Engine:
         if done.response is None:
             return Result(request, error=done.error)
         return result_of(request, done.response, cached=shared,
-                         prefix_cached_tokens=0 if shared else done.prefix_cached_tokens)
+                         prefix_cached_tokens=None if shared else done.prefix_cached_tokens)
 
     def close(self) -> None:
         if self.backend is not None:

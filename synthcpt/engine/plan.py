@@ -94,7 +94,7 @@ def estimate(settings: EngineSettings, run_dir: Path, description: str, requests
     plan.seconds = plan.completion_tokens / rate if rate else None
     plan.cost = cost(plan, price_of(settings, batch=False))
     plan.batch_cost = cost(plan, price_of(settings, batch=True))
-    plan.batch = getattr(settings.backend_plugin, "batch_prices", False)
+    plan.batch = settings.backend_plugin.batch_prices
     plan.completion_window = settings.openai_batch.completion_window
     return plan
 

@@ -6,10 +6,9 @@ section per engine backend plugin (`engine.vllm`, `engine.openai`, ...), made fr
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import Field, create_model, model_serializer
+from pydantic import Field, model_serializer
 
 from synthcpt import plugins
 from synthcpt.section import Section
@@ -51,26 +50,15 @@ DEFAULT_PRICES = {
     "gpt-4.1-nano": Price(input=0.1, output=0.4),
 }
 
-# Flat keys of earlier versions, now in a backend's section.
-MOVED = {
-    **{key: f"engine.openai.{key}" for key in
-       ("base_url", "api_key_env", "concurrency", "rpm", "tpm", "timeout", "max_retries")},
-    **{key: f"engine.vllm.{key}" for key in
-       ("dtype", "max_num_seqs", "gpu_memory_utilization", "kv_cache_gb")},
-}
-
-
 class EngineSettings(Section):
     """The generation engine every LLM call goes through."""
-
-    moved: ClassVar[dict[str, str]] = MOVED
 
     model: str = Field(
         "default",
         description="Generator model: 'default' (embedded SmolLM2-135M-Instruct), an HF folder or a hub id; "
                     "for a hosted backend, the model name the server knows.",
     )
-    backend: str = Field("vllm", description="Engine backend (one nested section of settings each).")
+    backend: str = Field("vllm", description="Engine backend: {plugins}.")
     tokenizer: str | None = Field(
         None, description="Tokenizer for exact prompt-token counts (plan, tokens-per-minute limit): an HF folder or "
                           "hub id (unset: the model's own, or a ~4 characters/token estimate when it has none).")
@@ -101,14 +89,6 @@ class EngineSettings(Section):
         return self.model_dump(mode="json", include={"model", "tokenizer", "max_model_len"})
 
 
-@lru_cache(maxsize=4)
-def _engine_settings(generation: int) -> type[EngineSettings]:
-    return create_model("EngineSettings", __base__=EngineSettings, __doc__=EngineSettings.__doc__,
-                        backend=(BACKENDS.choice(), Field("vllm", description=(
-                            "Engine backend: " + "; ".join(f"'{p.name}': {p.summary}" for p in BACKENDS)))),
-                        **BACKENDS.sections())
-
-
 def engine_settings() -> type[EngineSettings]:
     """The engine section's class, with a nested section per registered backend."""
-    return _engine_settings(plugins.generation())
+    return plugins.plugin_section(EngineSettings, BACKENDS, "backend")

@@ -43,7 +43,7 @@ class Result:
     """What came back for a request. `error` is set when the request failed (after retries) or
     when the output of a JSON-schema request does not parse; `parsed` holds the parsed JSON of
     each text for schema requests. `prefix_cached_tokens` counts prompt tokens served from the
-    engine's prefix cache (vLLM backend)."""
+    engine's prefix cache, where the backend measures it (vLLM); None where it cannot tell."""
 
     request: Request
     texts: list[str] = field(default_factory=list)
@@ -54,7 +54,7 @@ class Result:
     error: str | None = None
     cached: bool = False
     parsed: list[Any] | None = None
-    prefix_cached_tokens: int = 0
+    prefix_cached_tokens: int | None = None
 
     @property
     def ok(self) -> bool:

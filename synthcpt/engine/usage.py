@@ -34,13 +34,15 @@ def price_of(settings: EngineSettings, batch: bool | None = None) -> Price:
     selected backend's way, batch for a backend whose plugin declares `batch_prices`)."""
     price = settings.prices.get(settings.model, Price())
     if batch is None:
-        batch = getattr(settings.backend_plugin, "batch_prices", False)
+        batch = settings.backend_plugin.batch_prices
     return price.batch() if batch else price
 
 
 @dataclass
 class Usage:
-    """Totals of a span of work. Tokens and cost count model calls only; cached results are free."""
+    """Totals of a span of work. Tokens and cost count model calls only; cached results are free.
+    `prefix_cached_tokens` is None unless the backend measured it (vLLM, in process or on Ray replicas):
+    a backend that cannot tell (an HTTP server, a provider batch) reports no figure rather than a zero."""
 
     requests: int = 0
     cached: int = 0
@@ -48,7 +50,7 @@ class Usage:
     parse_failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    prefix_cached_tokens: int = 0
+    prefix_cached_tokens: int | None = None
     seconds: float = 0.0
     cost: float = 0.0
 
@@ -64,12 +66,14 @@ class Usage:
             self.parse_failures += 1
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
-        self.prefix_cached_tokens += result.prefix_cached_tokens
+        if result.prefix_cached_tokens is not None:
+            self.prefix_cached_tokens = (self.prefix_cached_tokens or 0) + result.prefix_cached_tokens
         self.cost += (result.prompt_tokens * price.input + result.completion_tokens * price.output) / 1e6
 
     def merge(self, other: Usage) -> None:
         for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            setattr(self, f.name, mine if theirs is None else theirs if mine is None else mine + theirs)
 
     @property
     def tokens_per_second(self) -> float:

@@ -13,6 +13,7 @@ from synthcpt.documents import derive_author, derive_title, document_id, normali
 from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console, track
+from synthcpt.readers import BadInput, Fields, RawDocument, read_path
 from synthcpt.run_folder import (
     CHUNK_SCHEMA,
     CHUNKS_FILE,
@@ -22,7 +23,6 @@ from synthcpt.run_folder import (
     QUESTIONS_FILE,
 )
 from synthcpt.s1_ingest.chunking import chunk_text
-from synthcpt.s1_ingest.readers import BadInput, Fields, RawDocument, read_path
 
 
 class Collector:

@@ -17,12 +17,11 @@ from typing import Any
 import networkx as nx
 
 from synthcpt.atomic import atomic_path, write_json, write_text
+from synthcpt.entity_names import entity_key
 from synthcpt.mentions import MentionMatcher
 from synthcpt.progress import track
-from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE, STATS_FILE, load_graph
-from synthcpt.s2_entities.normalize import entity_key
+from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE, STATS_FILE
 
-JSON_FILE = GRAPH_JSON_FILE
 TOP_ENTITIES = 20
 
 
@@ -114,10 +113,9 @@ def _graphml_ready(graph: nx.Graph) -> nx.Graph:
 def save_graph(graph: nx.Graph, folder: Path) -> dict[str, Any]:
     with atomic_path(folder / GRAPHML_FILE) as tmp:
         nx.write_graphml(_graphml_ready(graph), tmp)
-    write_text(folder / JSON_FILE, json.dumps(nx.node_link_data(graph, edges="edges"), ensure_ascii=False) + "\n")
+    write_text(folder / GRAPH_JSON_FILE, json.dumps(nx.node_link_data(graph, edges="edges"), ensure_ascii=False) + "\n")
     stats = graph_stats(graph)
     write_json(folder / STATS_FILE, stats)
     return stats
 
 
-__all__ = ["GRAPHML_FILE", "JSON_FILE", "STATS_FILE", "build_graph", "load_graph", "save_graph"]

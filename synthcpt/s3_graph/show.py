@@ -12,9 +12,9 @@ from rich.table import Table
 
 from synthcpt.atomic import atomic_path
 from synthcpt.errors import SynthcptError
+from synthcpt.graph_drawing import draw_graph
 from synthcpt.progress import console
-from synthcpt.s3_graph.build import GRAPHML_FILE, JSON_FILE, STATS_FILE, load_graph
-from synthcpt.s3_graph.draw import draw_graph
+from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE, STATS_FILE, load_graph
 
 EXPORT_FOLDER = "graphs"
 SUMMARY_KEYS = ("documents", "nodes", "edges", "entities_per_document", "edges_per_document", "shared_entities",
@@ -27,7 +27,7 @@ def export_graph(graph_dir: Path, export_dir: Path, name: str) -> list[Path]:
         raise SynthcptError(f"cannot export the graph: {export_dir} exists and is not a folder")
     export_dir.mkdir(parents=True, exist_ok=True)
     targets = [export_dir / f"{name}.graphml", export_dir / f"{name}.json", export_dir / f"{name}.png"]
-    for source, target in zip((GRAPHML_FILE, JSON_FILE), targets):
+    for source, target in zip((GRAPHML_FILE, GRAPH_JSON_FILE), targets):
         with atomic_path(target) as tmp:
             shutil.copyfile(graph_dir / source, tmp)
     with atomic_path(targets[2]) as tmp:

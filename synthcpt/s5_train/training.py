@@ -95,8 +95,8 @@ def check_causal_lm(model_path: str) -> None:
 def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[str, Any]:
     """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this."""
     from synthcpt.models import load_tokenizer, resolve
+    from synthcpt.replay import split_replay
     from synthcpt.s5_train.memory import fit_memory
-    from synthcpt.s5_train.replay import split_replay
     from synthcpt.s5_train.trainer import Trainer
 
     runtime = start_runtime()

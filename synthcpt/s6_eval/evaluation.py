@@ -32,7 +32,7 @@ def run_candidates(config, run_dir: Path) -> list[Candidate]:
 
 def heldout_texts(config) -> list[str]:
     """The held-out part of the replay text (the same split the train stage made), or nothing."""
-    from synthcpt.s5_train.replay import split_replay
+    from synthcpt.replay import split_replay
 
     if config.train.replay_path is None or config.train.replay_heldout_share == 0:
         return []

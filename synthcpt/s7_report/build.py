@@ -93,15 +93,15 @@ def _top_entities(stats: dict[str, Any]) -> Table:
 
 
 def graph(run_dir: Path, settings) -> Section | None:
-    from synthcpt.s3_graph.build import JSON_FILE, load_graph
-    from synthcpt.s3_graph.draw import DRAWN_ENTITIES, draw_graph
+    from synthcpt.graph_drawing import DRAWN_ENTITIES, draw_graph
+    from synthcpt.run_folder import GRAPH_JSON_FILE, load_graph
 
     folder = RunFolder(run_dir).folder("graph")
     stats = read_json(folder / "stats.json")
     if not isinstance(stats, dict):
         return None
     blocks: list = [_graph_summary(stats)]
-    if (folder / JSON_FILE).is_file():
+    if (folder / GRAPH_JSON_FILE).is_file():
         blocks.append(Figure("graph", draw_graph(load_graph(folder)), f"The {DRAWN_ENTITIES} most connected "
                              "entities and the edges among them (node size: mentions, edge width: co-occurrences)"))
     blocks.append(_top_entities(stats))

@@ -3,11 +3,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from synthcpt.entity_names import clean_surface, entity_key
 from synthcpt.s2_entities.extract import document_entities
 from synthcpt.s2_entities.normalize import (
     Candidate,
-    clean_surface,
-    entity_key,
     is_junk,
     merge_aliases,
     merge_candidates,

@@ -45,7 +45,7 @@ def test_no_passages_means_zero_coverage(tmp_path):
 def test_generate_summary_shows_the_coverage_of_the_graph(spacy_run, tmp_path, capsys):
     """The coverage generate measured on the real graph is what `synthcpt generate` prints."""
     from synthcpt.s4_generate.run import _overall
-    from synthcpt.s4_generate.show import show
+    from synthcpt.s4_generate.show import show_generated
 
     passages = [{"doc_id": d, "text": "Korvin, the Ruler, Strykalski and Cob Whitley; Madison and Parnell."}
                 for d in json.loads((spacy_run / "graph" / "graph.json").read_text())["graph"]["documents"]]
@@ -54,7 +54,7 @@ def test_generate_summary_shows_the_coverage_of_the_graph(spacy_run, tmp_path, c
            "by_generator": {"entigraph": {"records": 1, "tokens": 10, "rejected": {}}}}
     (tmp_path / "stats.json").write_text(json.dumps({"generators": {}, "mix": mix,
                                                      "coverage": _overall({"entigraph": report})}))
-    show(tmp_path)
+    show_generated(tmp_path)
     captured = capsys.readouterr()
     out = captured.out + captured.err  # the console writes to stderr
     assert "graph coverage (entigraph)" in out

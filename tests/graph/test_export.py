@@ -9,8 +9,8 @@ import json
 import matplotlib.image
 import networkx as nx
 
-from synthcpt.s3_graph.build import load_graph
-from synthcpt.s3_graph.draw import draw_graph, top_entities
+from synthcpt.graph_drawing import draw_graph, top_entities
+from synthcpt.run_folder import load_graph
 from tests.helpers import assert_one_line_error, synthcpt
 
 

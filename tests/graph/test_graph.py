@@ -2,9 +2,9 @@ import json
 
 import networkx as nx
 
-from synthcpt.run_folder import RunFolder
-from synthcpt.s2_entities.normalize import entity_key
-from synthcpt.s3_graph.build import build_graph, load_graph
+from synthcpt.entity_names import entity_key
+from synthcpt.run_folder import RunFolder, load_graph
+from synthcpt.s3_graph.build import build_graph
 from tests.helpers import synthcpt
 
 

@@ -4,7 +4,7 @@ from math import comb
 import pytest
 
 from synthcpt.errors import SynthcptError
-from synthcpt.s3_graph.build import load_graph
+from synthcpt.run_folder import load_graph
 from synthcpt.s4_generate.relations import STRATEGIES, sample_relations, triples_wanted
 
 

@@ -48,9 +48,9 @@ def ingested_run(hostile_corpus, tmp_path_factory) -> Path:
 def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
     """TEST FIXTURE: generate's records in its schema, naming real entities of the real graph, with the
     shipped prompts' names and hashes; one carries scripts, as a corpus copied into it could."""
+    from synthcpt.graph_drawing import top_entities
     from synthcpt.prompts import load_prompt
     from synthcpt.run_folder import load_graph
-    from synthcpt.s3_graph.draw import top_entities
     from synthcpt.s4_generate.records import make_record
 
     graph = load_graph(run_dir / "graph")
@@ -126,8 +126,8 @@ def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Pat
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
     from synthcpt.run_folder import RunFolder
-    from synthcpt.s6_eval.qa import load_run_questions
     from synthcpt.s6_eval.evaluation import evaluate_run
+    from synthcpt.s6_eval.qa import load_run_questions
 
     run_dir = tmp_path_factory.mktemp("report-full") / "run"
     shutil.copytree(ingested_run, run_dir)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from synthcpt.atomic import read_records
-from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.s7_report.build import build_report
+from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.s7_report.synthetic import rejects
 from tests.helpers import assert_one_line_error, synthcpt
 
@@ -111,7 +111,7 @@ def test_report_stage_is_not_shown_running(full_run):
     """Run as the pipeline's last stage, the report does not list itself (its entry reads "running"
     while it is written)."""
     from synthcpt.config import load_config
-    from synthcpt.pipeline import RunFolder, Runner, fingerprints, STAGES
+    from synthcpt.pipeline import STAGES, RunFolder, Runner, fingerprints
 
     config = load_config(None, [f"run.dir={full_run}", "report.samples=1"])
     folder, prints = RunFolder(full_run), fingerprints(config)

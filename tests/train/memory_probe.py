@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 import torch
 
-from synthcpt.s5_train.settings import TrainSettings
 from synthcpt.s5_train.data import PackedData, TokenStream
 from synthcpt.s5_train.memory import Setup, estimate, model_shape, total
 from synthcpt.s5_train.runtime import start_runtime
+from synthcpt.s5_train.settings import TrainSettings
 from synthcpt.s5_train.trainer import Trainer
 
 

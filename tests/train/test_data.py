@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from synthcpt.errors import SynthcptError
+from synthcpt.replay import read_texts, split_replay
 from synthcpt.s5_train.data import (
     IGNORE_INDEX,
     Example,
@@ -16,7 +17,6 @@ from synthcpt.s5_train.data import (
     instruction_examples,
     sequence_order,
 )
-from synthcpt.s5_train.replay import read_texts, split_replay
 from synthcpt.s5_train.schedule import learning_rate
 from tests.fixtures.train import REPLAY_SAMPLE, demo_texts
 
@@ -108,7 +108,7 @@ def test_split_replay_rejects_missing_or_empty_data(tmp_path):
 def test_a_hub_dataset_is_streamed_and_only_its_first_documents_read(tmp_path, monkeypatch):
     """The hub path, on a local folder laid out as a dataset repository (no hub access here)."""
     from synthcpt.atomic import write_records
-    from synthcpt.s5_train.replay import is_local, streamed_texts
+    from synthcpt.replay import is_local, streamed_texts
 
     repo = tmp_path / "general-text"
     write_records(repo / "data" / "train-00000-of-00001.parquet",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthcpt.s5_train.settings import TrainSettings
 from synthcpt.s5_train.memory import GIB, plan_memory, plan_rows, shape_from_config
+from synthcpt.s5_train.settings import TrainSettings
 from tests.fixtures.train import prepare_run
 from tests.helpers import ROOT, assert_one_line_error, synthcpt
 

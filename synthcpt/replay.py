@@ -54,7 +54,7 @@ def read_texts(path: Path) -> list[str]:
     """The distinct documents of a local text dataset (any input ingest reads: .jsonl/.parquet `text`,
     .txt, folders), in order; a repeated document is kept once, so it cannot be both trained on and
     held out."""
-    from synthcpt.s1_ingest.readers import BadInput, Fields, read_path
+    from synthcpt.readers import BadInput, Fields, read_path
 
     path = Path(path)
     if not path.exists():
