@@ -171,7 +171,7 @@ def train_arm(config, name: str, folder: Path) -> dict:
     ctx = StageContext(config, stage_by_name("train"), RunFolder(Path(config.run.dir)))
     chosen = f" / {', '.join(config.train.generators)}" if config.train.generators else ""
     console.print(f"[bold]arm {name}[/bold]: training on {config.train.data}{chosen}")
-    stats = train_on_files(config.train, source_files(ctx), folder, config.run.seed)
+    stats = train_on_files(config.train, source_files(ctx), folder, config.run.seed).model_dump(mode="json")
     write_json(done, {"fingerprint": key, "stats": stats})
     return stats
 
@@ -198,7 +198,7 @@ def train_control(config, items, work: Path) -> dict:
     if done.is_file() and json.loads(done.read_text())["fingerprint"] == key and (folder / "model").is_dir():
         return json.loads(done.read_text())["stats"]
     console.print("[bold]arm control[/bold]: training on the evaluation answers stated as text")
-    stats = train_on_files(config.train, files, folder, config.run.seed)
+    stats = train_on_files(config.train, files, folder, config.run.seed).model_dump(mode="json")
     write_json(done, {"fingerprint": key, "stats": stats})
     return stats
 

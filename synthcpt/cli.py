@@ -142,22 +142,22 @@ def status(config: ConfigOption = None, set_: SetOption = None, preset: PresetOp
     from synthcpt.config import load_config
     from synthcpt.pipeline import fingerprints
     from synthcpt.plugins import BACKENDS
+    from synthcpt.manifest import StageEntry
+    from synthcpt.run_folder import RunFolder
 
     cfg = load_config(config, set_ or [], preset)
-    manifest_path = Path(cfg.run.dir) / "manifest.json"
-    stages = json.loads(manifest_path.read_text())["stages"] if manifest_path.exists() else {}
+    manifest = RunFolder(Path(cfg.run.dir)).stored_manifest()
+    stages = manifest.stages if manifest else {}
     table = Table("stage", "status", "seconds", "stats", title=str(cfg.run.dir))
     for name, fingerprint in fingerprints(cfg).items():
-        entry = stages.get(name, {})
-        state = entry.get("status", "pending")
-        if state == "complete" and entry.get("fingerprint") != fingerprint:
-            state = "stale"
-        stats = {k: v for k, v in (entry.get("stats") or {}).items() if isinstance(v, (int, float))}
-        table.add_row(name, state, str(entry.get("seconds", "")), ", ".join(f"{k}={v}" for k, v in stats.items()))
+        entry = stages.get(name, StageEntry())
+        state = "stale" if entry.status == "complete" and entry.fingerprint != fingerprint else entry.status
+        stats = {k: v for k, v in entry.stats.items() if isinstance(v, (int, float))}
+        table.add_row(name, state, str(entry.seconds or ""), ", ".join(f"{k}={v}" for k, v in stats.items()))
     console.print(table)
     # What a backend keeps in the run folder of its own (a provider batch's submissions).
     for plugin in BACKENDS:
-        found = plugin.status_table(Path(cfg.run.dir)) if hasattr(plugin, "status_table") else None
+        found = plugin.status_table(Path(cfg.run.dir))
         if found is not None:
             console.print(found)
 
@@ -188,7 +188,7 @@ def models_list() -> None:
 
 
 def _register_commands() -> None:
-    """A command per stage, then the others (`synthcpt plan`, `serve`, `eval-model`, `report`...)."""
+    """A command per stage, then the others (`synthcpt plan`, `serve`, `evaluate`, `report`)."""
     from synthcpt.commands import engine, evaluate, report
     from synthcpt.pipeline import STAGES
 

@@ -126,27 +126,22 @@ class Runner:
             self._run_stage(stage, fingerprint)
 
     def _run_stage(self, stage: Stage, fingerprint: str) -> None:
-        entry = self.run.stage_entry(stage.name)
-        entry.update(status="running", fingerprint=fingerprint, started=time.time(), error=None)
-        self.run.save()
+        self.run.update_stage(stage.name, status="running", fingerprint=fingerprint, started=time.time(), error=None)
         self.reporter(f"[bold]{stage.name}[/bold]: {stage.help}")
         start = time.perf_counter()
         try:
             stats = stage.run(StageContext(self.config, stage, self.run))
         except KeyboardInterrupt:
-            entry.update(status="interrupted", seconds=round(time.perf_counter() - start, 2))
-            self.run.save()
+            self.run.update_stage(stage.name, status="interrupted", seconds=round(time.perf_counter() - start, 2))
             raise
         except BaseException as e:
-            entry.update(status="failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__,
-                         seconds=round(time.perf_counter() - start, 2))
-            self.run.save()
+            self.run.update_stage(stage.name, status="failed", seconds=round(time.perf_counter() - start, 2),
+                                  error=str(e).splitlines()[0] if str(e) else type(e).__name__)
             raise
-        entry.update(status="complete", finished=time.time(),
-                     seconds=round(time.perf_counter() - start, 2), stats=stats)
-        self.run.save()
-        self.reporter(f"[green]{stage.name}: done[/green] in {entry['seconds']:.1f} s  {_brief(stats)}")
+        entry = self.run.update_stage(stage.name, status="complete", finished=time.time(),
+                                      seconds=round(time.perf_counter() - start, 2), stats=stats.summary())
+        self.reporter(f"[green]{stage.name}: done[/green] in {entry.seconds:.1f} s  {_brief(entry.stats)}")
 
 
-def _brief(stats: dict[str, Any]) -> str:
-    return "  ".join(f"{k}={v}" for k, v in stats.items() if isinstance(v, (int, float, str)))[:200]
+def _brief(summary: dict[str, int | float | str]) -> str:
+    return "  ".join(f"{k}={v}" for k, v in summary.items())[:200]

@@ -23,16 +23,30 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 
 from synthcpt.atomic import Schema, read_records, write_text
 from synthcpt.errors import SynthcptError
-from synthcpt.manifest import load_or_create
+from synthcpt.manifest import Manifest, StageEntry, load_or_create
+from synthcpt.manifest import read as read_manifest
 from synthcpt.manifest import save as save_manifest
 from synthcpt.section import Section
+from synthcpt.stats import (
+    CorpusCoverage,
+    EntitiesStats,
+    EvalResults,
+    GenerateStats,
+    GraphStats,
+    IngestStats,
+    StageStats,
+    TrainStats,
+)
+
+S = TypeVar("S", bound=StageStats)
+COVERAGE_BY_PART = TypeAdapter(dict[str, CorpusCoverage])
 
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -51,6 +65,7 @@ GRAPH_JSON_FILE = "graph.json"
 GRAPHML_FILE = "graph.graphml"
 MODEL_FOLDER = "model"
 RESULTS_FILE = "results.json"
+TRAINING_LOG_FILE = "log.jsonl"
 REPORT_HTML_FILE = "report.html"
 REPORT_MD_FILE = "report.md"
 REPORT_FIGURES_FOLDER = "report"
@@ -76,8 +91,6 @@ SUMMARY_SCHEMA: Schema = {"doc_id": "string", "summary": "string"}
 
 class RunSettings(Section):
     """Where the run lives and what makes it reproducible."""
-
-    moved: ClassVar[dict[str, str]] = {"prompts_dir": "run.prompts_dir"}
 
     dir: Path = Field(Path("runs/default"), description="Run folder: config, manifest and one subfolder per stage.")
     seed: int = Field(0, description="Seed for every sampling decision of the run.")
@@ -133,26 +146,55 @@ class RunFolder:
     # The manifest.
 
     @cached_property
-    def manifest(self) -> dict[str, Any]:
-        return load_or_create(self.dir)
+    def manifest(self) -> Manifest:
+        return load_or_create(self.manifest_path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / MANIFEST_FILE
+
+    def stored_manifest(self) -> Manifest | None:
+        """The manifest as written, without creating one; None in a folder that is not a run's."""
+        return read_manifest(self.manifest_path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / CONFIG_FILE
 
     def save(self) -> None:
         if is_main_process():
-            save_manifest(self.dir, self.manifest)
+            save_manifest(self.manifest_path, self.manifest)
 
-    def stage_entry(self, name: str) -> dict[str, Any]:
-        return self.manifest["stages"].setdefault(name, {"status": "pending"})
+    def update_stage(self, name: str, **changes: Any) -> StageEntry:
+        """Change a stage's manifest entry and save the manifest."""
+        entry = self.manifest.stages.get(name, StageEntry()).model_copy(update=changes)
+        self.manifest.stages[name] = entry
+        self.save()
+        return entry
 
     def is_done(self, name: str) -> bool:
         """The stage has completed (for some config)."""
-        return self.manifest["stages"].get(name, {}).get("status") == "complete"
+        entry = self.manifest.stages.get(name)
+        return entry is not None and entry.status == "complete"
 
     def is_complete(self, name: str, fingerprint: str) -> bool:
-        return self.is_done(name) and self.manifest["stages"][name].get("fingerprint") == fingerprint
+        return self.is_done(name) and self.manifest.stages[name].fingerprint == fingerprint
 
     def write_config(self, config: Any) -> None:
-        write_text(self.dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False,
+        write_text(self.config_path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False,
                                                           allow_unicode=True))
+
+    # Stats: each stage's, typed (synthcpt.stats), written and read here.
+
+    def stats_path(self, stage: str) -> Path:
+        return self.folder(stage) / (RESULTS_FILE if stage == "eval" else STATS_FILE)
+
+    def write_stats(self, stage: str, stats: StageStats) -> None:
+        write_text(self.stats_path(stage), stats.model_dump_json(indent=2) + "\n")
+
+    def _stats(self, stage: str, model: type[S]) -> S | None:
+        path = self.stats_path(stage)
+        return _read_model(path, TypeAdapter(model)) if path.is_file() else None
 
     # Folders.
 
@@ -171,6 +213,10 @@ class RunFolder:
 
     # ingest
 
+    @property
+    def documents_path(self) -> Path:
+        return self.folder("ingest") / DOCUMENTS_FILE
+
     def documents(self) -> list[Document]:
         return [document_of(row) for row in read_records(self._needed("ingest", DOCUMENTS_FILE, "ingest"))]
 
@@ -180,6 +226,9 @@ class RunFolder:
     def questions(self) -> list[dict[str, Any]]:
         path = self.folder("ingest") / QUESTIONS_FILE
         return read_records(path) if path.is_file() else []
+
+    def ingest_stats(self) -> IngestStats | None:
+        return self._stats("ingest", IngestStats)
 
     # entities
 
@@ -193,7 +242,13 @@ class RunFolder:
         path = self.folder("entities") / SUMMARIES_FILE
         return {row["doc_id"]: row["summary"] for row in read_records(path)} if path.is_file() else {}
 
+    def entities_stats(self) -> EntitiesStats | None:
+        return self._stats("entities", EntitiesStats)
+
     # graph
+
+    def graph_stats(self) -> GraphStats | None:
+        return self._stats("graph", GraphStats)
 
     @property
     def graph_dir(self) -> Path | None:
@@ -213,11 +268,16 @@ class RunFolder:
     def instructions(self) -> Path:
         return self.folder("generate") / INSTRUCTIONS_FOLDER
 
-    def generate_stats(self) -> dict[str, Any] | None:
-        return read_json(self.folder("generate") / STATS_FILE)
+    def generate_stats(self) -> GenerateStats | None:
+        return self._stats("generate", GenerateStats)
 
-    def coverage(self) -> dict[str, Any] | None:
-        return read_json(self.folder("generate") / COVERAGE_FILE)
+    def coverage(self) -> dict[str, CorpusCoverage] | None:
+        """The graph's coverage by the mix: by "all" synthetic text, and by "entigraph" text when there is."""
+        path = self.folder("generate") / COVERAGE_FILE
+        return _read_model(path, COVERAGE_BY_PART) if path.is_file() else None
+
+    def write_coverage(self, coverage: dict[str, CorpusCoverage]) -> None:
+        write_text(self.folder("generate") / COVERAGE_FILE, COVERAGE_BY_PART.dump_json(coverage, indent=2).decode())
 
     # train
 
@@ -225,13 +285,22 @@ class RunFolder:
     def trained_model(self) -> Path:
         return self.folder("train") / MODEL_FOLDER
 
-    def train_stats(self) -> dict[str, Any] | None:
-        return read_json(self.folder("train") / STATS_FILE)
+    @property
+    def training_log(self) -> Path:
+        return self.folder("train") / TRAINING_LOG_FILE
+
+    def train_stats(self) -> TrainStats | None:
+        return self._stats("train", TrainStats)
 
     # eval
 
-    def eval_results(self) -> dict[str, Any] | None:
-        return read_json(self.folder("eval") / RESULTS_FILE)
+    def eval_results(self) -> EvalResults | None:
+        return self._stats("eval", EvalResults)
+
+    @property
+    def eval_records(self) -> Path:
+        """One row per model, method and question."""
+        return self.folder("eval") / QUESTIONS_FILE
 
     # report
 
@@ -255,6 +324,14 @@ def load_graph(folder: Path):
 
     data = json.loads((Path(folder) / GRAPH_JSON_FILE).read_text(encoding="utf-8"))
     return nx.node_link_graph(data, edges="edges")
+
+
+def _read_model(path: Path, adapter: TypeAdapter) -> Any:
+    try:
+        return adapter.validate_json(path.read_bytes())
+    except ValidationError as e:
+        raise SynthcptError(f"{path} does not hold what this version of synthcpt writes ({e.errors()[0]['msg']} at "
+                            f"{'.'.join(map(str, e.errors()[0]['loc']))}): rerun its stage") from None
 
 
 def read_json(path: Path) -> Any:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from synthcpt.errors import SynthcptError
 from synthcpt.run_folder import RunFolder
+from synthcpt.stats import StageStats
 
 StageFunction = Callable[["StageContext"], Any]
 
@@ -30,8 +31,8 @@ class Stage:
     # Its config section: a class, or a function that builds it (a section holding plugins' sections,
     # rebuilt when a plugin is registered).
     settings: type[BaseModel] | Callable[[], type[BaseModel]]
-    # Runs the stage and returns its stats for the manifest.
-    run: StageFunction
+    # Runs the stage and returns its stats (their summary goes into the manifest).
+    run: Callable[[StageContext], StageStats]
     # Other config sections the stage's output depends on (e.g. "engine").
     uses: tuple[str, ...] = ()
     # Fingerprint of what the stage reads from outside the run folder (input files).

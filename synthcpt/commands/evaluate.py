@@ -31,28 +31,14 @@ def register(app: typer.Typer) -> None:
         """Evaluate models on question files (closed book), outside a run; the first model is the baseline."""
         from rich.console import Console
 
-        from synthcpt.atomic import write_json, write_records
         from synthcpt.config import load_config
         from synthcpt.replay import read_texts
-        from synthcpt.run_folder import RESULTS_FILE
-        from synthcpt.s6_eval.evaluate import RECORD_SCHEMA, evaluate_models, summarise
-        from synthcpt.s6_eval.evaluation import QUESTIONS_FILE, results_tables
+        from synthcpt.s6_eval.evaluation import evaluate_candidates, results_tables
         from synthcpt.s6_eval.qa import load_qa_file
 
         cfg = load_config(config, set_ or [])
         items = [item for path in qa for item in load_qa_file(path)]
-        candidates = _named(model)
-        general = read_texts(text) if text else None
-        records, perplexity = evaluate_models(candidates, items, cfg.eval, cfg.engine, out, cfg.run.seed, general,
-                                              prompts_dir=cfg.run.prompts_dir)
-        baseline = candidates[0].name
-        results = {"questions": len(items), "documents": len({i.doc_id for i in items}),
-                   "qa_sets": sorted({i.qa_set for i in items}), "models": {c.name: c.model for c in candidates},
-                   "baseline": baseline, "methods": list(cfg.eval.methods), "confidence": cfg.eval.confidence,
-                   **summarise(records, baseline, cfg.eval, cfg.run.seed),
-                   "forgetting": {"texts": len(general or []), "perplexity": perplexity}}
-        write_records(out / QUESTIONS_FILE, records, RECORD_SCHEMA)
-        write_json(out / RESULTS_FILE, results)
+        results = evaluate_candidates(_named(model), items, cfg, out, read_texts(text) if text else [])
         for table in results_tables(results):
             Console(width=160).print(table)
 

@@ -25,12 +25,12 @@ def register(app: typer.Typer) -> None:
         from synthcpt.run_folder import RunFolder
         from synthcpt.s7_report.build import build_report
 
-        folder = run_dir or _configured_run_dir(config, set_ or [])
-        if not (folder / "manifest.json").is_file():
-            raise SynthcptError(f"{folder} is not a run folder (no manifest.json)")
+        run = RunFolder(run_dir or _configured_run_dir(config, set_ or []))
+        if not run.manifest_path.is_file():
+            raise SynthcptError(f"{run.dir} is not a run folder (no {run.manifest_path.name})")
         with console.status("building the report"):
-            build_report(folder, _report_settings(folder, config, set_ or []))
-        console.print(f"report: [bold]{RunFolder(folder).report_html}[/bold] and {RunFolder(folder).report_md}")
+            build_report(run.dir, _report_settings(run, config, set_ or []))
+        console.print(f"report: [bold]{run.report_html}[/bold] and {run.report_md}")
 
 
 def _configured_run_dir(config: Path | None, overrides: list[str]) -> Path:
@@ -39,8 +39,8 @@ def _configured_run_dir(config: Path | None, overrides: list[str]) -> Path:
     return Path(load_config(config, overrides).run.dir)
 
 
-def _report_settings(folder: Path, config: Path | None, overrides: list[str]):
-    """The report section of the given config, else of the run's own config.yaml, else the defaults."""
+def _report_settings(run, config: Path | None, overrides: list[str]):
+    """The report section of the given config, else of the run's own config, else the defaults."""
     import yaml
 
     from synthcpt.config import load_config
@@ -48,7 +48,7 @@ def _report_settings(folder: Path, config: Path | None, overrides: list[str]):
 
     if config or overrides:
         return load_config(config, overrides).report
-    saved = folder / "config.yaml"
+    saved = run.config_path
     try:
         section = (yaml.safe_load(saved.read_text(encoding="utf-8")) or {}).get("report") if saved.is_file() else None
         return ReportSettings.model_validate(section or {})

@@ -6,9 +6,8 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from synthcpt.atomic import write_json, write_records, write_text
+from synthcpt.atomic import write_records, write_text
 from synthcpt.documents import derive_author, derive_title, document_id, normalise
 from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.errors import SynthcptError
@@ -23,6 +22,8 @@ from synthcpt.run_folder import (
     QUESTIONS_FILE,
 )
 from synthcpt.s1_ingest.chunking import chunk_text
+from synthcpt.stage import StageContext
+from synthcpt.stats import IngestStats
 
 
 class Collector:
@@ -59,7 +60,7 @@ class Collector:
         self.documents.append((raw, text, doc_id))
 
 
-def ingest(ctx) -> dict[str, Any]:
+def ingest(ctx: StageContext) -> IngestStats:
     settings = ctx.settings
     if not settings.inputs:
         raise SynthcptError("ingest.inputs is empty: name the files or folders of the corpus")
@@ -101,18 +102,18 @@ def ingest(ctx) -> dict[str, Any]:
     write_records(out / QUESTIONS_FILE, questions, QUESTION_SCHEMA)
     write_text(out / "skipped.jsonl", "".join(json.dumps({"source": s.source, "reason": s.reason,
                                                           "kind": s.kind}) + "\n" for s in collector.skipped))
-    stats = {
-        "documents": len(documents),
-        "tokens": sum(d["n_tokens"] for d in documents),
-        "chunks": len(chunks),
-        "chunk_tokens": settings.chunk_tokens,
-        "duplicates_dropped": collector.duplicates,
-        "skipped": len(collector.skipped),
-        "skipped_by_reason": dict(Counter(s.kind for s in collector.skipped)),
-        "questions": len(questions),
-        "questions_unparsed": dropped_questions,
-    }
-    write_json(out / "stats.json", stats)
+    stats = IngestStats(
+        documents=len(documents),
+        tokens=sum(d["n_tokens"] for d in documents),
+        chunks=len(chunks),
+        chunk_tokens=settings.chunk_tokens,
+        duplicates_dropped=collector.duplicates,
+        skipped=len(collector.skipped),
+        skipped_by_reason=dict(Counter(s.kind for s in collector.skipped)),
+        questions=len(questions),
+        questions_unparsed=dropped_questions,
+    )
+    ctx.run.write_stats("ingest", stats)
     if collector.skipped:
         console.print(f"[yellow]ingest: skipped {len(collector.skipped)} bad inputs, listed in {out / 'skipped.jsonl'}")
     return stats

@@ -6,9 +6,10 @@ from typing import Any
 
 from synthcpt.s1_ingest.settings import IngestSettings
 from synthcpt.stage import Stage, StageContext, files_fingerprint
+from synthcpt.stats import IngestStats
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> IngestStats:
     from synthcpt.s1_ingest.ingest import ingest
 
     return ingest(ctx)

@@ -8,9 +8,10 @@ from synthcpt.engine.types import Request
 from synthcpt.plugins import EXTRACTORS
 from synthcpt.s2_entities.settings import entities_settings
 from synthcpt.stage import Stage, StageContext
+from synthcpt.stats import EntitiesStats
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> EntitiesStats:
     from synthcpt.s2_entities.extract import extract
 
     return extract(ctx)
@@ -23,7 +24,7 @@ def plan(ctx: StageContext) -> dict[str, list[Request]]:
 
 
 def prompts(config: Any) -> list[str]:
-    return EXTRACTORS.get(config.entities.extractor).prompts(config.entities)
+    return EXTRACTORS.get(config.entities.extractor).prompt_files(config.entities)
 
 
 STAGE = Stage(

@@ -16,11 +16,12 @@ from typing import Any
 
 import networkx as nx
 
-from synthcpt.atomic import atomic_path, write_json, write_text
+from synthcpt.atomic import atomic_path, write_text
 from synthcpt.entity_names import entity_key
 from synthcpt.mentions import MentionMatcher
 from synthcpt.progress import track
-from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE, STATS_FILE
+from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE
+from synthcpt.stats import GraphStats, TopEntity
 
 TOP_ENTITIES = 20
 
@@ -73,7 +74,7 @@ def build_graph(documents: list[dict[str, Any]], entities: list[dict[str, Any]],
     return graph
 
 
-def graph_stats(graph: nx.Graph) -> dict[str, Any]:
+def graph_stats(graph: nx.Graph) -> GraphStats:
     degrees = sorted((d for _, d in graph.degree()), reverse=True)
     components = sorted((len(c) for c in nx.connected_components(graph)), reverse=True)
     documents = graph.graph["documents"]
@@ -81,21 +82,21 @@ def graph_stats(graph: nx.Graph) -> dict[str, Any]:
     edges_per_doc = Counter(doc for _, _, edge in graph.edges(data=True) for doc in edge["documents"])
     strength = dict(graph.degree(weight="weight"))
     top = sorted(graph.nodes, key=lambda n: (-strength[n], -graph.nodes[n]["total_mentions"], n))[:TOP_ENTITIES]
-    return {
-        "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(), "documents": len(documents),
-        "documents_without_entities": sum(1 for d in documents if not per_doc[d]),
-        "entities_per_document": round(sum(per_doc.values()) / max(1, len(documents)), 1),
-        "edges_per_document": round(sum(edges_per_doc.values()) / max(1, len(documents)), 1),
-        "shared_entities": sum(1 for _, node in graph.nodes(data=True) if len(node["documents"]) > 1),
-        "components": len(components), "largest_component": components[0] if components else 0,
-        "isolated_nodes": sum(1 for d in degrees if d == 0),
-        "density": round(nx.density(graph), 4) if graph.number_of_nodes() > 1 else 0.0,
-        "mean_degree": round(sum(degrees) / max(1, len(degrees)), 2), "max_degree": degrees[0] if degrees else 0,
-        "degree_histogram": nx.degree_histogram(graph),
-        "top_entities": [{"entity": graph.nodes[n]["label"], "type": graph.nodes[n]["type"], "degree": graph.degree(n),
-                          "weighted_degree": strength[n], "mentions": graph.nodes[n]["total_mentions"],
-                          "documents": len(graph.nodes[n]["documents"])} for n in top],
-    }
+    return GraphStats(
+        nodes=graph.number_of_nodes(), edges=graph.number_of_edges(), documents=len(documents),
+        documents_without_entities=sum(1 for d in documents if not per_doc[d]),
+        entities_per_document=round(sum(per_doc.values()) / max(1, len(documents)), 1),
+        edges_per_document=round(sum(edges_per_doc.values()) / max(1, len(documents)), 1),
+        shared_entities=sum(1 for _, node in graph.nodes(data=True) if len(node["documents"]) > 1),
+        components=len(components), largest_component=components[0] if components else 0,
+        isolated_nodes=sum(1 for d in degrees if d == 0),
+        density=round(nx.density(graph), 4) if graph.number_of_nodes() > 1 else 0.0,
+        mean_degree=round(sum(degrees) / max(1, len(degrees)), 2), max_degree=degrees[0] if degrees else 0,
+        degree_histogram=nx.degree_histogram(graph),
+        top_entities=[TopEntity(entity=graph.nodes[n]["label"], type=graph.nodes[n]["type"], degree=graph.degree(n),
+                                weighted_degree=strength[n], mentions=graph.nodes[n]["total_mentions"],
+                                documents=len(graph.nodes[n]["documents"])) for n in top],
+    )
 
 
 def _graphml_ready(graph: nx.Graph) -> nx.Graph:
@@ -110,12 +111,10 @@ def _graphml_ready(graph: nx.Graph) -> nx.Graph:
     return copy
 
 
-def save_graph(graph: nx.Graph, folder: Path) -> dict[str, Any]:
+def save_graph(graph: nx.Graph, folder: Path) -> None:
+    """The graph as GraphML (for Gephi and other tools) and as node-link JSON (every attribute kept)."""
     with atomic_path(folder / GRAPHML_FILE) as tmp:
         nx.write_graphml(_graphml_ready(graph), tmp)
     write_text(folder / GRAPH_JSON_FILE, json.dumps(nx.node_link_data(graph, edges="edges"), ensure_ascii=False) + "\n")
-    stats = graph_stats(graph)
-    write_json(folder / STATS_FILE, stats)
-    return stats
 
 

@@ -4,7 +4,6 @@ synthetic data is generate's to show)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,9 @@ from synthcpt.atomic import atomic_path
 from synthcpt.errors import SynthcptError
 from synthcpt.graph_drawing import draw_graph
 from synthcpt.progress import console
-from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE, STATS_FILE, load_graph
+from synthcpt.run_folder import GRAPH_JSON_FILE, GRAPHML_FILE, load_graph
+from synthcpt.stage import StageContext
+from synthcpt.stats import GraphStats
 
 EXPORT_FOLDER = "graphs"
 SUMMARY_KEYS = ("documents", "nodes", "edges", "entities_per_document", "edges_per_document", "shared_entities",
@@ -35,26 +36,28 @@ def export_graph(graph_dir: Path, export_dir: Path, name: str) -> list[Path]:
     return targets
 
 
-def _summary(stats: dict, folder: Path) -> Table:
+def _summary(stats: GraphStats, folder: Path) -> Table:
     summary = Table("graph", "value", title=str(folder))
     for key in SUMMARY_KEYS:
-        summary.add_row(key.replace("_", " "), f"{stats[key]:,}")
-    histogram = stats["degree_histogram"]
+        summary.add_row(key.replace("_", " "), f"{getattr(stats, key):,}")
+    histogram = stats.degree_histogram
     summary.add_row("degree distribution", ", ".join(f"{d}:{n}" for d, n in enumerate(histogram) if n)[:120])
     return summary
 
 
-def _top(stats: dict) -> Table:
+def _top(stats: GraphStats) -> Table:
     top = Table("entity", "type", "degree", "weighted degree", "mentions", "documents", title="top entities")
-    for entity in stats["top_entities"]:
-        top.add_row(entity["entity"], entity["type"], str(entity["degree"]), f"{entity['weighted_degree']:,}",
-                    f"{entity['mentions']:,}", str(entity["documents"]))
+    for entity in stats.top_entities:
+        top.add_row(entity.entity, entity.type, str(entity.degree), f"{entity.weighted_degree:,}",
+                    f"{entity.mentions:,}", str(entity.documents))
     return top
 
 
-def show_graph(ctx) -> None:
+def show_graph(ctx: StageContext) -> None:
     folder = ctx.run.folder(ctx.stage.name)
-    stats = json.loads((folder / STATS_FILE).read_text(encoding="utf-8"))
+    stats = ctx.run.graph_stats()
+    if stats is None:
+        raise SynthcptError(f"no graph in {ctx.run.dir}: run `synthcpt graph` first")
     console.print(_summary(stats, folder))
     console.print(_top(stats))
     # Named after the run folder, so the graphs of several runs sit side by side.

@@ -3,21 +3,22 @@ its stats."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from synthcpt.s3_graph.settings import GraphSettings
 from synthcpt.stage import Stage, StageContext
+from synthcpt.stats import GraphStats
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    from synthcpt.s3_graph.build import build_graph, save_graph
+def run(ctx: StageContext) -> GraphStats:
+    from synthcpt.s3_graph.build import build_graph, graph_stats, save_graph
 
     ctx.input("ingest")
     ctx.input("entities")
     documents = [{"doc_id": d.doc_id, "text": d.text} for d in ctx.run.documents()]
     graph = build_graph(documents, ctx.run.entities(), ctx.settings.window_sentences)
-    stats = save_graph(graph, ctx.out)
-    return {key: value for key, value in stats.items() if isinstance(value, (int, float))}
+    save_graph(graph, ctx.out)
+    stats = graph_stats(graph)
+    ctx.run.write_stats("graph", stats)
+    return stats
 
 
 def show(ctx: StageContext) -> None:

@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from rich.table import Table
 
 from synthcpt.progress import console
+from synthcpt.stats import GenerateStats
 
 
-def show_generated(folder: Path) -> None:
-    path = folder / "stats.json"
-    if not path.is_file():
-        return
-    stats = json.loads(path.read_text())
+def show_generated(stats: GenerateStats) -> None:
     table = Table(title="synthetic data")
     for column in ("generator", "requests", "cached", "rejects (parse, quality)", "records", "mix records", "mix tokens",
                    "mix rejects"):
         table.add_column(column, justify="left" if column == "generator" else "right")
-    generators = stats["generators"]
-    for name, part in stats["mix"]["by_generator"].items():
-        made = generators.get(name, {})
-        table.add_row(name, str(made.get("requests", "")), str(made.get("cached", "")),
-                      _reasons(made.get("rejected", {})), str(made.get("records", "")), str(part["records"]),
-                      f"{part['tokens']:,}", _reasons(part["rejected"]))
+    for name, part in stats.mix.by_generator.items():
+        made = stats.generators.get(name)  # None for the raw corpus copies, which no generator made
+        table.add_row(name, str(made.requests) if made else "", str(made.cached) if made else "",
+                      _reasons(made.rejected if made else {}), str(made.records) if made else "", str(part.records),
+                      f"{part.tokens:,}", _reasons(part.rejected))
     console.print(table)
-    mix = stats["mix"]
-    console.print(f"mix: {mix['records']:,} records, {mix['tokens']:,} tokens "
-                  f"({mix['synthetic_tokens']:,} synthetic, raw corpus x{mix['raw_copies']}); "
-                  f"evaluation leaks dropped: {_leaks(mix['rejected'])}")
-    for name, part in (stats.get("coverage") or {}).items():
-        console.print(f"graph coverage ({name}): " + ", ".join(f"{k}={v}" for k, v in part.items()))
+    mix = stats.mix
+    console.print(f"mix: {mix.records:,} records, {mix.tokens:,} tokens "
+                  f"({mix.synthetic_tokens:,} synthetic, raw corpus x{mix.raw_copies}); "
+                  f"evaluation leaks dropped: {_leaks(mix.rejected)}")
+    for name, part in (stats.coverage or {}).items():
+        console.print(f"graph coverage ({name}): " + ", ".join(f"{k}={v}" for k, v in part.model_dump().items()))
 
 
 def _reasons(counts: dict[str, int]) -> str:

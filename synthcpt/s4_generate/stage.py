@@ -8,9 +8,10 @@ from typing import Any
 from synthcpt.engine.types import Request
 from synthcpt.s4_generate.settings import generate_settings
 from synthcpt.stage import Stage, StageContext
+from synthcpt.stats import GenerateStats
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> GenerateStats:
     from synthcpt.s4_generate.run import generate
 
     return generate(ctx)
@@ -31,7 +32,9 @@ def prompts(config: Any) -> list[str]:
 def show(ctx: StageContext) -> None:
     from synthcpt.s4_generate.show import show_generated
 
-    show_generated(ctx.out)
+    stats = ctx.run.generate_stats()
+    if stats is not None:
+        show_generated(stats)
 
 
 STAGE = Stage(

@@ -6,9 +6,10 @@ from typing import Any
 
 from synthcpt.s5_train.settings import TrainSettings
 from synthcpt.stage import Stage, StageContext, files_fingerprint
+from synthcpt.stats import TrainStats
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> TrainStats:
     from synthcpt.s5_train.training import train_run
 
     return train_run(ctx)

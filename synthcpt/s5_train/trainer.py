@@ -24,6 +24,7 @@ import torch
 from synthcpt.atomic import write_json, write_text
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import progress
+from synthcpt.run_folder import MODEL_FOLDER, TRAINING_LOG_FILE
 from synthcpt.s5_train.checkpoint import full_model_state, resume, save_checkpoint
 from synthcpt.s5_train.data import PackedData, sequence_order, stream_key
 from synthcpt.s5_train.loss import fuse_loss
@@ -220,7 +221,7 @@ class Trainer:
         shard(self.model, runtime, self.dtype if self.dtype != torch.float32 else None)
         self.optimizer = build_optimizer(self.model, settings, runtime)
         self.key = training_key(settings, data, seed, model_path)
-        self.log_path = out / "log.jsonl"
+        self.log_path = out / TRAINING_LOG_FILE
 
     def _lr(self, step: int) -> float:
         s = self.settings
@@ -321,7 +322,7 @@ class Trainer:
                     save_checkpoint(checkpoint_dir, done, self.model, self.optimizer,
                                     {"key": self.key, "world_size": runtime.world_size}, runtime, s.keep_checkpoints)
                     window_start = time.perf_counter()
-        self.save_model(self.out / "model")
+        self.save_model(self.out / MODEL_FOLDER)
         mean_tps = float(np.mean(throughput[1:] or throughput)) if throughput else 0.0
         return {"steps": plan.total_steps, "resumed_from_step": start_step,
                 "tokens": plan.total_steps * tokens_per_step, "sequences": len(plan.order),

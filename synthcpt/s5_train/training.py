@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from synthcpt.atomic import write_json
+from synthcpt.atomic import write_text
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
+from synthcpt.run_folder import STATS_FILE
 from synthcpt.s5_train.data import (
     Example,
     PackedData,
@@ -21,16 +20,19 @@ from synthcpt.s5_train.data import (
     stream_key,
 )
 from synthcpt.s5_train.runtime import Runtime, start_runtime
+from synthcpt.stage import StageContext
+from synthcpt.stats import TrainStats
 
 
-def source_files(ctx) -> list[Path]:
+def source_files(ctx: StageContext) -> list[Path]:
     """The parquet files of the configured data source, from the earlier stages' outputs."""
     data = ctx.settings.data
     if data == "raw":
-        files = [ctx.input("ingest") / "documents.parquet"]
+        ctx.input("ingest")
+        files = [ctx.run.documents_path]
     else:
-        folder = ctx.input("generate") / ("mix" if data == "mix" else "instructions")
-        files = sorted(folder.glob("*.parquet"))
+        ctx.input("generate")
+        files = sorted((ctx.run.mix if data == "mix" else ctx.run.instructions).glob("*.parquet"))
     files = [f for f in files if f.is_file()]
     if not files:
         raise SynthcptError(f"no training data for train.data={data}: no parquet files found "
@@ -92,7 +94,7 @@ def check_causal_lm(model_path: str) -> None:
                             f"train.model needs a decoder LM such as Llama, Qwen or SmolLM")
 
 
-def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[str, Any]:
+def train_on_files(settings, files: list[Path], out: Path, seed: int) -> TrainStats:
     """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this."""
     from synthcpt.models import load_tokenizer, resolve
     from synthcpt.replay import split_replay
@@ -111,24 +113,22 @@ def train_on_files(settings, files: list[Path], out: Path, seed: int) -> dict[st
     # Before the model is loaded: what does not fit ends in one line (data errors came first).
     settings = fit_memory(settings, model_path, runtime)
     trainer = Trainer(settings, data, model_path, out, seed, runtime)
-    stats = trainer.train()
-    stats.update(data=settings.data, generators=settings.generators, base_model=model_path, training_tokens=data.main.n_tokens,
-                 replay_tokens=data.replay.n_tokens if data.replay else 0)
+    stats = TrainStats(**trainer.train(), data=settings.data, generators=settings.generators, base_model=model_path,
+                       training_tokens=data.main.n_tokens, replay_tokens=data.replay.n_tokens if data.replay else 0)
     if runtime.is_main:
-        write_json(out / "stats.json", stats)
+        write_text(out / STATS_FILE, stats.model_dump_json(indent=2) + "\n")
     return stats
 
 
-def train_run(ctx) -> dict[str, Any]:
+def train_run(ctx: StageContext) -> TrainStats:
     return train_on_files(ctx.settings, source_files(ctx), ctx.out, ctx.config.run.seed)
 
 
-def show_training(ctx) -> None:
-    stats_path = ctx.run.dir / "train" / "stats.json"
-    if not stats_path.is_file():
+def show_training(ctx: StageContext) -> None:
+    stats = ctx.run.train_stats()
+    if stats is None:
         return
-    stats = json.loads(stats_path.read_text())
-    mfu = f", MFU {stats['mfu']:.1%}" if stats.get("mfu") else ""
-    console.print(f"trained {stats['steps']} steps, {stats['tokens']:,} tokens "
-                  f"({stats['replay_sequences']} of {stats['sequences']} sequences replay): loss "
-                  f"{stats['first_loss']:.3f} → {stats['final_loss']:.3f}, {stats['tokens_per_s']:,.0f} tok/s{mfu}")
+    mfu = f", MFU {stats.mfu:.1%}" if stats.mfu else ""
+    console.print(f"trained {stats.steps} steps, {stats.tokens:,} tokens "
+                  f"({stats.replay_sequences} of {stats.sequences} sequences replay): loss "
+                  f"{stats.first_loss:.3f} → {stats.final_loss:.3f}, {stats.tokens_per_s:,.0f} tok/s{mfu}")

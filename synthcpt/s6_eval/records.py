@@ -14,9 +14,11 @@ from synthcpt.s6_eval.qa import QAItem
 
 # acc_attempted: accuracy over the questions answered (the EntiGraph protocol); attempted: the attempt rate.
 METRICS = ("acc", "acc_attempted", "attempted", "acc_norm", "f1", "unparsed")
+# Each record carries its question and options, so what the models were asked can be read from the
+# eval stage's output alone (the report, an analysis) without the question files.
 RECORD_SCHEMA: Schema = {
     "model": "string", "method": "string", "question_id": "string", "doc_id": "string", "qa_set": "string",
-    "answers": "string", "predicted": "string", "acc": "float64", "acc_attempted": "float64",
+    "question": "string", "options": ["string"], "answers": "string", "predicted": "string", "acc": "float64", "acc_attempted": "float64",
     "attempted": "float64", "acc_norm": "float64", "f1": "float64", "unparsed": "float64",
     "scores": ["float64"], "outputs": ["string"],
 }
@@ -32,7 +34,8 @@ class Candidate:
 
 def question_record(model: str, method: str, item: QAItem, predicted: Iterable[str] | None, **values: Any) -> dict:
     record = {"model": model, "method": method, "question_id": item.question_id, "doc_id": item.doc_id,
-              "qa_set": item.qa_set, "answers": "".join(item.answers),
+              "qa_set": item.qa_set, "question": item.question, "options": list(item.options),
+              "answers": "".join(item.answers),
               "predicted": "".join(predicted or ()), "acc": None, "acc_attempted": None, "attempted": None,
               "acc_norm": None, "f1": None,
               "unparsed": None, "scores": [], "outputs": []}

@@ -7,9 +7,10 @@ from typing import Any
 from synthcpt.plugins import EVAL_METHODS
 from synthcpt.s6_eval.settings import eval_settings
 from synthcpt.stage import Stage, StageContext, files_fingerprint
+from synthcpt.stats import EvalResults
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> EvalResults:
     from synthcpt.s6_eval.evaluation import evaluate_stage
 
     return evaluate_stage(ctx)

@@ -5,13 +5,14 @@ changed."""
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-from synthcpt.run_folder import RunFolder, read_json
+from synthcpt.atomic import read_records
+from synthcpt.run_folder import RunFolder
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Heading, Paragraph, Section, Table
-from synthcpt.s7_report.readers import interval, parquet_rows, plural, questions, share, titles
+from synthcpt.s7_report.readers import interval, plural, share, titles
+from synthcpt.stats import DocumentScore, EvalResults
 
 METHODS = {"loglik": "closed book, option likelihood", "open_book": "open book (document given), the reference",
            "generative": "closed book, chain-of-thought"}
@@ -23,18 +24,16 @@ def _method(name: str) -> str:
     return f"{name} ({METHODS[name]})" if name in METHODS else name
 
 
-def chance_level(records: list[dict[str, Any]], known: dict[str, dict[str, Any]]) -> float | None:
-    """Expected accuracy of guessing: the mean of 1/number of options over the evaluated questions
-    (options from the question, else from the number of option scores a likelihood method kept)."""
+def chance_level(records: list[dict[str, Any]]) -> float | None:
+    """Expected accuracy of guessing: the mean of 1/number of options over the evaluated questions."""
     options: dict[str, int] = {}
     for r in records:
-        known_options = len(known[r["question_id"]]["options"]) if r["question_id"] in known else 0
-        options[r["question_id"]] = max(options.get(r["question_id"], 0), known_options or len(r["scores"] or []))
+        options[r["question_id"]] = len(r["options"])
     inverse = [1 / n for n in options.values() if n]
     return sum(inverse) / len(inverse) if inverse else None
 
 
-def _verdict(ci: list[float]) -> str:
+def _verdict(ci: tuple[float, float]) -> str:
     if ci[0] > 0:
         return "the interval lies above zero: the trained model answers more of these questions right."
     if ci[1] < 0:
@@ -42,59 +41,56 @@ def _verdict(ci: list[float]) -> str:
     return "the interval includes zero: no clear change."
 
 
-def _headlines(results: dict[str, Any]) -> list[Paragraph]:
-    baseline = results.get("baseline", "base")
-    scores = {(s["model"], s["method"]): s for s in results["scores"] if s["metric"] == "acc"}
+def _headlines(results: EvalResults) -> list[Paragraph]:
+    baseline = results.baseline
+    scores = {(s.model, s.method): s for s in results.scores if s.metric == "acc"}
     lines = []
-    for c in results.get("comparisons", []):
-        if c["metric"] != "acc" or (baseline, c["method"]) not in scores or (c["model"], c["method"]) not in scores:
+    for c in results.comparisons:
+        if c.metric != "acc" or (baseline, c.method) not in scores or (c.model, c.method) not in scores:
             continue
-        before, after = scores[baseline, c["method"]], scores[c["model"], c["method"]]
+        before, after = scores[baseline, c.method], scores[c.model, c.method]
         lines.append(Paragraph(
-            f"{_method(c['method'])}: {baseline} {share(before['value'])} → {c['model']} {share(after['value'])} "
-            f"of {after['n']} questions right, a change of {100 * c['difference']:+.1f} points "
-            f"(interval {interval(c['ci'], signed=True)}); {_verdict(c['ci'])}", lead=True))
+            f"{_method(c.method)}: {baseline} {share(before.value)} → {c.model} {share(after.value)} "
+            f"of {after.n} questions right, a change of {100 * c.difference:+.1f} points "
+            f"(interval {interval(c.ci, signed=True)}); {_verdict(c.ci)}", lead=True))
     return lines
 
 
-def _scores_table(results: dict[str, Any]) -> Table:
+def _scores_table(results: EvalResults) -> Table:
     """One row per method and measure, a column per model with its interval, then the paired change."""
-    baseline = results.get("baseline", "base")
-    models = list(results.get("models") or dict.fromkeys(s["model"] for s in results["scores"]))
+    baseline = results.baseline
+    models = list(results.models)
     others = [m for m in models if m != baseline]
-    scores = {(s["model"], s["method"], s["metric"]): s for s in results["scores"]}
-    changes = {(c["model"], c["method"], c["metric"]): c for c in results.get("comparisons", [])}
-    keys = list(dict.fromkeys((s["method"], s["metric"]) for s in results["scores"]))
+    scores = {(s.model, s.method, s.metric): s for s in results.scores}
+    changes = {(c.model, c.method, c.metric): c for c in results.comparisons}
+    keys = list(dict.fromkeys((s.method, s.metric) for s in results.scores))
     rows = []
     for method, metric in keys:
         row = [method, MEASURES.get(metric, metric),
-               str(max(scores[m, method, metric]["n"] for m in models if (m, method, metric) in scores))]
+               str(max(scores[m, method, metric].n for m in models if (m, method, metric) in scores))]
         for model in models:
             s = scores.get((model, method, metric))
-            row.append(f"{s['value']:.3f} {interval(s['ci'])}" if s else "")
+            row.append(f"{s.value:.3f} {interval(s.ci)}" if s else "")
         for model in others:
             c = changes.get((model, method, metric))
-            row.append(f"{c['difference']:+.3f} {interval(c['ci'], signed=True)}" if c else "")
+            row.append(f"{c.difference:+.3f} {interval(c.ci, signed=True)}" if c else "")
         rows.append(row)
-    confidence = f"{results.get('confidence', 0.95):.0%}"
     return Table(["method", "measure", "questions", *models, *(f"{m} − {baseline}" for m in others)], rows,
-                 id="evaluation-table", caption=f"Scores with {confidence} bootstrap intervals over questions; "
-                                                "the change is paired on the same questions")
+                 id="evaluation-table", caption=f"Scores with {results.confidence:.0%} bootstrap intervals over "
+                                                "questions; the change is paired on the same questions")
 
 
-def _per_document(results: dict[str, Any], names: dict[str, str]) -> Table | None:
-    per_document = results.get("per_document") or []
-    if not per_document:
+def _per_document(results: EvalResults, names: dict[str, str]) -> Table | None:
+    if not results.per_document:
         return None
-    columns = list(dict.fromkeys((r["method"], r["model"]) for r in per_document))
-    cells: dict[str, dict[tuple[str, str], dict]] = defaultdict(dict)
-    for r in per_document:
-        cells[r["doc_id"]][r["method"], r["model"]] = r
+    columns = list(dict.fromkeys((r.method, r.model) for r in results.per_document))
+    cells: dict[str, dict[tuple[str, str], DocumentScore]] = defaultdict(dict)
+    for r in results.per_document:
+        cells[r.doc_id][r.method, r.model] = r
     rows = []
     for doc_id, row in cells.items():
-        asked = max(r["n"] for r in row.values())
-        rows.append([names.get(doc_id, doc_id), str(asked),
-                     *(share(row[c]["acc"]) if c in row else "" for c in columns)])
+        asked = max(r.n for r in row.values())
+        rows.append([names.get(doc_id, doc_id), str(asked), *(share(row[c].acc) if c in row else "" for c in columns)])
     return Table(["document", "questions", *(f"{method}: {model}" for method, model in columns)], rows,
                  id="per-document-table", caption="Accuracy per document")
 
@@ -113,58 +109,54 @@ def changed_answers(records: list[dict[str, Any]], baseline: str) -> dict[str, l
     return found
 
 
-def _options(question: dict[str, Any] | None) -> str:
-    if not question:
-        return ""
-    return "; ".join(f"{chr(ord('A') + i)}. {text}" for i, text in enumerate(question["options"]))
+def _options(options: list[str]) -> str:
+    return "; ".join(f"{chr(ord('A') + i)}. {text}" for i, text in enumerate(options))
 
 
-def _changed_table(pairs: list[tuple[dict, dict]], known: dict, names: dict[str, str], table_id: str,
-                   caption: str, limit: int) -> list:
+def _changed_table(pairs: list[tuple[dict, dict]], names: dict[str, str], table_id: str, caption: str,
+                   limit: int) -> list:
     if not pairs:
         return [Paragraph(f"{caption}: none.")]
     rows = []
     for before, after in pairs[:limit]:
-        question = known.get(after["question_id"])
-        rows.append([names.get(after["doc_id"], after["doc_id"]), after["method"],
-                     question["question"] if question else after["question_id"], _options(question),
-                     after["answers"], before["predicted"] or "none", after["predicted"] or "none"])
+        rows.append([names.get(after["doc_id"], after["doc_id"]), after["method"], after["question"],
+                     _options(after["options"]), after["answers"], before["predicted"] or "none",
+                     after["predicted"] or "none"])
     more = [Paragraph(f"… and {len(pairs) - limit} more.")] if len(pairs) > limit else []
     before_model, after_model = pairs[0][0]["model"], pairs[0][1]["model"]
     return [Table(["document", "method", "question", "options", "correct", f"{before_model} chose",
                    f"{after_model} chose"], rows, id=table_id, caption=f"{caption} ({len(pairs)})"), *more]
 
 
-def _changes(records: list[dict], known: dict, names: dict[str, str], baseline: str, limit: int) -> list:
+def _changes(records: list[dict], names: dict[str, str], baseline: str, limit: int) -> list:
     found = changed_answers(records, baseline)
     return [Heading("Answers that changed"),
-            *_changed_table(found["gained"], known, names, "gained-table", f"{baseline} wrong, trained right",
-                            limit),
-            *_changed_table(found["lost"], known, names, "lost-table", f"{baseline} right, trained wrong", limit)]
+            *_changed_table(found["gained"], names, "gained-table", f"{baseline} wrong, trained right", limit),
+            *_changed_table(found["lost"], names, "lost-table", f"{baseline} right, trained wrong", limit)]
 
 
-def learning(run_dir: Path, settings) -> Section | None:
-    results = read_json(RunFolder(run_dir).folder("eval") / "results.json")
-    if not isinstance(results, dict) or "scores" not in results:
+def learning(run: RunFolder, settings) -> Section | None:
+    results = run.eval_results()
+    if results is None:
         return None
-    baseline = results.get("baseline", "base")
-    records = parquet_rows(RunFolder(run_dir).folder("eval"), "questions.parquet")
-    known, names = questions(run_dir), titles(run_dir)
-    chance = chance_level(records, known)
+    baseline = results.baseline
+    records = read_records(run.eval_records) if run.eval_records.is_file() else []
+    names = titles(run)
+    chance = chance_level(records)
     chance_text = (f"Chance, 1/number of options averaged over the questions, is {share(chance)}."
                    if chance is not None else "")
     blocks: list = [*_headlines(results), Paragraph(
-        f"{plural(results.get('questions', 0), 'question')} on {plural(results.get('documents', 0), 'document')}. "
-        "Models: " + ", ".join(f"{k} = {v}" for k, v in (results.get("models") or {}).items())
+        f"{plural(results.questions, 'question')} on {plural(results.documents, 'document')}. "
+        "Models: " + ", ".join(f"{k} = {v}" for k, v in results.models.items())
         + f". {chance_text}"), _scores_table(results)]
-    if any(s["metric"] == "acc" for s in results["scores"]):
-        caption = f"Accuracy with {results.get('confidence', 0.95):.0%} bootstrap intervals"
+    if any(s.metric == "acc" for s in results.scores):
+        caption = f"Accuracy with {results.confidence:.0%} bootstrap intervals"
         if chance is not None:
             caption += f"; dashed line: chance (1/number of options) = {chance:.2f}"
-        blocks.append(Figure("accuracy", plots.accuracy_with_intervals(results["scores"], chance), caption))
+        blocks.append(Figure("accuracy", plots.accuracy_with_intervals(results.scores, chance), caption))
     per_document = _per_document(results, names)
     if per_document:
         blocks += [Heading("Per document"), per_document]
     if records:
-        blocks += _changes(records, known, names, baseline, settings.changed_answers)
+        blocks += _changes(records, names, baseline, settings.changed_answers)
     return Section("Did the model learn the corpus?", "learning", blocks)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from synthcpt.stats import Coverage, Score
+
 
 def _pyplot():
     import matplotlib
@@ -66,20 +68,19 @@ def rejects_by_reason(counts: dict[str, dict[str, int]]) -> bytes:
     return _png(figure)
 
 
-def accuracy_with_intervals(scores: list[dict[str, Any]], chance: float | None) -> bytes:
+def accuracy_with_intervals(scores: list[Score], chance: float | None) -> bytes:
     """One bar per model and method with its bootstrap interval, and chance as a dashed line."""
-    chosen = [s for s in scores if s["metric"] == "acc"]
-    methods = list(dict.fromkeys(s["method"] for s in chosen))
-    models = list(dict.fromkeys(s["model"] for s in chosen))
+    chosen = [s for s in scores if s.metric == "acc"]
+    methods = list(dict.fromkeys(s.method for s in chosen))
+    models = list(dict.fromkeys(s.model for s in chosen))
     figure, axis = _pyplot().subplots(figsize=(max(5.0, 1.6 * len(methods) * len(models)), 3.5))
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
-        rows = {s["method"]: s for s in chosen if s["model"] == model}
+        rows = {s.method: s for s in chosen if s.model == model}
         present = [m for m in methods if m in rows]
         xs = [methods.index(m) + i * width for m in present]
-        errors = [[rows[m]["value"] - rows[m]["ci"][0] for m in present],
-                  [rows[m]["ci"][1] - rows[m]["value"] for m in present]]
-        axis.bar(xs, [rows[m]["value"] for m in present], width, yerr=errors, capsize=4, label=model)
+        errors = [[rows[m].value - rows[m].ci[0] for m in present], [rows[m].ci[1] - rows[m].value for m in present]]
+        axis.bar(xs, [rows[m].value for m in present], width, yerr=errors, capsize=4, label=model)
     if chance is not None:
         axis.axhline(chance, color="#c44e52", linestyle="--", linewidth=1.2, label=f"chance ({chance:.2f})")
     axis.set_xticks([m + width * (len(models) - 1) / 2 for m in range(len(methods))], methods)
@@ -94,14 +95,14 @@ COVERAGE_MEASURES = (("entity_coverage", "entities"), ("pair_coverage", "entity 
                      ("edge_coverage", "co-occurring pairs"))
 
 
-def coverage_per_document(per_document: dict[str, dict[str, Any]], titles: dict[str, str]) -> bytes:
+def coverage_per_document(per_document: dict[str, Coverage], titles: dict[str, str]) -> bytes:
     """Per document, the share of its entities, pairs and co-occurring pairs that synthetic text names."""
     documents = list(per_document)
     figure, axis = _pyplot().subplots(figsize=(8, 1.0 + 0.6 * len(documents)))
     height = 0.8 / len(COVERAGE_MEASURES)
     for i, (key, label) in enumerate(COVERAGE_MEASURES):
         axis.barh([d + i * height for d in range(len(documents))],
-                  [per_document[doc].get(key, 0) for doc in documents], height, label=label)
+                  [getattr(per_document[doc], key) for doc in documents], height, label=label)
     axis.set_yticks([d + height for d in range(len(documents))],
                     [_short(titles.get(doc) or doc) for doc in documents])
     axis.invert_yaxis()

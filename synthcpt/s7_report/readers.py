@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from synthcpt.atomic import read_records
-from synthcpt.run_folder import RunFolder
+from synthcpt.run_folder import DOCUMENTS_FILE, RunFolder
 
 
 def parquet_rows(folder: Path, pattern: str = "*.parquet") -> list[dict[str, Any]]:
     return read_records(*sorted(folder.glob(pattern))) if folder.is_dir() else []
 
 
-def titles(run_dir: Path) -> dict[str, str]:
+def titles(run: RunFolder) -> dict[str, str]:
     """Document id → title, from the ingested documents."""
-    return {d["doc_id"]: d["title"] or d["doc_id"] for d in parquet_rows(RunFolder(run_dir).folder("ingest"), "documents.parquet")}
+    return {d["doc_id"]: d["title"] or d["doc_id"] for d in parquet_rows(run.folder("ingest"), DOCUMENTS_FILE)}
 
 
 def training_log(path: Path) -> list[dict[str, Any]]:
@@ -35,37 +35,6 @@ def training_log(path: Path) -> list[dict[str, Any]]:
         if isinstance(row, dict) and isinstance(row.get("step"), int):
             log.append(row)
     return log
-
-
-def questions(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Question id → question, options and answers: the ingested questions and those of the question
-    files named in the run's config (skipped when they can no longer be read)."""
-    found = {q["question_id"]: {"question": q["question"], "options": list(q["options"]),
-                                "answers": list(q["answers"])}
-             for q in parquet_rows(RunFolder(run_dir).folder("ingest"), "questions.parquet")}
-    for item in _configured_questions(run_dir):
-        found.setdefault(item.question_id, {"question": item.question, "options": list(item.options),
-                                            "answers": list(item.answers)})
-    return found
-
-
-def _configured_questions(run_dir: Path) -> list:
-    import yaml
-
-    from synthcpt.errors import SynthcptError
-    from synthcpt.s6_eval.qa import load_qa_file
-
-    try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return []
-    items = []
-    for path in ((config.get("eval") or {}).get("qa_files") or []):
-        try:
-            items += load_qa_file(Path(path))
-        except SynthcptError:
-            continue  # moved or changed since the run: those questions show by id alone
-    return items
 
 
 def label(key: str) -> str:

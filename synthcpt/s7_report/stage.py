@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.stage import Stage, StageContext
+from synthcpt.stats import ReportStats
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageContext) -> ReportStats:
     from synthcpt.s7_report.build import build_report
 
     return build_report(ctx.run.dir, ctx.settings)

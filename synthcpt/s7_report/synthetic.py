@@ -4,10 +4,9 @@ sample records, each with its provenance (document, entities, generator, style, 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
-from synthcpt.run_folder import RunFolder, read_json
+from synthcpt.run_folder import RunFolder
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import (
     Details,
@@ -20,54 +19,48 @@ from synthcpt.s7_report.document import (
     Table,
 )
 from synthcpt.s7_report.readers import label, number, parquet_rows, plain, plural, titles
-
-# Folders of generate/ that hold the mix or its by-products, not one generator's records.
-NOT_GENERATORS = ("mix", "instructions")
+from synthcpt.stats import GenerateStats, MixStats
 
 
-def _generator_rows(stats: dict[str, Any]) -> list[list[str]]:
-    generators = stats.get("generators") or {}
-    in_mix = (stats.get("mix") or {}).get("by_generator") or {}
+def _generator_rows(stats: GenerateStats) -> list[list[str]]:
     rows = []
-    for name in dict.fromkeys([*generators, *in_mix]):
-        made, mixed = generators.get(name, {}), in_mix.get(name, {})
-        rows.append([name, number(made.get("target_tokens") or "") or "-", number(made.get("requests", "-")),
-                     number(made.get("cached", "-")), number(made.get("records", "-")),
-                     number(made.get("tokens", "-")), number(mixed.get("records", "-")),
-                     number(mixed.get("tokens", "-"))])
+    for name in dict.fromkeys([*stats.generators, *stats.mix.by_generator]):
+        made, mixed = stats.generators.get(name), stats.mix.by_generator.get(name)
+        made_cells = ([number(made.target_tokens) if made.target_tokens is not None else "-", number(made.requests),
+                       number(made.cached), number(made.records), number(made.tokens)] if made else ["-"] * 5)
+        mixed_cells = [number(mixed.records), number(mixed.tokens)] if mixed else ["-"] * 2
+        rows.append([name, *made_cells, *mixed_cells])
     return rows
 
 
-def rejects(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+def rejects(stats: GenerateStats) -> dict[str, dict[str, int]]:
     """Reason → generator → records rejected, at generation (parsing, quality rules) and by the mix's
     filters (leaks, duplicates), named apart because a reason may occur at both."""
     counts: dict[str, dict[str, int]] = {}
-    phases = ((stats.get("generators") or {}, "at generation"),
-              ((stats.get("mix") or {}).get("by_generator") or {}, "mix filter"))
+    phases = (({g: part.rejected for g, part in stats.generators.items()}, "at generation"),
+              ({g: part.rejected for g, part in stats.mix.by_generator.items()}, "mix filter"))
     for per_generator, phase in phases:
-        for generator, part in per_generator.items():
-            for reason, n in (part.get("rejected") or {}).items():
+        for generator, rejected in per_generator.items():
+            for reason, n in rejected.items():
                 if n:
                     counts.setdefault(f"{label(reason)} ({phase})", {})[generator] = n
     return counts
 
 
-def _mix_line(mix: dict[str, Any]) -> Paragraph:
-    removed = plain(mix.get("rejected") or {}) or "none"
+def _mix_line(mix: MixStats) -> Paragraph:
+    removed = plain(mix.rejected) or "none"
     return Paragraph(
-        f"The training mix holds {number(mix.get('records', 0))} records, {number(mix.get('tokens', 0))} tokens, "
-        f"{number(mix.get('synthetic_tokens', 0))} of them synthetic; the raw corpus goes in "
-        f"{plural(mix.get('raw_copies', 0), 'copy', 'copies')}. Removed by the mix's filters: {removed}.", lead=True)
+        f"The training mix holds {number(mix.records)} records, {number(mix.tokens)} tokens, "
+        f"{number(mix.synthetic_tokens)} of them synthetic; the raw corpus goes in "
+        f"{plural(mix.raw_copies, 'copy', 'copies')}. Removed by the mix's filters: {removed}.", lead=True)
 
 
-def synthetic(run_dir: Path, settings) -> Section | None:
-    stats = read_json(RunFolder(run_dir).folder("generate") / "stats.json")
-    if not isinstance(stats, dict):
+def synthetic(run: RunFolder, settings) -> Section | None:
+    stats = run.generate_stats()
+    if stats is None:
         return None
-    mix = stats.get("mix") or {}
-    blocks: list = [_mix_line(mix)] if mix else []
-    tokens = {name: part["tokens"] for name, part in (mix.get("by_generator") or {}).items()
-              if isinstance(part.get("tokens"), int)}
+    blocks: list = [_mix_line(stats.mix)]
+    tokens = {name: part.tokens for name, part in stats.mix.by_generator.items()}
     if tokens:
         blocks.append(Figure("synthetic-tokens", plots.tokens_by_generator(tokens), "Tokens per generator in the "
                              "training mix (raw: the corpus itself)"))
@@ -79,7 +72,7 @@ def synthetic(run_dir: Path, settings) -> Section | None:
                              "generator"))
     else:
         blocks.append(Paragraph("No record was rejected."))
-    blocks += samples(run_dir, settings)
+    blocks += samples(run, list(stats.generators), settings)
     return Section("What was generated", "synthetic", blocks)
 
 
@@ -88,36 +81,35 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _record(row: dict[str, Any], names: dict[str, str], limit: int) -> Details:
-    document = names.get(row.get("doc_id", ""), "")
-    provenance = [("document", f"{document} ({row.get('doc_id', '')})" if document else row.get("doc_id", "")),
-                  ("generator", row.get("generator", "")), ("style", row.get("style") or "default"),
-                  ("entities", ", ".join(row.get("entities") or []) or "none"),
-                  ("prompt", f"{row.get('prompt_file') or 'none'} (hash {row.get('prompt_hash') or '-'})"),
-                  ("model", row.get("model") or "-"), ("tokens", number(row.get("n_tokens") or 0))]
-    summary = f"{row.get('generator', '')} · {row.get('style') or 'default'} · {document or row.get('doc_id', '')}"
-    return Details(summary, [Fields(provenance), Preformatted(_cut(row.get("text") or "", limit))])
+    """A synthetic record (generate's RECORD_SCHEMA) with its provenance."""
+    document = names.get(row["doc_id"], "")
+    provenance = [("document", f"{document} ({row['doc_id']})" if document else row["doc_id"]),
+                  ("generator", row["generator"]), ("style", row["style"] or "default"),
+                  ("entities", ", ".join(row["entities"] or []) or "none"),
+                  ("prompt", f"{row['prompt_file'] or 'none'} (hash {row['prompt_hash'] or '-'})"),
+                  ("model", row["model"] or "-"), ("tokens", number(row["n_tokens"] or 0))]
+    summary = f"{row['generator']} · {row['style'] or 'default'} · {document or row['doc_id']}"
+    return Details(summary, [Fields(provenance), Preformatted(_cut(row["text"] or "", limit))])
 
 
 def _pair(row: dict[str, Any], names: dict[str, str], limit: int) -> Details:
-    document = names.get(row.get("doc_id", ""), row.get("doc_id", ""))
+    """An instruction pair (generate's INSTRUCTION_SCHEMA)."""
+    document = names.get(row["doc_id"], row["doc_id"])
     text = _cut(f"Instruction: {row['instruction']}\n\nResponse: {row['response']}", limit)
-    return Details(f"instruction pair · {row.get('task_type') or 'task'} · {document}",
-                   [Fields([("document", document), ("task", row.get("task_type") or "-")]), Preformatted(text)])
+    return Details(f"instruction pair · {row['task_type'] or 'task'} · {document}",
+                   [Fields([("document", document), ("task", row["task_type"] or "-")]), Preformatted(text)])
 
 
-def samples(run_dir: Path, settings) -> list:
+def samples(run: RunFolder, generators: list[str], settings) -> list:
     """A few records per generator (a fixed sample, so a rebuilt report shows the same ones)."""
-    folder = RunFolder(run_dir).folder("generate")
-    if settings.samples == 0 or not folder.is_dir():
+    if settings.samples == 0:
         return []
-    names, rng = titles(run_dir), random.Random(0)
+    names, rng = titles(run), random.Random(0)
     blocks: list = []
-    generators = sorted(p for p in folder.iterdir()
-                        if p.is_dir() and p.name not in NOT_GENERATORS and not p.name.startswith("."))
-    for generator in generators:
-        rows = parquet_rows(generator, "part-*.parquet")
+    for generator in sorted(generators):
+        rows = parquet_rows(run.generator_folder(generator), "part-*.parquet")
         blocks += [_record(r, names, settings.sample_chars) for r in rng.sample(rows, min(settings.samples, len(rows)))]
-    pairs = parquet_rows(folder / "instructions", "part-*.parquet")
+    pairs = parquet_rows(run.instructions, "part-*.parquet")
     blocks += [_pair(r, names, settings.sample_chars) for r in rng.sample(pairs, min(settings.samples, len(pairs)))]
     if not blocks:
         return []

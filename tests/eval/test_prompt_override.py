@@ -40,8 +40,7 @@ def test_edited_eval_prompt_makes_eval_stale_and_scores_again(tmp_path, embedded
     run, prints = RunFolder(run_dir), fingerprints(config)
     for stage in STAGES:
         if stage.name not in ("ingest", "eval", "report"):
-            run.stage_entry(stage.name).update(status="complete", fingerprint=prints[stage.name])
-    run.save()
+            run.update_stage(stage.name, status="complete", fingerprint=prints[stage.name])
 
     assert synthcpt("eval", "-c", str(config_path)).returncode == 0
     first = read_records(run_dir / "eval" / "questions.parquet")

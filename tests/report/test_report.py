@@ -116,8 +116,7 @@ def test_report_stage_is_not_shown_running(full_run):
     config = load_config(None, [f"run.dir={full_run}", "report.samples=1"])
     folder, prints = RunFolder(full_run), fingerprints(config)
     for stage in STAGES[:-1]:  # the earlier stages' outputs are in the folder; mark them done for this config
-        folder.stage_entry(stage.name).update(status="complete", fingerprint=prints[stage.name])
-    folder.save()
+        folder.update_stage(stage.name, status="complete", fingerprint=prints[stage.name])
     Runner(config, reporter=lambda _: None).execute(["report"], force={"report"})
     table = re.search(r'<table id="stages-table">.*?</table>', (full_run / "report.html").read_text(), re.DOTALL)
     assert table and "<td>eval</td>" in table.group(0)

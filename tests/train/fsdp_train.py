@@ -12,4 +12,4 @@ if __name__ == "__main__":
     overrides = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     settings = TrainSettings(**{"model": sys.argv[1], "block_size": 64, "batch_size": 4, "micro_batch_size": 1,
                                 "max_steps": 6, "lr": 1e-3, "checkpoint_every": 3, **overrides})
-    print(json.dumps(train_on_files(settings, [Path(sys.argv[2])], Path(sys.argv[3]), seed=0)))
+    print(train_on_files(settings, [Path(sys.argv[2])], Path(sys.argv[3]), seed=0).model_dump_json())

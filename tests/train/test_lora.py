@@ -34,7 +34,7 @@ def test_lora_saves_a_merged_plain_model_with_low_rank_updates(tmp_path, tiny_ll
     settings = TrainSettings(model=str(tiny_llama), block_size=64, batch_size=4, micro_batch_size=2, max_steps=4,
                              lr=1e-3, **LORA)
     stats = train_on_files(settings, [tiny_data], tmp_path / "train", seed=0)
-    assert stats["final_loss"] < stats["first_loss"]
+    assert stats.final_loss < stats.first_loss
     before, after = _weights(tiny_llama), _weights(tmp_path / "train" / "model")
     assert after.keys() == before.keys()  # no adapter or base_layer names: a plain Llama
     for name in (k for k in before if k.endswith(("q_proj.weight", "down_proj.weight"))):

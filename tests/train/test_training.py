@@ -168,7 +168,7 @@ def test_instruction_mode_trains_on_pairs(tmp_path, embedded_model):
     write_records(files[0], pairs)
     settings = TrainSettings(data="instructions", block_size=64, batch_size=2, micro_batch_size=2, max_steps=1)
     stats = train_on_files(settings, files, tmp_path / "train", seed=0)
-    assert stats["steps"] == 1 and stats["final_loss"] > 0
+    assert stats.steps == 1 and stats.final_loss > 0
     assert (tmp_path / "train" / "model" / "model.safetensors").is_file()
 
 

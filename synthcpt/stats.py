@@ -1,0 +1,265 @@
+"""What crosses a stage boundary besides records: each stage's stats and the evaluation's results, typed.
+
+A stage builds its model, the run folder writes it (`RunFolder.write_stats`) and reads it back
+(`RunFolder.ingest_stats()`, ..., `eval_results()`), so the writer and every reader (the report, the
+CLI, the benchmarks) share one definition: a renamed field fails on both sides at once, never as a
+silently empty report section. Unknown fields are errors, so an old run folder is read as exactly what
+it holds or not at all.
+
+`summary()` is what the manifest keeps of a stage's stats, and what the terminal prints after the
+stage: its numbers, not its lists.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageStats(Record):
+    def summary(self) -> dict[str, int | float | str]:
+        """The scalar fields, for the manifest and the terminal."""
+        return {k: v for k, v in self.model_dump(mode="json").items()
+                if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+
+
+# ingest
+
+
+class IngestStats(StageStats):
+    documents: int
+    tokens: int
+    chunks: int
+    chunk_tokens: int
+    duplicates_dropped: int
+    skipped: int
+    skipped_by_reason: dict[str, int]
+    questions: int
+    questions_unparsed: int
+
+
+# entities
+
+
+class EntitiesStats(StageStats):
+    documents: int
+    entities: int
+    entities_per_document: float
+    max_entities_per_document: int
+    summaries: int
+    documents_without_entities: list[str]
+    documents_not_english: list[str]
+    most_candidates_in_a_document: int
+    dropped: dict[str, int]  # candidates dropped, by reason
+    llm: dict[str, int]  # the LLM extractor's answers: unparsed, repaired, failed...
+
+
+# graph
+
+
+class TopEntity(Record):
+    entity: str
+    type: str
+    degree: int
+    weighted_degree: int
+    mentions: int
+    documents: int
+
+
+class GraphStats(StageStats):
+    nodes: int
+    edges: int
+    documents: int
+    documents_without_entities: int
+    entities_per_document: float
+    edges_per_document: float
+    shared_entities: int
+    components: int
+    largest_component: int
+    isolated_nodes: int
+    density: float
+    mean_degree: float
+    max_degree: int
+    degree_histogram: list[int]
+    top_entities: list[TopEntity]
+
+
+# generate
+
+
+class Coverage(Record):
+    """How much of the graph a set of passages names: entities, entity pairs and co-occurrence edges."""
+
+    passages: int
+    entities: int
+    entities_covered: int
+    entity_coverage: float
+    pairs: int
+    pairs_covered: int
+    pair_coverage: float
+    edges: int
+    edges_covered: int
+    edge_coverage: float
+
+
+class CoverageSummary(Coverage):
+    documents: int
+    documents_covered: int
+    unmatched_passages: int  # passages of documents outside the graph
+
+
+class CorpusCoverage(CoverageSummary):
+    per_document: dict[str, Coverage]
+
+    def overall(self) -> CoverageSummary:
+        return CoverageSummary(**self.model_dump(exclude={"per_document"}))
+
+
+class GeneratorStats(Record):
+    target_tokens: int | None
+    requests: int
+    cached: int
+    waves: int
+    rejected: dict[str, int]
+    truncated: int  # answers cut off by max_tokens that still gave records
+    produced_records: int
+    produced_tokens: int
+    records: int
+    tokens: int
+
+
+class MixPart(Record):
+    records: int
+    tokens: int
+    rejected: dict[str, int]
+
+
+class MixStats(Record):
+    records: int
+    tokens: int
+    synthetic_tokens: int
+    raw_tokens: int
+    raw_copies: int
+    raw_share: float
+    rejected: dict[str, int]
+    eval_texts_guarded: int
+    eval_texts_unguarded: int
+    eval_texts_in_corpus: int
+    by_generator: dict[str, MixPart]
+
+    @property
+    def eval_leaks(self) -> int:
+        return sum(n for rule, n in self.rejected.items() if rule.startswith("eval_leak"))
+
+
+class GenerateStats(StageStats):
+    targets: dict[str, int | None]
+    generators: dict[str, GeneratorStats]
+    mix: MixStats
+    instructions: int
+    engine: dict[str, float | int | None]  # the engine's usage over the stage (engine.usage.Usage)
+    coverage: dict[str, CoverageSummary] | None  # by "all" synthetic text and by "entigraph" text
+
+    def summary(self) -> dict[str, int | float | str]:
+        return {"records": self.mix.records, "tokens": self.mix.tokens, "synthetic_tokens": self.mix.synthetic_tokens,
+                "raw_copies": self.mix.raw_copies, "eval_leaks": self.mix.eval_leaks,
+                "instructions": self.instructions}
+
+
+# train
+
+
+class TrainStats(StageStats):
+    steps: int
+    resumed_from_step: int
+    tokens: int
+    sequences: int
+    replay_sequences: int
+    main_blocks: int
+    replay_blocks: int
+    first_loss: float | None
+    final_loss: float | None
+    tokens_per_s: float
+    mfu: float | None
+    parameters: int
+    trained_parameters: int
+    processes: int
+    device: str
+    seconds: float
+    data: str
+    generators: list[str] | None
+    base_model: str
+    training_tokens: int
+    replay_tokens: int
+
+
+# eval
+
+
+class Score(Record):
+    model: str
+    method: str
+    metric: str
+    n: int
+    value: float
+    ci: tuple[float, float]
+
+
+class Comparison(Record):
+    """A model's paired difference to the baseline on the same questions."""
+
+    model: str
+    baseline: str
+    method: str
+    metric: str
+    n: int
+    difference: float
+    ci: tuple[float, float]
+
+
+class DocumentScore(Record):
+    model: str
+    method: str
+    doc_id: str
+    n: int
+    acc: float
+
+
+class Perplexity(Record):
+    perplexity: float
+    tokens: int
+    windows: int
+
+
+class Forgetting(Record):
+    texts: int
+    perplexity: dict[str, Perplexity]  # by model
+
+
+class EvalResults(StageStats):
+    questions: int
+    documents: int
+    qa_sets: list[str]
+    models: dict[str, str]  # name → the model's path or id
+    baseline: str
+    methods: list[str]
+    confidence: float
+    scores: list[Score]
+    comparisons: list[Comparison]
+    per_document: list[DocumentScore]
+    forgetting: Forgetting
+
+    def summary(self) -> dict[str, int | float | str]:
+        accuracies = {f"{s.model}_{s.method}_acc": round(s.value, 4) for s in self.scores if s.metric == "acc"}
+        return {"questions": self.questions, "models": len(self.models), **accuracies}
+
+
+# report
+
+
+class ReportStats(StageStats):
+    sections: int
+    shown: list[str]
