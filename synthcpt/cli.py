@@ -140,9 +140,9 @@ def _add_stage_command(stage) -> None:
 def status(config: ConfigOption = None, set_: SetOption = None, preset: PresetOption = None) -> None:
     """Show each stage's status for a run."""
     from synthcpt.config import load_config
+    from synthcpt.manifest import StageEntry
     from synthcpt.pipeline import fingerprints
     from synthcpt.plugins import BACKENDS
-    from synthcpt.manifest import StageEntry
     from synthcpt.run_folder import RunFolder
 
     cfg = load_config(config, set_ or [], preset)

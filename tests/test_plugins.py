@@ -1,10 +1,15 @@
 """The plugin shape: registries give the config its choices, nested sections, comments and dispatch; a
-generator defined here runs through the real generate stage; no import cycle in the package."""
+plugin of each kind (generator, engine backend, entity extractor, eval method) defined here runs through
+its real stage; no import cycle in the package."""
 
 from __future__ import annotations
 
 import ast
+import json
+import re
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
 import networkx as nx
 import pytest
@@ -12,35 +17,35 @@ from pydantic import Field
 
 from synthcpt import plugins
 from synthcpt.config import commented_config, config_model, load_config
+from synthcpt.engine.backends.openai import OpenAIBackend, OpenAISettings
 from synthcpt.errors import SynthcptError
-from synthcpt.s4_generate.base import Generator, Rejected
+from synthcpt.s2_entities.extractor import Extraction, Extractor
+from synthcpt.s2_entities.normalize import Candidate
+from synthcpt.s4_generate.base import Generator, GeneratorSettings, Rejected
+from synthcpt.s6_eval.method import Method
 from synthcpt.section import Section
 from tests.helpers import ROOT, assert_one_line_error, synthcpt
 
 PROMPT = "headline/headline.md"
 
 
-class HeadlineSettings(Section):
+class HeadlineSettings(GeneratorSettings):
     """headline: a one-line headline per chunk."""
 
     temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
     max_tokens: int = Field(24, ge=1, description="Max tokens of one headline.")
 
 
-class Headline(Generator):
+class Headline(Generator[HeadlineSettings]):
     """A generator defined outside the package, as a user would: settings, prompt, requests, parse."""
 
     name = "headline"
     summary = "a headline per chunk"
-    Settings = HeadlineSettings
+    needs = ("entities",)  # not read, declared to show the stage asks
 
     @classmethod
     def prompts(cls, settings):
         return [PROMPT]
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
 
     def requests(self):
         template = self.prompt(PROMPT)
@@ -51,7 +56,7 @@ class Headline(Generator):
                                prefix_key=doc.doc_id, metadata={"doc_id": doc.doc_id, "unit": chunk.chunk_id})
 
     def parse(self, result):
-        if not result.ok or not result.text.strip():
+        if not result.text.strip():
             return Rejected("empty")
         doc = self.corpus.by_id[result.request.metadata["doc_id"]]
         return [self.record(result, f"{doc.header}: {result.text.strip()}", "headline")]
@@ -72,7 +77,31 @@ def test_a_registered_generator_gets_its_choice_section_and_comments(headline):
     assert "headline" not in config_model()().generate.generators  # not a default generator
     text = commented_config(config)
     assert "  headline:\n" in text and "# Max tokens of one headline." in text
-    assert "headline (a headline per chunk)" in text  # the generators' description lists it
+    assert "'headline': a headline per chunk" in text  # the generators' description lists it
+
+
+def test_a_plugin_reads_its_own_typed_section(headline):
+    config = load_config(None, ["generate.generators=[headline,rc_mined]", "generate.headline.max_tokens=12"])
+    ctx = SimpleNamespace(settings=config.generate, corpus=None)  # what a generator reads of its context here
+    made = Headline(ctx)
+    assert isinstance(made.settings, HeadlineSettings) and made.settings.max_tokens == 12 and made.max_tokens == 12
+    assert plugins.GENERATORS.get("rc_mined")(ctx).max_tokens == 0  # no model, no max_tokens setting
+    assert Headline.Settings is HeadlineSettings and not Headline.two_step
+    assert plugins.GENERATORS.get("active_reading").two_step
+
+
+def test_the_generate_stage_asks_the_generators_what_they_need(headline):
+    from synthcpt.s4_generate.run import check_inputs
+
+    asked: list[str] = []
+    check_inputs(SimpleNamespace(settings=SimpleNamespace(generators=["wrap", "headline", "entigraph"]),
+                                 input=asked.append))
+    assert asked == ["ingest", "entities", "graph"]
+
+
+def test_a_class_of_another_kind_is_refused():
+    with pytest.raises(TypeError, match="must derive from the generator base class"):
+        plugins.GENERATORS.register(Method)
 
 
 def test_without_the_plugin_its_name_and_section_are_errors():
@@ -80,24 +109,16 @@ def test_without_the_plugin_its_name_and_section_are_errors():
         load_config(None, ["generate.generators=[headline]"])
 
 
-@pytest.mark.parametrize("key, new_place", [
-    ("generate.wrap_temperature=0.5", "generate.wrap.temperature"),
-    ("generate.mix_min_tokens=8", "generate.mix.min_tokens"),
-    ("generate.rc_questions=2", "generate.rc_llm.questions"),
-    ("generate.prompts_dir=p", "run.prompts_dir"),
-    ("engine.base_url=http://x", "engine.openai.base_url"),
-    ("engine.kv_cache_gb=1", "engine.vllm.kv_cache_gb"),
-    ("entities.llm_max_tokens=9", "entities.llm.max_tokens"),
-    ("eval.cot_shots=2", "eval.generative.shots"),
-])
-def test_an_old_flat_key_names_its_new_place(key, new_place):
+@pytest.mark.parametrize("key", ["generate.wrap_temperature", "engine.base_url", "entities.llm_max_tokens",
+                                 "eval.cot_shots", "generate.prompts_dir"])
+def test_an_unknown_key_is_one_clear_error(key):
     with pytest.raises(SynthcptError) as error:
-        load_config(None, [key])
-    assert str(error.value) == f"invalid config: unknown setting '{key.split('=')[0]}': it is now '{new_place}'"
+        load_config(None, [f"{key}=1"])
+    assert str(error.value) == f"invalid config: unknown setting '{key}'"
 
 
-def test_an_old_flat_key_on_the_command_line_is_one_error_line():
-    assert_one_line_error(synthcpt("status", "--set", "generate.wrap_max_tokens=9"), "generate.wrap.max_tokens")
+def test_an_unknown_key_on_the_command_line_is_one_error_line():
+    assert_one_line_error(synthcpt("status", "--set", "generate.wrap_max_tokens=9"), "generate.wrap_max_tokens")
 
 
 def test_every_plugin_kind_is_discovered_with_its_settings():
@@ -135,19 +156,52 @@ def test_no_import_cycle_in_the_package():
     assert list(nx.simple_cycles(graph)) == []
 
 
-@pytest.mark.slow
-def test_a_generator_defined_in_the_test_runs_through_the_stage(headline, tmp_path, vllm_engine_settings):
-    from synthcpt.pipeline import Runner
-    from synthcpt.s4_generate.records import read_shards
+class CountingSettings(OpenAISettings):
+    """counting backend: the openai backend, counting what it sends."""
+
+
+class Counting(OpenAIBackend):
+    """A backend defined outside the package: the openai backend under its own name and section."""
+
+    name = "counting"
+    summary = "the openai backend, counting its requests"
+    Settings = CountingSettings
+    sent: ClassVar[list[str]] = []
+
+    def submit(self, job):
+        type(self).sent.append(job.key)
+        super().submit(job)
+
+
+@pytest.fixture
+def counting():
+    plugins.BACKENDS.register(Counting)
+    Counting.sent.clear()
+    try:
+        yield Counting
+    finally:
+        plugins.BACKENDS.unregister(Counting.name)
+
+
+def _demo_config(tmp_path, *overrides):
     from tests.conftest import DEMO_CORPUS
+
+    return load_config(None, [f"run.dir={tmp_path / 'run'}", f"ingest.inputs=[{DEMO_CORPUS}]", *overrides])
+
+
+@pytest.mark.slow
+def test_a_generator_and_a_backend_defined_in_the_test_run_through_the_stage(headline, counting, tmp_path,
+                                                                              vllm_server):
+    from synthcpt.pipeline import Runner, fingerprints
+    from synthcpt.s4_generate.records import read_shards
 
     prompts_dir = tmp_path / "prompts"
     (prompts_dir / "headline").mkdir(parents=True)
     (prompts_dir / PROMPT).write_text("Write a one-line headline for this passage of {{header}}.\n\n{{text}}\n")
-    config = load_config(None, [
-        f"run.dir={tmp_path / 'run'}", f"run.prompts_dir={prompts_dir}", f"ingest.inputs=[{DEMO_CORPUS}]",
-        f"engine.vllm.kv_cache_gb={vllm_engine_settings.vllm.kv_cache_gb}", "entities.extractor=spacy",
-        "generate.generators=[headline]", "generate.tokens={headline: 60}", "generate.mix.min_tokens=4"])
+    config = _demo_config(
+        tmp_path, f"run.prompts_dir={prompts_dir}", "entities.extractor=spacy", "engine.backend=counting",
+        f"engine.counting.base_url={vllm_server}", "engine.counting.concurrency=8",
+        "generate.generators=[headline]", "generate.tokens={headline: 60}", "generate.mix.min_tokens=4")
     Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force=set())
     records = read_shards(tmp_path / "run" / "generate" / "headline")
     assert records and sum(r["n_tokens"] for r in records) >= 60
@@ -155,9 +209,117 @@ def test_a_generator_defined_in_the_test_runs_through_the_stage(headline, tmp_pa
     mix = read_shards(tmp_path / "run" / "generate" / "mix")
     assert {r["generator"] for r in mix} == {"headline", "raw"}
 
-    # Its prompt is part of the stage's fingerprint: editing it makes generate stale.
-    from synthcpt.pipeline import fingerprints
+    # Every request went through the test's backend, which cannot measure prefix-cache hits: no zero is
+    # reported as one.
+    stats = json.loads((tmp_path / "run" / "generate" / "stats.json").read_text())
+    sent = stats["generators"]["headline"]["requests"] - stats["generators"]["headline"]["cached"]
+    assert sent > 0 and len(Counting.sent) == sent
+    usage = json.loads((tmp_path / "run" / "cache" / "usage.json").read_text())["generate: headline"]
+    assert usage["prompt_tokens"] > 0 and usage["prefix_cached_tokens"] is None
 
+    # Its prompt is part of the stage's fingerprint: editing it makes generate stale.
     before = fingerprints(config)["generate"]
     (prompts_dir / PROMPT).write_text("Give this passage of {{header}} a title.\n\n{{text}}\n")
     assert fingerprints(config)["generate"] != before
+
+
+CAPITALISED = re.compile(r"\b[A-Z][a-z]{2,}(?: [A-Z][a-z]{2,})*\b")
+
+
+class CapitalsSettings(Section):
+    """capitals extractor: runs of capitalised words seen often enough."""
+
+    min_count: int = Field(2, ge=1, description="Runs seen fewer times in a document are dropped.")
+
+
+class Capitals(Extractor[CapitalsSettings]):
+    """An extractor defined outside the package: capitalised word runs, no model."""
+
+    name = "capitals"
+    summary = "capitalised word runs"
+
+    def extract(self) -> Extraction:
+        found = Extraction({d.doc_id: [] for d in self.ctx.documents})
+        for doc in self.ctx.documents:
+            runs = CAPITALISED.findall(doc.text)
+            found.candidates[doc.doc_id] = [Candidate(run, "PROPN", runs.count(run), self.name)
+                                            for run in sorted(set(runs)) if runs.count(run) >= self.settings.min_count]
+        return found
+
+
+@pytest.fixture
+def capitals():
+    plugins.EXTRACTORS.register(Capitals)
+    try:
+        yield Capitals
+    finally:
+        plugins.EXTRACTORS.unregister(Capitals.name)
+
+
+@pytest.mark.slow
+def test_an_extractor_defined_in_the_test_runs_through_the_stage(capitals, tmp_path):
+    from synthcpt.pipeline import Runner, fingerprints
+    from synthcpt.run_folder import RunFolder
+
+    config = _demo_config(tmp_path, "entities.extractor=capitals", "entities.capitals.min_count=3")
+    Runner(config, reporter=lambda _: None).execute(["ingest", "entities"], force=set())
+    run = RunFolder(tmp_path / "run")
+    rows = run.entities()
+    assert rows and {r["extractor"] for r in rows} == {"capitals"}
+    kept = {d.doc_id: {run for run in CAPITALISED.findall(d.text) if CAPITALISED.findall(d.text).count(run) >= 3}
+            for d in run.documents()}
+    # Its own setting applied: only runs seen 3 times or more (under their name or an alias).
+    assert all({r["entity"], *r["aliases"]} & kept[r["doc_id"]] for r in rows)
+    # Its section is part of the stage's fingerprint.
+    changed = _demo_config(tmp_path, "entities.extractor=capitals", "entities.capitals.min_count=4")
+    assert fingerprints(changed)["entities"] != fingerprints(config)["entities"]
+
+
+class BareSettings(Section):
+    """bare: log-likelihood of the options after the bare question (no source line)."""
+
+
+class Bare(Method[BareSettings]):
+    """An eval method defined outside the package, scored by the candidate's real log-likelihood scorer."""
+
+    name = "bare"
+    summary = "options by log-likelihood after the bare question"
+
+    @classmethod
+    def prompts(cls, settings):
+        from synthcpt.s6_eval.prompts import CLOSED_BOOK
+
+        return [CLOSED_BOOK]
+
+    def score(self, ctx):
+        from synthcpt.s6_eval.methods.loglik import choice_requests
+        from synthcpt.s6_eval.qa import multi_answer_sets
+        from synthcpt.s6_eval.records import choice_records
+
+        scores = ctx.scorer().score(choice_requests(ctx.items, ctx.prompts, False), description="bare")
+        return choice_records(ctx.candidate.name, self.name, ctx.items, scores, multi_answer_sets(ctx.items))
+
+
+@pytest.fixture
+def bare():
+    plugins.EVAL_METHODS.register(Bare)
+    try:
+        yield Bare
+    finally:
+        plugins.EVAL_METHODS.unregister(Bare.name)
+
+
+@pytest.mark.slow
+def test_an_eval_method_defined_in_the_test_runs_through_the_stage(bare, tmp_path, embedded_model):
+    from synthcpt.s6_eval.evaluation import evaluate_candidates
+    from synthcpt.s6_eval.qa import load_qa_file
+    from synthcpt.s6_eval.records import Candidate as Model
+    from tests.conftest import DEMO_CORPUS
+
+    items = load_qa_file(DEMO_CORPUS)[:6]
+    config = load_config(None, ["eval.methods=[bare,loglik]", "eval.bootstrap_resamples=100"])
+    results = evaluate_candidates([Model("default", "default")], items, config, tmp_path / "eval", []).model_dump()
+    scores = {(s["method"], s["metric"]): s for s in results["scores"]}
+    assert scores["bare", "acc"]["n"] == len(items) and 0 <= scores["bare", "acc"]["value"] <= 1
+    # Its records are stored as a part of their own, reused on a rerun.
+    assert any(p.name.startswith("default-bare-") for p in (tmp_path / "eval" / "parts").iterdir())

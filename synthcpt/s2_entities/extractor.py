@@ -1,8 +1,9 @@
 """What an entity extractor plugin gets and gives.
 
-An extractor is a module of `synthcpt/s2_entities/extractors/` whose `PLUGIN` is a class with `name`,
-`summary`, `Settings` (nested as `entities.<name>`), `sections` (the extractors' sections it reads,
-its own included), `prompts(stage_settings)`, and, built on an `ExtractionContext`:
+An extractor is a plugin (`synthcpt.plugins`): a module of `synthcpt/s2_entities/extractors/` whose
+`PLUGIN` is an `Extractor` subclass with `name`, `summary`, its settings (nested as `entities.<name>`),
+`prompts(settings)`, `sections` (the extractors' sections it reads, when not just its own), and, built on
+an `ExtractionContext`:
 - `requests()`: the model requests it sends, by engine step (for `synthcpt plan`; {} without a model);
 - `extract()`: an `Extraction`, the candidates of every document (and the LLM's summaries).
 The stage then merges, grounds, ranks and caps the candidates the same way for every extractor.
@@ -13,8 +14,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from synthcpt.engine.types import Request
+from synthcpt.plugins import Plugin, S
 from synthcpt.run_folder import Chunk, Document
 from synthcpt.s2_entities.normalize import Candidate
 
@@ -43,3 +46,23 @@ class Extraction:
         self.summaries.update(other.summaries)
         self.counts.update(other.counts)
         return self
+
+
+class Extractor(Plugin[S]):
+    """Base of every entity extractor. `self.settings` is its own section, `self.section` the entities one."""
+
+    kind: ClassVar[str] = "entity extractor"
+    # The extractors' sections it reads, which the stage's fingerprint holds (unset: its own; a
+    # combination of extractors names theirs).
+    sections: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, ctx: ExtractionContext):
+        super().__init__(ctx.stage)
+        self.ctx = ctx
+
+    def requests(self) -> dict[str, list[Request]]:
+        """The model requests it sends, by engine step (for `synthcpt plan`); none without a model."""
+        return {}
+
+    def extract(self) -> Extraction:
+        raise NotImplementedError

@@ -1,18 +1,21 @@
 """The generator interface and what every generator reads.
 
 A generator is a plugin (`synthcpt.plugins`): a module of `synthcpt/s4_generate/generators/` whose
-`PLUGIN` is a `Generator` subclass declaring its `name`, its `Settings` (nested as
-`generate.<name>`), its prompt files and, where it asks for structured output, a pydantic model.
-It turns the corpus into engine requests, in a deterministic order, each carrying its provenance in
-`Request.metadata`, and parses each result into synthetic records (or a rejection reason), as
-`prompt(row)` + `parse(row, response)`. Generators without an LLM (pattern mining, stored summaries)
-yield records directly. The engine beneath caches every response, so regenerating the same requests
-resumes a killed run.
+`PLUGIN` is a `Generator` subclass declaring its `name`, `summary`, its settings (nested as
+`generate.<name>`; a `GeneratorSettings` subclass, with `max_tokens`, when it calls the model), its
+prompt files, and what it needs (`needs = ("graph",)`: the stage makes sure the graph stage ran).
+The stage makes one per run with the `GenerationContext` and asks it for
+- `records()`: records made without the model (pattern mining, stored summaries), in a fixed order;
+- `requests()`: engine requests in a fixed order, each carrying its provenance in `Request.metadata`;
+- `parse(result)`: the records of one result, or `Rejected(reason)`. A result the engine could not
+  produce (an error, no text) never reaches `parse`: the stage counts it as `engine_error`.
+The engine beneath caches every response, so regenerating the same requests resumes a killed run.
 
 A generator whose requests depend on a first step of model calls (Active Reading: a document's study
-strategies, then each strategy applied) declares that step's requests in `first_step()`; the stage
-sends them through its engine (cached and resumable like the rest, under their own step name) and
-hands the results to `prepare(results)` before it asks for `requests()`.
+strategies, then each strategy applied) derives from `TwoStepGenerator`: it declares that step's
+requests in `first_step()`; the stage sends them through its engine (cached and resumable like the
+rest, under their own step name) and hands the results to `prepare(results)` before it asks for
+`requests()`.
 """
 
 from __future__ import annotations
@@ -24,16 +27,19 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from pydantic import Field
+
 from synthcpt.engine.types import Request, Result, Sampling
 from synthcpt.errors import SynthcptError
+from synthcpt.plugins import Plugin, S
 from synthcpt.prompts import Prompt, load_prompt
 from synthcpt.run_folder import Chunk, Document
 from synthcpt.s4_generate.records import record_id
 from synthcpt.s4_generate.settings import GenerateSettings
 from synthcpt.section import Section
 
-__all__ = ["Chunk", "Corpus", "Document", "GenerationContext", "Generator", "Rejected", "round_robin",
-           "selected_chunks"]
+__all__ = ["Chunk", "Corpus", "Document", "GenerationContext", "Generator", "GeneratorSettings", "Rejected",
+           "TwoStepGenerator", "round_robin", "selected_chunks"]
 
 T = TypeVar("T")
 # Tokens the chat template adds around a message, kept free when a document is cut to fit.
@@ -88,12 +94,17 @@ def selected_chunks(chunks_by_doc: dict[str, list[Chunk]], min_tokens: int) -> l
     return round_robin([c for c in chunks if c.n_tokens >= min_tokens] for chunks in chunks_by_doc.values())
 
 
-class Generator:
-    """Base of every generator: override `records` (no LLM), or `requests` and `parse` (LLM)."""
+class GeneratorSettings(Section):
+    """What every generator that calls the model shares: the length bound of one answer. A generator
+    states its own default and description by declaring `max_tokens` again."""
 
-    name: ClassVar[str]
-    summary: ClassVar[str]  # a few words for the config's description of generate.generators
-    Settings: ClassVar[type[Section]]
+    max_tokens: int = Field(512, ge=1, description="Max tokens of one answer.")
+
+
+class Generator(Plugin[S]):
+    """Base of every generator: override `records` (no model), or `requests` and `parse` (model)."""
+
+    kind: ClassVar[str] = "generator"
     # Where it runs (and enters the mix) among the default generators; the order decides which of two
     # near-duplicate records is kept.
     position: ClassVar[int] = 100
@@ -101,22 +112,19 @@ class Generator:
     # Its whole text is written by the model, so the repetition rule applies (generators that quote
     # their source passage by design would be taken for generation loops).
     model_written: ClassVar[bool] = False
+    # A first step of model calls before `requests` (see TwoStepGenerator).
+    two_step: ClassVar[bool] = False
 
     def __init__(self, ctx: GenerationContext):
+        super().__init__(ctx.settings)
         self.ctx = ctx
-        self.stage = ctx.settings
-        self.settings: Any = ctx.settings.generator_settings(self.name)
+        self.stage: GenerateSettings = ctx.settings
         self.corpus = ctx.corpus
-
-    @classmethod
-    def prompts(cls, settings: Any) -> list[str]:
-        """The prompt files it reads with its settings `settings` (hashed into the stage's fingerprint)."""
-        return []
 
     @property
     def max_tokens(self) -> int:
         """Most tokens one request may generate (sizes the request waves of a token budget); 0 without a model."""
-        return 0
+        return self.settings.max_tokens if isinstance(self.settings, GeneratorSettings) else 0
 
     def prompt(self, name: str) -> Prompt:
         return load_prompt(name, self.ctx.prompts_dir)
@@ -130,20 +138,8 @@ class Generator:
         return iter(())
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
+        """The records of a result that holds texts (failed results are counted by the stage)."""
         raise NotImplementedError
-
-    # Engine step name of `first_step`'s requests (reported as "generate: <name>: <first_step_name>").
-    first_step_name: ClassVar[str] = "first step"
-
-    def first_step(self) -> Iterator[Request]:
-        """Requests whose results `requests` depends on, in a deterministic order; none by default."""
-        return iter(())
-
-    def prepare(self, results: Iterable[Result], planning: bool = False) -> Counter:
-        """Take the results of `first_step` before `requests` is asked for; returns the first step's
-        rejections by reason. `planning`: the results are only those already cached (the plan generates
-        nothing), so the missing ones are assumed."""
-        return Counter()
 
     # Helpers shared by the generators.
 
@@ -188,3 +184,21 @@ class Generator:
         return {"id": record_id(self.name, *key), "text": text, "generator": self.name, "style": style,
                 "doc_id": meta["doc_id"], "entities": list(entities), "prompt_file": meta["prompt_file"],
                 "prompt_hash": meta["prompt_hash"], "model": self.ctx.model, "n_tokens": 0, **extra}
+
+
+class TwoStepGenerator(Generator[S]):
+    """A generator whose requests depend on a first step of model calls, run whole before them."""
+
+    two_step: ClassVar[bool] = True
+    # Engine step name of `first_step`'s requests (reported as "generate: <name>: <first_step_name>").
+    first_step_name: ClassVar[str] = "first step"
+
+    def first_step(self) -> Iterator[Request]:
+        """Requests whose results `requests` depends on, in a deterministic order."""
+        raise NotImplementedError
+
+    def prepare(self, results: Iterable[Result], planning: bool = False) -> Counter:
+        """Take the results of `first_step` before `requests` is asked for; returns the first step's
+        rejections by reason. `planning`: the results are only those already cached (the plan generates
+        nothing), so the missing ones are assumed."""
+        raise NotImplementedError

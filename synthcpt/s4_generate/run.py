@@ -7,7 +7,7 @@ the tokens per request seen so far, so little is generated past the target; what
 the engine's cache. A rerun (after a kill, or with a larger budget) regenerates the same requests,
 gets the finished ones from the cache, and so yields the same records.
 
-A two-step generator's first step (`Generator.first_step`) runs whole before its requests, under its own
+A two-step generator's first step (`TwoStepGenerator.first_step`) runs whole before its requests, under its own
 engine step name; its results are cached like the rest, so a rerun gets them back and builds the same
 requests from them.
 """
@@ -30,7 +30,7 @@ from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.engine.types import Request, Result
 from synthcpt.progress import console
 from synthcpt.run_folder import COVERAGE_FILE, STATS_FILE, RunFolder
-from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator, Rejected
+from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator, Rejected, TwoStepGenerator
 from synthcpt.s4_generate.mix import quality_reason
 from synthcpt.s4_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, count_tokens, write_shards
 from synthcpt.s4_generate.settings import GENERATORS
@@ -104,11 +104,18 @@ def generators(gen_ctx: GenerationContext) -> list[Generator]:
     return [GENERATORS.get(name)(gen_ctx) for name in gen_ctx.settings.generators]
 
 
+def check_inputs(ctx) -> None:
+    """The corpus, and the outputs of the earlier stages the selected generators need."""
+    ctx.input("ingest")
+    for name in ctx.settings.generators:
+        for stage in GENERATORS.get(name).needs:
+            ctx.input(stage)
+
+
 def prompt_files(config) -> list[str]:
     """The prompt files of the selected generators, for the stage's fingerprint."""
     settings = config.generate
-    return sorted({name for g in settings.generators
-                   for name in GENERATORS.get(g).prompts(settings.generator_settings(g))})
+    return sorted({name for g in settings.generators for name in GENERATORS.get(g).prompt_files(settings)})
 
 
 def wave_size(tokens: int, per_request: float, min_wave: int, margin: float = WAVE_MARGIN) -> int:
@@ -132,13 +139,15 @@ def step(generator: Generator) -> str:
     return f"generate: {generator.name}"
 
 
-def first_step(generator: Generator) -> str:
-    """The engine step of a generator's first step (a two-step generator's)."""
+def first_step(generator: TwoStepGenerator) -> str:
+    """The engine step of a two-step generator's first step."""
     return f"{step(generator)}: {generator.first_step_name}"
 
 
 def prepare(generator: Generator, engine) -> Counter:
-    """Run the generator's first step through the engine and hand it the results; its rejections."""
+    """Run a two-step generator's first step through the engine and hand it the results; its rejections."""
+    if not isinstance(generator, TwoStepGenerator):
+        return Counter()
     requests = list(generator.first_step())
     return generator.prepare(engine.generate(requests, description=first_step(generator)) if requests else ())
 
@@ -165,19 +174,18 @@ def planned_requests(ctx) -> dict[str, Iterable[Request]]:
     a two-step generator's first step whole, and its second as if the first's missing results were full."""
     from synthcpt.engine.plan import mean_completion_tokens
 
-    ctx.input("ingest")
-    if "entigraph" in ctx.settings.generators:
-        ctx.input("graph")
+    check_inputs(ctx)
     gen_ctx = generation_context(ctx.config, ctx.run.dir)
     targets = ctx.settings.targets()
     planned = {}
     for generator in generators(gen_ctx):
         if not generator.max_tokens or targets[generator.name] == 0:
             continue  # mined from the corpus without a model, or nothing asked of it
-        first = list(generator.first_step())
-        if first:
-            planned[first_step(generator)] = first
-        generator.prepare(cached_results(ctx.config.engine, ctx.run.dir, first), planning=True)
+        if isinstance(generator, TwoStepGenerator):
+            first = list(generator.first_step())
+            if first:
+                planned[first_step(generator)] = first
+            generator.prepare(cached_results(ctx.config.engine, ctx.run.dir, first), planning=True)
         requests, target = generator.requests(), targets[generator.name]
         if target is not None:
             per_request = mean_completion_tokens(ctx.run.dir, step(generator)) or generator.max_tokens
@@ -217,7 +225,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
     (`single_wave`) gets waves with a wider margin, so one batch usually carries a generator's work.
     Waves grow at most WAVE_GROWTH-fold, except on a single-wave backend."""
     outcome = Outcome(generator.name, target)
-    single_wave = engine is not None and getattr(engine.plugin, "single_wave", False)
+    single_wave = engine is not None and engine.plugin.single_wave
     ranked: list[tuple[int, int, dict[str, Any]]] = [
         (DIRECT, i, r) for i, r in enumerate(_usable(generator, _with_tokens(list(generator.records()), tokenizer),
                                                      outcome))]
@@ -238,6 +246,9 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
         for result in engine.generate(wave, description=step(generator)):
             sent += 1
             outcome.cached += result.cached
+            if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text for parse)
+                outcome.rejected["engine_error"] += 1
+                continue
             parsed = generator.parse(result)
             if isinstance(parsed, Rejected):
                 outcome.rejected[parsed.reason] += 1
@@ -285,7 +296,7 @@ def generate(ctx) -> dict[str, Any]:
 
     config, settings, out = ctx.config, ctx.settings, ctx.out
     run_dir = ctx.run.dir
-    ctx.input("ingest")
+    check_inputs(ctx)
     gen_ctx = generation_context(config, run_dir)
     targets = settings.targets()
     outcomes: dict[str, Outcome] = {}

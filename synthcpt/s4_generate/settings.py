@@ -6,27 +6,19 @@ they share.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, model_validator
 
 from synthcpt import plugins
 from synthcpt.section import Section
 
 GENERATORS = plugins.GENERATORS
 
-# Flat keys of earlier versions whose new place is not `<generator>.<rest>`.
-MOVED = {
-    "prompts_dir": "run.prompts_dir",
-    "mix_shard_records": "generate.shard_records",
-    "rc_passage_tokens": "generate.rc_mined.passage_tokens",
-    "rc_max_per_kind": "generate.rc_mined.max_per_kind",
-    "rc_min_sentence_chars": "generate.rc_mined.min_sentence_chars",
-    "rc_questions": "generate.rc_llm.questions",
-    "rc_temperature": "generate.rc_llm.temperature",
-    "rc_max_tokens": "generate.rc_llm.max_tokens",
-}
+
+def default_generators() -> list[str]:
+    """The generators a run uses unless told otherwise, in the order they run and enter the mix."""
+    return [p.name for p in sorted(GENERATORS, key=lambda p: p.position) if p.enabled_by_default]
 
 
 class MixSettings(Section):
@@ -55,7 +47,8 @@ class MixSettings(Section):
 class GenerateSettings(Section):
     """Synthetic text generators, their token budgets, and the final training mix."""
 
-    generators: list[str] = Field(default_factory=list)
+    generators: list[str] = Field(default_factory=default_generators,
+                                  description="Generators to run, in the order listed: {plugins}.")
     total_tokens: int | None = Field(
         None, ge=1, description="Synthetic tokens in all, split by `shares` over the generators without a "
                                 "`tokens` entry (unset: each such generator produces all it can).")
@@ -104,36 +97,6 @@ class GenerateSettings(Section):
         return result
 
 
-def _moved_keys() -> dict[str, str]:
-    moved = {f"mix_{key}": f"generate.mix.{key}" for key in MixSettings.model_fields}
-    for plugin in GENERATORS:
-        moved.update({f"{plugin.name}_{key}": f"generate.{plugin.name}.{key}" for key in plugin.Settings.model_fields})
-    return {**moved, **MOVED}
-
-
-def default_generators() -> list[str]:
-    """The generators a run uses unless told otherwise, in the order they run and enter the mix."""
-    return [p.name for p in sorted(GENERATORS, key=lambda p: p.position) if p.enabled_by_default]
-
-
-@lru_cache(maxsize=4)
-def _generate_settings(generation: int) -> type[GenerateSettings]:
-    name = GENERATORS.choice()
-    names = ", ".join(f"{p.name} ({p.summary})" for p in sorted(GENERATORS, key=lambda p: p.position))
-    model = create_model(
-        "GenerateSettings", __base__=GenerateSettings, __doc__=GenerateSettings.__doc__,
-        generators=(list[name], Field(default_factory=default_generators,
-                                      description=f"Generators to run, in this order: {names}.")),
-        shares=(dict[name, float], Field(default_factory=dict, description=(
-            "Relative share of total_tokens per generator (unset ones weigh 1)."))),
-        tokens=(dict[name, int], Field(default_factory=dict, description=(
-            "Target synthetic tokens per generator; overrides total_tokens/shares."))),
-        **GENERATORS.sections())
-    model.moved = _moved_keys()
-    return model
-
-
 def generate_settings() -> type[GenerateSettings]:
     """The generate section's class, with a nested section per registered generator."""
-    return _generate_settings(plugins.generation())
-
+    return plugins.plugin_section(GenerateSettings, GENERATORS, "generators")

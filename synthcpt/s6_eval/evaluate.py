@@ -48,9 +48,8 @@ def method_key(settings, method: str, prompts_dir: Path | None) -> str:
     """What a stored (model, method) part depends on besides the model and questions: the shared
     settings, the method's own and the content of its prompts (an edited prompt scores again)."""
     plugin = EVAL_METHODS.get(method)
-    own = settings.method_settings(method)
-    payload = {"shared": settings.shared_identity(), "method": own.model_dump(mode="json"),
-               "prompts": prompts_fingerprint(plugin.prompts(own), prompts_dir)}
+    payload = {"shared": settings.shared_identity(), "method": settings.method_settings(method).model_dump(mode="json"),
+               "prompts": prompts_fingerprint(plugin.prompt_files(settings), prompts_dir)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -75,9 +74,8 @@ def evaluate_models(candidates: list[Candidate], items: list[QAItem], settings, 
             if part.is_file():
                 records += read_records(part)
                 continue
-            ctx = MethodContext(candidate, items, settings, settings.method_settings(method), prompts,
-                                engine_settings, work_dir, seed, scorer)
-            found = EVAL_METHODS.get(method).score(ctx)
+            ctx = MethodContext(candidate, items, settings, prompts, engine_settings, work_dir, seed, scorer)
+            found = EVAL_METHODS.get(method)(settings).score(ctx)
             write_records(part, found, RECORD_SCHEMA)
             records += found
         if general_texts:

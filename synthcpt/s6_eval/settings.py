@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, create_model
+from pydantic import Field
 
 from synthcpt import plugins
 from synthcpt.plugins import EVAL_METHODS
@@ -16,7 +15,7 @@ from synthcpt.section import Section
 class EvalSettings(Section):
     """Closed-book QA of the base and trained models; one nested section per evaluation method."""
 
-    methods: list[str] = Field(["loglik"], min_length=1)
+    methods: list[str] = Field(["loglik"], min_length=1, description="{plugins}")
     qa_files: list[Path] = Field(
         default_factory=list,
         description="More question files (L-Eval, original QuALITY or simple JSONL: question, options, answer or "
@@ -44,19 +43,5 @@ class EvalSettings(Section):
         return self.model_dump(mode="json", exclude=set(EVAL_METHODS.names()) - set(self.methods))
 
 
-MOVED = {"cot_shots": "eval.generative.shots", "samples": "eval.generative.samples",
-         "temperature": "eval.generative.temperature", "max_tokens": "eval.generative.max_tokens"}
-
-
-@lru_cache(maxsize=4)
-def _eval_settings(generation: int) -> type[EvalSettings]:
-    described = "; ".join(f"'{p.name}': {p.summary}" for p in EVAL_METHODS)
-    model = create_model("EvalSettings", __base__=EvalSettings, __doc__=EvalSettings.__doc__,
-                         methods=(list[EVAL_METHODS.choice()], Field(["loglik"], min_length=1, description=described)),
-                         **EVAL_METHODS.sections())
-    model.moved = MOVED
-    return model
-
-
 def eval_settings() -> type[EvalSettings]:
-    return _eval_settings(plugins.generation())
+    return plugins.plugin_section(EvalSettings, EVAL_METHODS, "methods")

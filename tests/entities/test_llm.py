@@ -8,8 +8,14 @@ from synthcpt.engine.structured import json_schema
 from synthcpt.engine.types import Request, Result
 from synthcpt.prompts import load_prompt
 from synthcpt.run_folder import Chunk
-from synthcpt.s2_entities.extractors.llm import PROMPT, LlmSettings, extraction_model
-from synthcpt.s2_entities.llm_extractor import collect, parse_extraction, windows
+from synthcpt.s2_entities.extractors.llm import (
+    PROMPT,
+    LlmSettings,
+    collect,
+    extraction_model,
+    parse_extraction,
+    windows,
+)
 
 
 @pytest.mark.parametrize("reply, summary, entities, status", [
@@ -81,7 +87,7 @@ def test_the_extraction_schema_comes_from_the_pydantic_model():
 def test_embedded_model_returns_schema_valid_json(vllm_engine_settings, tmp_path):
     """The real request through vLLM with the embedded model: the schema constrains the reply."""
     from synthcpt.engine import open_engine
-    from synthcpt.s2_entities.llm_extractor import Window, build_request
+    from synthcpt.s2_entities.extractors.llm import Window, build_request
     from tests.conftest import DEMO_CORPUS
 
     stories = [json.loads(line)["input"] for line in DEMO_CORPUS.read_text().splitlines()]

@@ -3,7 +3,7 @@
 import json
 
 from synthcpt.run_folder import RunFolder
-from synthcpt.s2_entities.spacy_extractor import split_text
+from synthcpt.s2_entities.extractors.spacy import split_text
 from tests.entities.runs import run_stages, write_corpus
 
 # The main characters of the three demo stories (each is asked about in the stories' questions).
@@ -84,14 +84,14 @@ def test_missing_spacy_model_is_one_clear_error():
     import pytest
 
     from synthcpt.errors import SynthcptError
-    from synthcpt.s2_entities.spacy_extractor import load_pipeline
+    from synthcpt.s2_entities.extractors.spacy import load_pipeline
 
     with pytest.raises(SynthcptError, match="spaCy model 'no_such_model' is not installed"):
         load_pipeline("no_such_model", True)
 
 
 def test_two_processes_find_the_same_candidates(demo_corpus):
-    from synthcpt.s2_entities.spacy_extractor import spacy_candidates
+    from synthcpt.s2_entities.extractors.spacy import spacy_candidates
 
     texts = [(str(i), json.loads(line)["input"][:6000]) for i, line in enumerate(demo_corpus.read_text().splitlines())]
     labels = {"PERSON", "ORG", "GPE"}
@@ -107,10 +107,9 @@ def test_interrupted_spacy_extraction_resumes_after_the_saved_blocks(tmp_path, e
                                                                      monkeypatch):
     import pytest
 
-    from synthcpt.s2_entities import spacy_extractor
     from synthcpt.s2_entities.extractors import spacy
 
-    real = spacy_extractor.spacy_candidates
+    real = spacy.spacy_candidates
     seen: list[str] = []
 
     def interrupted_after_one(texts, *args):
@@ -121,7 +120,7 @@ def test_interrupted_spacy_extraction_resumes_after_the_saved_blocks(tmp_path, e
                 raise KeyboardInterrupt
 
     monkeypatch.setattr(spacy, "BLOCK_DOCUMENTS", 1)
-    monkeypatch.setattr(spacy_extractor, "spacy_candidates", interrupted_after_one)
+    monkeypatch.setattr(spacy, "spacy_candidates", interrupted_after_one)
     with pytest.raises(KeyboardInterrupt):
         run_stages(tmp_path / "run", [demo_corpus], ["ingest", "entities"], "entities.extractor=spacy")
     assert len(list((tmp_path / "run" / "entities" / "work" / "spacy").rglob("block-*.json"))) == 1
@@ -131,7 +130,7 @@ def test_interrupted_spacy_extraction_resumes_after_the_saved_blocks(tmp_path, e
             seen.append(doc_id)
             yield doc_id, candidates
 
-    monkeypatch.setattr(spacy_extractor, "spacy_candidates", counting)
+    monkeypatch.setattr(spacy, "spacy_candidates", counting)
     run_stages(tmp_path / "run", [demo_corpus], ["ingest", "entities"], "entities.extractor=spacy")
     assert len(seen) == 3 and len(set(seen)) == 3  # the first document was not extracted again
     assert len({r["doc_id"] for r in RunFolder(tmp_path / "run").entities()}) == 3

@@ -37,7 +37,6 @@ def score(method: str, candidate, items, settings, scorer=None, engine_settings=
     from synthcpt.s6_eval.method import MethodContext
     from synthcpt.s6_eval.prompts import EvalPrompts
 
-    ctx = MethodContext(candidate, items, settings, settings.method_settings(method), EvalPrompts(), engine_settings,
-                        work_dir, seed, lambda: scorer)
-    return EVAL_METHODS.get(method).score(ctx)
+    ctx = MethodContext(candidate, items, settings, EvalPrompts(), engine_settings, work_dir, seed, lambda: scorer)
+    return EVAL_METHODS.get(method)(settings).score(ctx)
 

@@ -43,8 +43,8 @@ def test_accuracy_over_the_answered_questions_and_the_attempt_rate():
 
 @pytest.mark.slow
 def test_embedded_model_through_the_protocol(demo_items, vllm_engine_settings, tmp_path):
-    from synthcpt.s6_eval.settings import eval_settings
     from synthcpt.s6_eval.records import Candidate
+    from synthcpt.s6_eval.settings import eval_settings
     from tests.eval.conftest import score
 
     settings = eval_settings()(methods=["entigraph_cot"], entigraph_cot={"samples": 2, "max_tokens": 48})

@@ -26,7 +26,7 @@ def _status_of(proc, stage: str) -> str:
 
 def test_edited_eval_prompt_makes_eval_stale_and_scores_again(tmp_path, embedded_model, demo_corpus):
     from synthcpt.config import load_config
-    from synthcpt.pipeline import RunFolder, Runner, fingerprints, STAGES
+    from synthcpt.pipeline import STAGES, RunFolder, Runner, fingerprints
 
     run_dir, prompts_dir = tmp_path / "run", tmp_path / "prompts"
     (prompts_dir / "eval").mkdir(parents=True)

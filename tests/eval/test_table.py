@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 
 from synthcpt.s6_eval.evaluate import summarise
+from synthcpt.s6_eval.evaluation import results_tables
 from synthcpt.s6_eval.qa import QAItem, multi_answer_sets
 from synthcpt.s6_eval.records import choice_records
-from synthcpt.s6_eval.evaluation import results_tables
 
 MODELS = ("base", "trained")
 # The longest method name, so that the widest row is in the table.

@@ -1,1 +1,1 @@
-"""Engine backend plugins: each module defines `PLUGIN`, a class implementing `synthcpt.engine.backend.Backend`."""
+"""Engine backend plugins: each module defines `PLUGIN`, a `synthcpt.engine.backend.Backend` subclass."""

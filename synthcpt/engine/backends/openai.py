@@ -18,7 +18,7 @@ import openai
 from pydantic import Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from synthcpt.engine.backend import Done, Job
+from synthcpt.engine.backend import Backend, Done, Job
 from synthcpt.engine.cache import Response
 from synthcpt.engine.limits import RateLimiter
 from synthcpt.engine.tokens import prompt_counter
@@ -96,14 +96,15 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
 
 
-def api_key(settings: OpenAISettings) -> str:
+def api_key(settings: Any, backend: str) -> str:
+    """The API key of an OpenAI backend's section (`base_url`, `api_key_env`), named `backend` in the config."""
     key = os.environ.get(settings.api_key_env)
     if key:
         return key
     if settings.base_url:
         return "EMPTY"  # local servers take any key
-    raise SynthcptError(f"the openai backend needs an API key in ${settings.api_key_env} "
-                        "(or engine.openai.base_url for a local server)")
+    raise SynthcptError(f"the {backend} backend needs an API key in ${settings.api_key_env} "
+                        f"(or engine.{backend}.base_url for a local server)")
 
 
 CHAT_URL = "/v1/chat/completions"
@@ -148,24 +149,22 @@ def response_of(completion: Any, chat: bool, latency: float) -> Response:
                     usage.completion_tokens or 0, latency)
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend[OpenAISettings]):
     name: ClassVar[str] = "openai"
     summary: ClassVar[str] = "any OpenAI-compatible server over HTTP (engine.openai)"
-    Settings: ClassVar[type[Section]] = OpenAISettings
     # Connects and checks the model when the engine opens: a wrong URL, key or model is one line before any work.
     open_eagerly: ClassVar[bool] = True
-    local_model: ClassVar[bool] = False
 
     def __init__(self, engine_settings: EngineSettings, model_path: str | None = None, run_dir: Path | None = None):
-        settings = engine_settings.openai
-        self.settings = settings
+        super().__init__(engine_settings, model_path, run_dir)
+        settings = self.settings
         self.model = engine_settings.model
         self.where = settings.base_url or "api.openai.com"
         self.count_prompt, _ = prompt_counter(engine_settings) if settings.tpm else (None, False)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="synthcpt-openai", daemon=True)
         self.thread.start()
-        self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=api_key(settings), max_retries=0,
+        self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=api_key(settings, self.name), max_retries=0,
                                          timeout=settings.timeout)
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.limiter = RateLimiter(settings.rpm, settings.tpm)
@@ -231,7 +230,7 @@ class OpenAIBackend:
             self.finished.put(Done(job, response))
         except FATAL as e:
             self.finished.put(Fatal(f"{self.where} refused the request ({describe(e)}): check engine.model, "
-                                    f"engine.openai.base_url and ${self.settings.api_key_env}"))
+                                    f"engine.{self.name}.base_url and ${self.settings.api_key_env}"))
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001  every job must end in a Done, or the engine would wait for it

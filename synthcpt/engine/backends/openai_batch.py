@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import uuid
 from collections import Counter
@@ -27,9 +26,10 @@ import openai
 from pydantic import Field
 
 from synthcpt.atomic import write_json
-from synthcpt.engine.backend import Done, Job
+from synthcpt.engine.backend import Backend, Done, Job
 from synthcpt.engine.backends.openai import (
     MalformedResponse,
+    api_key,
     describe,
     is_transient,
     request_body,
@@ -130,14 +130,7 @@ def load_state(run_dir: Path) -> list[Batch]:
                             "restore it, or delete it to send their requests again") from None
 
 
-def api_key(settings: OpenAIBatchSettings) -> str:
-    key = os.environ.get(settings.api_key_env)
-    if key:
-        return key
-    if settings.base_url:
-        return "EMPTY"  # local servers take any key
-    raise SynthcptError(f"the openai_batch backend needs an API key in ${settings.api_key_env} "
-                        "(or engine.openai_batch.base_url for a local server)")
+
 
 
 def batch_lines(jobs: list[Job], model: str) -> Iterator[tuple[Job, str, bytes]]:
@@ -200,31 +193,29 @@ def done_of(job: Job, line: dict[str, Any], latency: float) -> Done:
         return Done(job, error=f"malformed response in the batch output: {str(e).splitlines()[0]}")
 
 
-class OpenAIBatchBackend:
+class OpenAIBatchBackend(Backend[OpenAIBatchSettings]):
     name: ClassVar[str] = "openai_batch"
     summary: ClassVar[str] = "a provider's Batch API, about half price, answered within a day (engine.openai_batch)"
-    Settings: ClassVar[type[Section]] = OpenAIBatchSettings
     # Checks the key and model and picks up the batches of an earlier run before any work.
     open_eagerly: ClassVar[bool] = True
-    local_model: ClassVar[bool] = False
     # A batch wants all of a generator's requests at once, not waves sized to a token target.
     single_wave: ClassVar[bool] = True
     # Accounted at the batch price (Price.batch) in live cost and plans.
     batch_prices: ClassVar[bool] = True
 
-    @staticmethod
-    def status_table(run_dir: Path):
+    @classmethod
+    def status_table(cls, run_dir: Path):
         """The run's batches, for `synthcpt status` (None when it has none)."""
         return batch_status_table(run_dir)
 
     def __init__(self, engine_settings: EngineSettings, model_path: str | None = None, run_dir: Path | None = None):
         if run_dir is None:
-            raise SynthcptError("the openai_batch backend keeps its batches in a run folder; it needs one")
-        self.settings: OpenAIBatchSettings = engine_settings.openai_batch
+            raise SynthcptError(f"the {self.name} backend keeps its batches in a run folder; it needs one")
+        super().__init__(engine_settings, model_path, run_dir)
         self.model = engine_settings.model
         self.where = self.settings.base_url or "api.openai.com"
         self.path = state_path(run_dir)
-        self.client = openai.OpenAI(base_url=self.settings.base_url, api_key=api_key(self.settings),
+        self.client = openai.OpenAI(base_url=self.settings.base_url, api_key=api_key(self.settings, self.name),
                                     max_retries=self.settings.max_retries, timeout=self.settings.timeout)
         self.once = self.client.with_options(max_retries=0)  # for the one call that must not be repeated blindly
         self.batches = load_state(run_dir)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from synthcpt.atomic import write_json
-from synthcpt.engine.backend import Done, Job
+from synthcpt.engine.backend import Backend, Done, Job
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
 from synthcpt.section import Section
@@ -261,18 +261,17 @@ class Batch:
     jobs: list[Job]
 
 
-class RayBackend:
+class RayBackend(Backend[RaySettings]):
     name: ClassVar[str] = "ray"
     summary: ClassVar[str] = "vLLM replicas on a Ray cluster, data parallel (engine.ray; each takes engine.vllm)"
-    Settings: ClassVar[type[Section]] = RaySettings
     # Replicas start at the first request the cache cannot answer, so a finished run resumes with no cluster.
     open_eagerly: ClassVar[bool] = False
     local_model: ClassVar[bool] = True
 
     def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path | None = None):
-        self.own = settings.ray
+        super().__init__(settings, model_path, run_dir)
         self.stats_path = Path(run_dir) / "cache" / STATS_FILE if run_dir is not None else None
-        self.started_ray = connect(self.own.address)
+        self.started_ray = connect(self.settings.address)
         self.slots: list[Slot] = []
         try:
             self.gpus = replica_gpus(settings)
@@ -295,18 +294,18 @@ class RayBackend:
         import ray
         from ray.util import placement_group
 
-        self.slots = [Slot(i, placement_group(bundles(self.gpus, self.own.cpus_per_replica), strategy="STRICT_PACK"))
-                      for i in range(self.own.replicas)]
+        self.slots = [Slot(i, placement_group(bundles(self.gpus, self.settings.cpus_per_replica), strategy="STRICT_PACK"))
+                      for i in range(self.settings.replicas)]
         pending = [slot.group.ready() for slot in self.slots]
-        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=min(5.0, self.own.placement_timeout))
+        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=min(5.0, self.settings.placement_timeout))
         if len(ready) < len(pending):
             console.print(f"[dim]waiting for the Ray cluster to place {len(pending)} replicas of "
-                          f"{bundles(self.gpus, self.own.cpus_per_replica)}[/dim]")
-            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=self.own.placement_timeout)
+                          f"{bundles(self.gpus, self.settings.cpus_per_replica)}[/dim]")
+            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=self.settings.placement_timeout)
         if len(ready) < len(pending):
             raise SynthcptError(
                 f"the Ray cluster cannot place {len(pending)} replicas of "
-                f"{bundles(self.gpus, self.own.cpus_per_replica)} within {self.own.placement_timeout:g} s (it has "
+                f"{bundles(self.gpus, self.settings.cpus_per_replica)} within {self.settings.placement_timeout:g} s (it has "
                 f"{ray.cluster_resources()}): lower engine.ray.replicas / gpus_per_replica / cpus_per_replica")
 
     def _load(self, model: str) -> None:
@@ -324,11 +323,11 @@ class RayBackend:
             try:
                 info = ray.get(ref)
             except lost_replica_errors() as e:
-                if getattr(e, "actor_init_failed", False) or slot.restarts >= self.own.max_restarts:
+                if getattr(e, "actor_init_failed", False) or slot.restarts >= self.settings.max_restarts:
                     raise SynthcptError(f"a Ray replica cannot load {model}: {failure_line(e)}") from None
                 slot.restarts += 1
                 console.print(f"[yellow]ray replica {slot.index} died while loading ({failure_line(e)}): "
-                              f"restarted ({slot.restarts}/{self.own.max_restarts})[/yellow]")
+                              f"restarted ({slot.restarts}/{self.settings.max_restarts})[/yellow]")
                 slot.actor = self._actor(slot)
                 loading[slot.actor.ready.remote()] = slot
                 continue
@@ -341,10 +340,10 @@ class RayBackend:
         strategy = PlacementGroupSchedulingStrategy(slot.group, placement_group_bundle_index=0,
                                                     placement_group_capture_child_tasks=True)
         # One GPU: the actor holds it. More: vLLM's Ray workers take one bundle's GPU each.
-        options = {"num_cpus": self.own.cpus_per_replica, "num_gpus": 1 if self.gpus == 1 else 0,
+        options = {"num_cpus": self.settings.cpus_per_replica, "num_gpus": 1 if self.gpus == 1 else 0,
                    "scheduling_strategy": strategy, "max_restarts": 0}
         return ray.remote(Replica).options(**options).remote(self.replica_data, slot.index, self.gpus,
-                                                               self.own.cpus_per_replica)
+                                                               self.settings.cpus_per_replica)
 
     # -- the Backend protocol
 
@@ -439,7 +438,7 @@ class RayBackend:
             slot = live[self.next_slot % len(live)]
             self.next_slot += 1
         self.buffers[slot.index].append(job)
-        if len(self.buffers[slot.index]) >= self.own.batch_size:
+        if len(self.buffers[slot.index]) >= self.settings.batch_size:
             self._flush(slot)
 
     def _flush(self, slot: Slot) -> None:
@@ -466,10 +465,10 @@ class RayBackend:
         lost = batch.jobs + self._take_batches(batch.actor) + self.buffers[slot.index]
         self.buffers[slot.index] = []
         ray.kill(batch.actor)  # dead already, or alive with a dead vLLM engine inside
-        if slot.restarts < self.own.max_restarts:
+        if slot.restarts < self.settings.max_restarts:
             slot.restarts += 1
             slot.actor = self._actor(slot)
-            what = f"replaced ({slot.restarts}/{self.own.max_restarts})"
+            what = f"replaced ({slot.restarts}/{self.settings.max_restarts})"
         else:
             slot.alive = False
             ray.util.remove_placement_group(slot.group)

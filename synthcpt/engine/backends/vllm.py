@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from synthcpt.engine.backend import Done, Job
+from synthcpt.engine.backend import Backend, Done, Job
 from synthcpt.engine.cache import Response
 from synthcpt.engine.watchdog import EngineWatchdog
 from synthcpt.errors import SynthcptError
@@ -127,16 +127,16 @@ def sampling_params(job: Job):
                           stop=list(s.stop) or None, structured_outputs=structured)
 
 
-class VllmBackend:
+class VllmBackend(Backend[VllmSettings]):
     name: ClassVar[str] = "vllm"
     summary: ClassVar[str] = "in-process vllm.LLM (engine.vllm)"
-    Settings: ClassVar[type[Section]] = VllmSettings
     # vLLM loads at the first request the cache cannot answer, so a finished run resumes instantly.
     open_eagerly: ClassVar[bool] = False
     local_model: ClassVar[bool] = True
 
     def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path | None = None,
                  executor: str | None = None):
+        super().__init__(settings, model_path, run_dir)
         self.llm = shared_llm(settings, model_path, executor)
         self.watchdog = _WATCHDOGS[id(self.llm)]
         self.queue_size = QUEUE_FACTOR * self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs

@@ -1,1 +1,1 @@
-"""Entity extractor plugins: each module defines `PLUGIN`; see `synthcpt.s2_entities.extractor`."""
+"""Entity extractor plugins: each module defines `PLUGIN`, a `synthcpt.s2_entities.extractor.Extractor` subclass."""

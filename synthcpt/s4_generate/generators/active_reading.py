@@ -38,9 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from synthcpt.engine.structured import json_schema, validated
 from synthcpt.engine.types import Request, Result
-from synthcpt.s4_generate.base import Document, Generator, Rejected, round_robin
+from synthcpt.s4_generate.base import Document, GeneratorSettings, Rejected, TwoStepGenerator, round_robin
 from synthcpt.s4_generate.parsing import complete_items, strip_preamble, trim_truncated
-from synthcpt.section import Section
 
 STRATEGIES_PROMPT = "active_reading/strategies.md"
 APPLY_PROMPT = "active_reading/apply.md"
@@ -52,7 +51,7 @@ STYLE_WORDS = 6
 MARKDOWN = re.compile(r"[*#_`]+")
 
 
-class ActiveReadingSettings(Section):
+class ActiveReadingSettings(GeneratorSettings):
     """Active Reading: the model writes study strategies for each document, then applies each one to it."""
 
     strategies: int = Field(10, ge=1, le=30, description="Most strategies in one document's list (the paper set no "
@@ -141,10 +140,9 @@ def stand_ins(count: int) -> list[Strategy]:
     return [Strategy(name=f"strategy {i + 1}", instruction="x " * (INSTRUCTION_CHARS // 2)) for i in range(count)]
 
 
-class ActiveReading(Generator):
+class ActiveReading(TwoStepGenerator[ActiveReadingSettings]):
     name = "active_reading"
     summary = "the model's own study strategies, applied to each document"
-    Settings = ActiveReadingSettings
     position = 6
     enabled_by_default = False  # new: opt in with generate.generators
     model_written = True
@@ -159,10 +157,6 @@ class ActiveReading(Generator):
     @classmethod
     def prompts(cls, settings: ActiveReadingSettings) -> list[str]:
         return [STRATEGIES_PROMPT, APPLY_PROMPT]
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
 
     @cached_property
     def strategies_template(self):
@@ -226,8 +220,6 @@ class ActiveReading(Generator):
         return self._fitted[doc.doc_id]
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
-        if not result.ok or not result.texts:
-            return Rejected("engine_error")
         text = trim_truncated(result.text) if result.truncated else result.text
         body = strip_preamble(text)
         if not body:

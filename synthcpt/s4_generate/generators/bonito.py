@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from synthcpt.engine.structured import json_schema, validated
 from synthcpt.engine.types import Request, Result
 from synthcpt.errors import SynthcptError
-from synthcpt.s4_generate.base import Chunk, Generator, Rejected, selected_chunks
-from synthcpt.section import Section
+from synthcpt.s4_generate.base import Chunk, Generator, GeneratorSettings, Rejected, selected_chunks
 
 RAW_PROMPT = "bonito/raw.txt"
 INSTRUCT_PROMPT = "bonito/instruct.md"
@@ -34,7 +33,7 @@ TASK_TYPES: tuple[str, ...] = (
 )
 
 
-class BonitoSettings(Section):
+class BonitoSettings(GeneratorSettings):
     """Bonito: instruction/response pairs per chunk and task type (paper: temperature 0.5, top-p 0.95, 256 tokens)."""
 
     format: Literal["auto", "instruct", "bonito"] = Field(
@@ -98,20 +97,15 @@ def with_context(instruction: str, context: str) -> str:
     return f"{context}\n\n{instruction}"
 
 
-class Bonito(Generator):
+class Bonito(Generator[BonitoSettings]):
     name = "bonito"
     summary = "instruction/response pairs"
-    Settings = BonitoSettings
     position = 5
     enabled_by_default = True
 
     @classmethod
     def prompts(cls, settings: BonitoSettings) -> list[str]:
         return [RAW_PROMPT] if settings.format == "bonito" else [RAW_PROMPT, INSTRUCT_PROMPT, TASK_GUIDANCE]
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
 
     @property
     def raw(self) -> bool:
@@ -152,8 +146,6 @@ class Bonito(Generator):
                                    metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": task_type})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
-        if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
-            return Rejected("engine_error")
         if result.truncated:
             return Rejected("truncated")
         pair = parse_raw_pair(result.text) if self.raw else parse_structured_pair(result.parsed)

@@ -18,10 +18,9 @@ from pydantic import Field
 
 from synthcpt.engine.types import Request, Result
 from synthcpt.errors import SynthcptError
-from synthcpt.s4_generate.base import Document, Generator, Rejected
+from synthcpt.s4_generate.base import Document, Generator, GeneratorSettings, Rejected
 from synthcpt.s4_generate.parsing import strip_preamble, trim_truncated
 from synthcpt.s4_generate.records import make_record, record_id
-from synthcpt.section import Section
 
 SINGLES = "entigraph/singles.md"
 PAIRS = "entigraph/pairs.md"
@@ -44,7 +43,7 @@ def whole_sections(text: str) -> str:
     return trim_truncated(text)
 
 
-class EntiGraphSettings(Section):
+class EntiGraphSettings(GeneratorSettings):
     """EntiGraph: texts on how sampled pairs and triples of a document's entities relate."""
 
     summaries: bool = Field(True, description="Include the document summaries from the entities stage as records "
@@ -69,10 +68,10 @@ class EntiGraphSettings(Section):
                                 "answers run to about a thousand tokens).")
 
 
-class EntiGraph(Generator):
+class EntiGraph(Generator[EntiGraphSettings]):
     name = "entigraph"
     summary = "relations between the entities of each document"
-    Settings = EntiGraphSettings
+    needs = ("graph",)  # the entity graph its relations are sampled from
     position = 1
     enabled_by_default = True
     model_written = True
@@ -84,10 +83,6 @@ class EntiGraph(Generator):
     @classmethod
     def prompts(cls, settings: EntiGraphSettings) -> list[str]:
         return [SINGLES, PAIRS, TRIPLES, DOCUMENT] if settings.singles else [PAIRS, TRIPLES, DOCUMENT]
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
 
     @cached_property
     def template(self):
@@ -144,8 +139,6 @@ class EntiGraph(Generator):
         return self.fit(doc, frame, self.settings.max_tokens, "max_tokens")
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
-        if not result.ok or not result.texts:
-            return Rejected("engine_error")
         body = strip_preamble(whole_sections(result.text) if result.truncated else result.text)
         if not body:
             return Rejected("truncated" if result.truncated else "empty")

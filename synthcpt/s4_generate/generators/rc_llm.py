@@ -14,16 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from synthcpt.engine.structured import json_schema
 from synthcpt.engine.types import Request, Result
 from synthcpt.run_folder import Chunk
-from synthcpt.s4_generate.base import Generator, Rejected, selected_chunks
+from synthcpt.s4_generate.base import Generator, GeneratorSettings, Rejected, selected_chunks
 from synthcpt.s4_generate.generators.rc_mined import MINED_TEMPLATES
 from synthcpt.s4_generate.mining import Templates
 from synthcpt.s4_generate.parsing import complete_items, qa_pairs_from_json
-from synthcpt.section import Section
 
 LLM_PROMPT = "rc/llm.md"
 
 
-class RcLlmSettings(Section):
+class RcLlmSettings(GeneratorSettings):
     """LLM reading comprehension: question/answer pairs the model writes about each chunk."""
 
     questions: int = Field(3, ge=1, description="Question/answer pairs asked per chunk.")
@@ -44,20 +43,15 @@ def answer_model(count: int) -> type[BaseModel]:
                         questions=(list[QuestionAnswer], Field(min_length=1, max_length=count)))
 
 
-class RcLlm(Generator):
+class RcLlm(Generator[RcLlmSettings]):
     name = "rc_llm"
     summary = "LLM-written question/answer pairs"
-    Settings = RcLlmSettings
     position = 4
     enabled_by_default = True
 
     @classmethod
     def prompts(cls, settings: RcLlmSettings) -> list[str]:
         return [LLM_PROMPT, MINED_TEMPLATES]
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -84,8 +78,6 @@ class RcLlm(Generator):
                                metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
-        if not result.texts:  # failed in the engine (a malformed JSON answer keeps its text)
-            return Rejected("engine_error")
         if result.truncated:  # an answer cut off by max_tokens keeps the pairs it completed
             pairs = qa_pairs_from_json(complete_items(result.text))
         else:

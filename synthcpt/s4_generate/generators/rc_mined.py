@@ -44,10 +44,9 @@ def passages(doc: Document, chunks: list[Chunk], max_tokens: int) -> list[tuple[
     return found
 
 
-class RcMined(Generator):
+class RcMined(Generator[RcMinedSettings]):
     name = "rc_mined"
     summary = "pattern-mined reading comprehension, no LLM"
-    Settings = RcMinedSettings
     position = 3
     enabled_by_default = True
 

@@ -15,14 +15,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from synthcpt.engine.types import Request, Result
-from synthcpt.s4_generate.base import Generator, Rejected, selected_chunks
+from synthcpt.s4_generate.base import Generator, GeneratorSettings, Rejected, selected_chunks
 from synthcpt.s4_generate.parsing import parse_qa_pairs, strip_preamble, trim_truncated
-from synthcpt.section import Section
 
 WrapStyle = Literal["easy", "medium", "hard", "qa"]
 
 
-class WrapSettings(Section):
+class WrapSettings(GeneratorSettings):
     """WRAP: rephrasings of each chunk in the paper's four styles."""
 
     styles: list[WrapStyle] = Field(
@@ -33,10 +32,9 @@ class WrapSettings(Section):
     max_tokens: int = Field(512, ge=1, description="Max tokens of one rephrasing (chunks are ~300).")
 
 
-class Wrap(Generator):
+class Wrap(Generator[WrapSettings]):
     name = "wrap"
     summary = "rephrasings in four styles"
-    Settings = WrapSettings
     position = 2
     enabled_by_default = True
     model_written = True
@@ -44,10 +42,6 @@ class Wrap(Generator):
     @classmethod
     def prompts(cls, settings: WrapSettings) -> list[str]:
         return [f"wrap/{style}.md" for style in settings.styles]
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
 
     @cached_property
     def templates(self):
@@ -69,8 +63,6 @@ class Wrap(Generator):
                                    metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": style})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
-        if not result.ok or not result.texts:
-            return Rejected("engine_error")
         style = result.request.metadata["style"]
         if style == "qa":
             pairs = parse_qa_pairs(result.text, truncated=result.truncated)

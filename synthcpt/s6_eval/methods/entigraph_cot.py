@@ -20,7 +20,7 @@ from pydantic import Field
 
 from synthcpt.progress import console
 from synthcpt.prompts import load_prompt
-from synthcpt.s6_eval.method import MethodContext
+from synthcpt.s6_eval.method import Method, MethodContext
 from synthcpt.s6_eval.qa import LETTERS, QAItem, multi_answer_sets
 from synthcpt.s6_eval.records import model_fingerprint, question_record
 from synthcpt.section import Section
@@ -63,22 +63,20 @@ def vote(texts: list[str], letters: str) -> str | None:
     return Counter(answers).most_common(1)[0][0] if answers else None
 
 
-class EntigraphCot:
+class EntigraphCot(Method[EntigraphCotSettings]):
     name: ClassVar[str] = "entigraph_cot"
     summary: ClassVar[str] = ("the EntiGraph paper's protocol: 5-shot chain of thought, 8 samples voted, accuracy "
                               "over the questions answered and the attempt rate")
-    Settings = EntigraphCotSettings
 
     @classmethod
     def prompts(cls, settings: EntigraphCotSettings) -> list[str]:
         return [EXAMPLES, QUESTION]
 
-    @staticmethod
-    def score(ctx: MethodContext) -> list[dict]:
+    def score(self, ctx: MethodContext) -> list[dict]:
         from synthcpt.engine import Request, Sampling, open_engine
         from synthcpt.models import resolve
 
-        s, candidate = ctx.settings, ctx.candidate
+        s, candidate = self.settings, ctx.candidate
         multi = multi_answer_sets(ctx.items)
         items = [item for item in ctx.items if item.qa_set not in multi]
         if len(items) < len(ctx.items):

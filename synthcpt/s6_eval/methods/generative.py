@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from synthcpt.s6_eval.method import MethodContext
+from synthcpt.s6_eval.method import Method, MethodContext
 from synthcpt.s6_eval.metrics import parse_answer, set_f1
 from synthcpt.s6_eval.prompts import COT_EXAMPLES, COT_HEADER, COT_HEADER_MULTI, COT_QUESTION, SOURCE
 from synthcpt.s6_eval.qa import multi_answer_sets
@@ -34,21 +34,19 @@ class GenerativeSettings(Section):
         return self
 
 
-class Generative:
+class Generative(Method[GenerativeSettings]):
     name: ClassVar[str] = "generative"
     summary: ClassVar[str] = "few-shot chain-of-thought through the engine (the EntiGraph protocol)"
-    Settings = GenerativeSettings
 
     @classmethod
     def prompts(cls, settings: GenerativeSettings) -> list[str]:
         return [COT_EXAMPLES, COT_HEADER, COT_HEADER_MULTI, COT_QUESTION, SOURCE]
 
-    @staticmethod
-    def score(ctx: MethodContext) -> list[dict]:
+    def score(self, ctx: MethodContext) -> list[dict]:
         from synthcpt.engine import Request, Sampling, open_engine
         from synthcpt.models import resolve
 
-        s, items, candidate = ctx.settings, ctx.items, ctx.candidate
+        s, items, candidate = self.settings, ctx.items, ctx.candidate
         multi_sets = multi_answer_sets(items)
         # The engine resolves the model setting itself; the same setting shares an already loaded vLLM.
         engine = ctx.engine_settings.model_copy(update={"model": candidate.model, "backend": "vllm"})

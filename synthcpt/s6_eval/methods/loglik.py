@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from synthcpt.s6_eval.method import MethodContext
+from synthcpt.s6_eval.method import Method, MethodContext
 from synthcpt.s6_eval.prompts import CLOSED_BOOK, SOURCE, EvalPrompts
 from synthcpt.s6_eval.qa import QAItem, multi_answer_sets
 from synthcpt.s6_eval.records import choice_records
@@ -23,17 +23,15 @@ def choice_requests(items: list[QAItem], prompts: EvalPrompts, with_source: bool
             for item in items]
 
 
-class Loglik:
+class Loglik(Method[LoglikSettings]):
     name: ClassVar[str] = "loglik"
     summary: ClassVar[str] = "options scored by log-likelihood (acc, acc_norm)"
-    Settings = LoglikSettings
 
     @classmethod
     def prompts(cls, settings: LoglikSettings) -> list[str]:
         return [CLOSED_BOOK, SOURCE]
 
-    @staticmethod
-    def score(ctx: MethodContext) -> list[dict]:
+    def score(self, ctx: MethodContext) -> list[dict]:
         name = ctx.candidate.name
         requests = choice_requests(ctx.items, ctx.prompts, ctx.stage.source_line)
         scores = ctx.scorer().score(requests, description=f"{name}: log-likelihood")

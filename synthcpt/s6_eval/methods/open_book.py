@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import ClassVar
 
 from synthcpt.progress import console
-from synthcpt.s6_eval.method import MethodContext
+from synthcpt.s6_eval.method import Method, MethodContext
 from synthcpt.s6_eval.methods.loglik import choice_requests
 from synthcpt.s6_eval.prompts import CLOSED_BOOK, OPEN_BOOK, SOURCE
 from synthcpt.s6_eval.qa import QAItem, multi_answer_sets
@@ -19,17 +19,15 @@ class OpenBookSettings(Section):
     """open_book: log-likelihood with the document in the prompt (minutes per model on a CPU)."""
 
 
-class OpenBook:
+class OpenBook(Method[OpenBookSettings]):
     name: ClassVar[str] = "open_book"
     summary: ClassVar[str] = "the same with the document in the prompt, the reference to compare to"
-    Settings = OpenBookSettings
 
     @classmethod
     def prompts(cls, settings: OpenBookSettings) -> list[str]:
         return [OPEN_BOOK, CLOSED_BOOK, SOURCE]
 
-    @staticmethod
-    def score(ctx: MethodContext) -> list[dict]:
+    def score(self, ctx: MethodContext) -> list[dict]:
         """Questions grouped by document; each document is run once and its KV cache shared by its
         questions. Questions whose document is unknown or does not fit the context window are left out."""
         by_document: dict[str, list[QAItem]] = defaultdict(list)
