@@ -29,7 +29,7 @@ from synthcpt.s4_generate.stage import STAGE as GENERATE
 from synthcpt.s5_train.stage import STAGE as TRAIN
 from synthcpt.s6_eval.stage import STAGE as EVAL
 from synthcpt.s7_report.stage import STAGE as REPORT
-from synthcpt.stage import Stage, StageContext
+from synthcpt.stage import Config, Stage, StageContext
 
 STAGES: tuple[Stage, ...] = (INGEST, ENTITIES, GRAPH, GENERATE, TRAIN, EVAL, REPORT)
 
@@ -49,7 +49,7 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _section_identity(config: Any, name: str) -> dict[str, Any]:
+def _section_identity(config: Config, name: str) -> dict[str, Any]:
     """What a section contributes to a fingerprint: its `identity()` where it defines one (the selected
     plugins' settings only), else all of it. Where the run folder and the prompt override folder lie is
     not what a stage computes (prompts count by their content): moving a run must not redo it."""
@@ -59,13 +59,13 @@ def _section_identity(config: Any, name: str) -> dict[str, Any]:
     return section.model_dump(mode="json", exclude={"dir", "prompts_dir"} if name == "run" else None)
 
 
-def stage_prompts_fingerprint(stage: Stage, config: Any) -> str | None:
+def stage_prompts_fingerprint(stage: Stage, config: Config) -> str | None:
     if stage.prompts is None:
         return None
     return prompts_fingerprint(stage.prompts(config), config.run.prompts_dir)
 
 
-def fingerprints(config: Any) -> dict[str, str]:
+def fingerprints(config: Config) -> dict[str, str]:
     """Each stage's fingerprint for this config, chained through the stages before it."""
     previous = ""
     result = {}

@@ -22,6 +22,9 @@ from synthcpt.run_folder import RunFolder
 from synthcpt.stats import StageStats
 
 StageFunction = Callable[["StageContext"], Any]
+# The pipeline's config: a pydantic model built from every section (synthcpt.config.config_model: run,
+# engine, then one section per stage, each the stage's settings class).
+Config = BaseModel
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,9 @@ class Stage:
     # Other config sections the stage's output depends on (e.g. "engine").
     uses: tuple[str, ...] = ()
     # Fingerprint of what the stage reads from outside the run folder (input files).
-    external_inputs: Callable[[Any], str] | None = None
+    external_inputs: Callable[[Config], str] | None = None
     # The prompt files the stage uses for a config (their hashes are part of its fingerprint).
-    prompts: Callable[[Any], list[str]] | None = None
+    prompts: Callable[[Config], list[str]] | None = None
     # Bump when the stage's output format or logic changes, so old outputs are redone.
     version: int = 1
     # Prints a summary of the stage's outputs; the stage's command calls it after running or skipping.
@@ -59,7 +62,7 @@ class Stage:
 class StageContext:
     """What a running stage gets: the whole config, its own settings and its folders."""
 
-    config: Any
+    config: Config
     stage: Stage
     run: RunFolder
 

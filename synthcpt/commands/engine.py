@@ -15,13 +15,14 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from synthcpt.engine.plan import Plan
+    from synthcpt.stage import Config, Stage
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: section.key=value.")]
 PresetOption = Annotated[str | None, typer.Option("--preset", "-p", help="Start from a preset (e.g. hosted-api).")]
 
 
-def _planned_steps(config, chosen) -> list:
+def _planned_steps(config: Config, chosen: list[Stage]) -> list:
     """(stage, description, requests) for each chosen stage that declares its model requests."""
     from synthcpt.run_folder import RunFolder
     from synthcpt.stage import StageContext
@@ -34,7 +35,7 @@ def _planned_steps(config, chosen) -> list:
     return found
 
 
-def _resource_tables(config, chosen) -> list[Table]:
+def _resource_tables(config: Config, chosen: list[Stage]) -> list[Table]:
     """A (what, amount) table for each chosen stage that plans resources (the train stage's memory)."""
     from rich.table import Table
 

@@ -22,6 +22,7 @@ from synthcpt.run_folder import (
     QUESTIONS_FILE,
 )
 from synthcpt.s1_ingest.chunking import chunk_text
+from synthcpt.s1_ingest.settings import IngestSettings
 from synthcpt.stage import StageContext
 from synthcpt.stats import IngestStats
 
@@ -29,7 +30,7 @@ from synthcpt.stats import IngestStats
 class Collector:
     """Keeps the good documents and the bad inputs, failing on the first bad one unless told to skip."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: IngestSettings):
         self.settings = settings
         self.documents: list[tuple[RawDocument, str, str]] = []
         self.skipped: list[BadInput] = []

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from synthcpt.s1_ingest.settings import IngestSettings
-from synthcpt.stage import Stage, StageContext, files_fingerprint
+from synthcpt.stage import Config, Stage, StageContext, files_fingerprint
 from synthcpt.stats import IngestStats
 
 
@@ -15,7 +13,7 @@ def run(ctx: StageContext) -> IngestStats:
     return ingest(ctx)
 
 
-def external_inputs(config: Any) -> str:
+def external_inputs(config: Config) -> str:
     """The tokenizer that counts and chunks, and the paths, sizes and modification times of every input file."""
     return files_fingerprint(config.ingest.inputs, salt=config.engine.tokenizer or config.engine.model)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from synthcpt.engine.types import Request
 from synthcpt.plugins import EXTRACTORS
 from synthcpt.s2_entities.settings import entities_settings
-from synthcpt.stage import Stage, StageContext
+from synthcpt.stage import Config, Stage, StageContext
 from synthcpt.stats import EntitiesStats
 
 
@@ -23,7 +21,7 @@ def plan(ctx: StageContext) -> dict[str, list[Request]]:
     return planned_requests(ctx)
 
 
-def prompts(config: Any) -> list[str]:
+def prompts(config: Config) -> list[str]:
     return EXTRACTORS.get(config.entities.extractor).prompt_files(config.entities)
 
 

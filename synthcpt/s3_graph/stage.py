@@ -33,4 +33,6 @@ STAGE = Stage(
     settings=GraphSettings,
     run=run,
     show=show,
+    # 2: the run subfolder is graph/ (was graphs/); the stages after it chain this fingerprint and redo.
+    version=2,
 )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from synthcpt.engine.types import Request
 from synthcpt.s4_generate.settings import generate_settings
-from synthcpt.stage import Stage, StageContext
+from synthcpt.stage import Config, Stage, StageContext
 from synthcpt.stats import GenerateStats
 
 
@@ -23,7 +22,7 @@ def plan(ctx: StageContext) -> dict[str, Iterable[Request]]:
     return planned_requests(ctx)
 
 
-def prompts(config: Any) -> list[str]:
+def prompts(config: Config) -> list[str]:
     from synthcpt.s4_generate.run import prompt_files
 
     return prompt_files(config)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from synthcpt.errors import SynthcptError
+from synthcpt.s5_train.settings import TrainSettings
 
 GIB = 2**30
 SPARE = 0.9  # share of the device's memory the plan may fill (allocator caching, fragmentation)
@@ -108,7 +109,7 @@ class Setup:
     document_attention: bool
 
     @classmethod
-    def of(cls, settings, micro_batch: int, world_size: int, cuda: bool) -> Setup:
+    def of(cls, settings: TrainSettings, micro_batch: int, world_size: int, cuda: bool) -> Setup:
         bf16 = settings.precision == "bf16" or (settings.precision == "auto" and cuda)
         return cls(micro_batch=micro_batch, block_size=settings.block_size, compute_bytes=2 if bf16 else 4,
                    world_size=world_size, cuda=cuda, lora=settings.lora.enabled, lora_rank=settings.lora.rank,
@@ -211,7 +212,7 @@ def total(rows: list[tuple[str, int]]) -> int:
     return sum(n for _, n in rows)
 
 
-def device_memory(settings, device: torch.device) -> tuple[int, str]:
+def device_memory(settings: TrainSettings, device: torch.device) -> tuple[int, str]:
     """(bytes, description) one device may use: the setting, the GPU's total memory or the free RAM."""
     if settings.memory_limit_gb is not None:
         return int(settings.memory_limit_gb * GIB), "train.memory_limit_gb"
@@ -223,7 +224,7 @@ def device_memory(settings, device: torch.device) -> tuple[int, str]:
     return psutil.virtual_memory().available, "available RAM"
 
 
-def micro_batch_choices(settings, world_size: int) -> list[int]:
+def micro_batch_choices(settings: TrainSettings, world_size: int) -> list[int]:
     """Micro-batches that divide the per-process batch, largest first."""
     per_process = max(1, settings.batch_size // world_size)
     return [m for m in range(per_process, 0, -1) if per_process % m == 0]
@@ -269,7 +270,7 @@ class MemoryPlan:
         return total(self.rows)
 
 
-def plan_memory(settings, shape: Shape, world_size: int, device: torch.device, limit: int | None = None,
+def plan_memory(settings: TrainSettings, shape: Shape, world_size: int, device: torch.device, limit: int | None = None,
                 source: str = "") -> MemoryPlan:
     """The memory of training `shape` with `settings`; for 'auto', the largest micro-batch that fits."""
     cuda = device.type == "cuda"
@@ -296,7 +297,7 @@ def _short_name(model: str) -> str:
     return model.rstrip("/").rsplit("/", 1)[-1]
 
 
-def fit_memory(settings, model_path: str, runtime):
+def fit_memory(settings: TrainSettings, model_path: str, runtime):
     """The settings with micro_batch_size resolved, after checking the plan fits the device (one
     `SynthcptError` line otherwise). Every process gets the same answer: the smallest memory of all."""
     limit, source = device_memory(settings, runtime.device)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from synthcpt.s5_train.settings import TrainSettings
-from synthcpt.stage import Stage, StageContext, files_fingerprint
+from synthcpt.stage import Config, Stage, StageContext, files_fingerprint
 from synthcpt.stats import TrainStats
 
 
@@ -28,7 +26,7 @@ def resources(ctx: StageContext) -> list[tuple[str, str]]:
     return plan_rows(ctx.config)
 
 
-def external_inputs(config: Any) -> str:
+def external_inputs(config: Config) -> str:
     """The base model and the replay file(s): paths, sizes and modification times."""
     replay = [config.train.replay_path] if config.train.replay_path is not None else []
     return files_fingerprint(replay, salt=config.train.model)

@@ -30,6 +30,7 @@ from synthcpt.s5_train.data import PackedData, sequence_order, stream_key
 from synthcpt.s5_train.loss import fuse_loss
 from synthcpt.s5_train.runtime import Runtime, decoder_layers, shard
 from synthcpt.s5_train.schedule import learning_rate
+from synthcpt.s5_train.settings import TrainSettings
 
 # Settings that change neither the data, the model nor the numbers: a checkpoint stays valid across them.
 RESULT_NEUTRAL = {"checkpoint_every", "keep_checkpoints", "log_every", "peak_tflops", "memory_limit_gb"}
@@ -46,7 +47,7 @@ class Plan:
         return int((self.order < 0).sum())
 
 
-def make_plan(settings, data: PackedData, seed: int, world_size: int) -> Plan:
+def make_plan(settings: TrainSettings, data: PackedData, seed: int, world_size: int) -> Plan:
     per_step = settings.micro_batch_size * world_size
     if settings.batch_size % per_step:
         raise SynthcptError(f"train.batch_size={settings.batch_size} is not a multiple of micro_batch_size × "
@@ -63,7 +64,7 @@ def make_plan(settings, data: PackedData, seed: int, world_size: int) -> Plan:
     return Plan(total_steps=total_steps, order=order, accumulation=settings.batch_size // per_step)
 
 
-def compute_dtype(settings, runtime: Runtime) -> torch.dtype:
+def compute_dtype(settings: TrainSettings, runtime: Runtime) -> torch.dtype:
     if settings.precision == "bf16" or (settings.precision == "auto" and runtime.device.type == "cuda"):
         return torch.bfloat16
     return torch.float32
@@ -169,7 +170,7 @@ def build_optimizer(model, settings, runtime: Runtime) -> torch.optim.Optimizer:
     return torch.optim.AdamW(param_groups, lr=settings.lr, betas=settings.betas, fused=True)
 
 
-def training_key(settings, data: PackedData, seed: int, model_path: str) -> str:
+def training_key(settings: TrainSettings, data: PackedData, seed: int, model_path: str) -> str:
     described = {k: v for k, v in settings.model_dump(mode="json").items() if k not in RESULT_NEUTRAL}
     return stream_key({"settings": described, "seed": seed, "model": model_path,
                        "main": data.main.meta["key"], "replay": data.replay.meta["key"] if data.replay else None})
@@ -197,7 +198,7 @@ def _tied_output_keys(model) -> set[str]:
     return {f"{name}.weight" for name, module in model.named_modules() if module is head and name}
 
 
-def _out_of_memory(settings) -> SynthcptError:
+def _out_of_memory(settings: TrainSettings) -> SynthcptError:
     advice = "lower train.micro_batch_size" + ("" if settings.gradient_checkpointing
                                                 else " or set train.gradient_checkpointing=true")
     return SynthcptError(f"out of memory at train.micro_batch_size={settings.micro_batch_size}, "
@@ -205,7 +206,7 @@ def _out_of_memory(settings) -> SynthcptError:
 
 
 class Trainer:
-    def __init__(self, settings, data: PackedData, model_path: str, out: Path, seed: int, runtime: Runtime):
+    def __init__(self, settings: TrainSettings, data: PackedData, model_path: str, out: Path, seed: int, runtime: Runtime):
         self.settings, self.data, self.out, self.seed, self.runtime = settings, data, out, seed, runtime
         self.model_path = model_path
         self.plan = make_plan(settings, data, seed, runtime.world_size)

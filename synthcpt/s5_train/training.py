@@ -20,6 +20,7 @@ from synthcpt.s5_train.data import (
     stream_key,
 )
 from synthcpt.s5_train.runtime import Runtime, start_runtime
+from synthcpt.s5_train.settings import TrainSettings
 from synthcpt.stage import StageContext
 from synthcpt.stats import TrainStats
 
@@ -44,7 +45,7 @@ def _files_key(files: list[Path]) -> list[str]:
     return [f"{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for f in files]
 
 
-def prepare_data(settings, files: list[Path], replay_texts: list[str] | None, tokenizer, folder: Path,
+def prepare_data(settings: TrainSettings, files: list[Path], replay_texts: list[str] | None, tokenizer, folder: Path,
                  runtime: Runtime) -> PackedData:
     """Tokenise and pack the training files (and replay texts) into `folder` (the main process writes,
     the others wait and read), then check there is at least one block of training data."""
@@ -73,7 +74,7 @@ def prepare_data(settings, files: list[Path], replay_texts: list[str] | None, to
     return PackedData(main, replay, settings.block_size, settings.document_attention)
 
 
-def _examples(settings, files: list[Path], tokenizer) -> Iterable[Example]:
+def _examples(settings: TrainSettings, files: list[Path], tokenizer) -> Iterable[Example]:
     if settings.data == "instructions":
         return instruction_examples(read_instruction_pairs(files), tokenizer)
     where = ("generator", set(settings.generators)) if settings.generators else None
@@ -94,7 +95,7 @@ def check_causal_lm(model_path: str) -> None:
                             f"train.model needs a decoder LM such as Llama, Qwen or SmolLM")
 
 
-def train_on_files(settings, files: list[Path], out: Path, seed: int) -> TrainStats:
+def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: int) -> TrainStats:
     """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this."""
     from synthcpt.models import load_tokenizer, resolve
     from synthcpt.replay import split_replay

@@ -13,13 +13,13 @@ from synthcpt.run_folder import QUESTIONS_FILE, RESULTS_FILE, RunFolder
 from synthcpt.s6_eval.evaluate import evaluate_models, summarise
 from synthcpt.s6_eval.qa import QAItem, load_qa_file, load_run_questions
 from synthcpt.s6_eval.records import RECORD_SCHEMA, Candidate
-from synthcpt.stage import StageContext
+from synthcpt.stage import Config, StageContext
 from synthcpt.stats import EvalResults, Forgetting, Perplexity
 
 BASELINE = "base"
 
 
-def run_candidates(config, run_dir: Path) -> list[Candidate]:
+def run_candidates(config: Config, run_dir: Path) -> list[Candidate]:
     """The base model and, when the train stage has produced it, the trained model."""
     candidates = [Candidate(BASELINE, config.train.model)]
     trained = RunFolder(run_dir).trained_model
@@ -30,7 +30,7 @@ def run_candidates(config, run_dir: Path) -> list[Candidate]:
     return candidates
 
 
-def heldout_texts(config) -> list[str]:
+def heldout_texts(config: Config) -> list[str]:
     """The held-out part of the replay text (the same split the train stage made), or nothing."""
     from synthcpt.replay import split_replay
 
@@ -55,11 +55,11 @@ def questions(ctx: StageContext) -> list[QAItem]:
     return items
 
 
-def evaluate_run(config, run_dir: Path, items: list[QAItem], out: Path) -> EvalResults:
+def evaluate_run(config: Config, run_dir: Path, items: list[QAItem], out: Path) -> EvalResults:
     return evaluate_candidates(run_candidates(config, run_dir), items, config, out, heldout_texts(config))
 
 
-def evaluate_candidates(candidates: list[Candidate], items: list[QAItem], config, out: Path,
+def evaluate_candidates(candidates: list[Candidate], items: list[QAItem], config: Config, out: Path,
                         general: list[str]) -> EvalResults:
     """Each candidate on every item, then scores, paired differences to the first candidate (the
     baseline) and perplexity on the `general` text; results and records written into `out`."""

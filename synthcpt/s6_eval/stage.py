@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from synthcpt.plugins import EVAL_METHODS
 from synthcpt.s6_eval.settings import eval_settings
-from synthcpt.stage import Stage, StageContext, files_fingerprint
+from synthcpt.stage import Config, Stage, StageContext, files_fingerprint
 from synthcpt.stats import EvalResults
 
 
@@ -22,12 +20,12 @@ def show(ctx: StageContext) -> None:
     show_results(ctx)
 
 
-def external_inputs(config: Any) -> str:
+def external_inputs(config: Config) -> str:
     """The extra question files: paths, sizes and modification times."""
     return files_fingerprint(config.eval.qa_files)
 
 
-def prompts(config: Any) -> list[str]:
+def prompts(config: Config) -> list[str]:
     settings = config.eval
     return sorted({name for method in settings.methods
                    for name in EVAL_METHODS.get(method).prompts(settings.method_settings(method))})

@@ -26,6 +26,7 @@ from synthcpt.s7_report.document import (
 )
 from synthcpt.s7_report.learning import learning
 from synthcpt.s7_report.readers import fields, number, share, titles, training_log
+from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.s7_report.synthetic import synthetic
 from synthcpt.stats import Coverage, EvalResults, GraphStats, ReportStats
 
@@ -33,7 +34,7 @@ from synthcpt.stats import Coverage, EvalResults, GraphStats, ReportStats
 REPORT_STAGE = "report"
 
 
-def overview(run: RunFolder, settings) -> Section | None:
+def overview(run: RunFolder, settings: ReportSettings) -> Section | None:
     manifest = run.stored_manifest()
     if manifest is None:
         return None
@@ -53,14 +54,14 @@ def overview(run: RunFolder, settings) -> Section | None:
         Table(["stage", "status", "seconds", "results"], rows, id="stages-table")])
 
 
-def config_section(run: RunFolder, settings) -> Section | None:
+def config_section(run: RunFolder, settings: ReportSettings) -> Section | None:
     if not run.config_path.is_file():
         return None
     return Section("Config", "config", [Preformatted(run.config_path.read_text(encoding="utf-8"),
                                                      summary=run.config_path.name)])
 
 
-def corpus(run: RunFolder, settings) -> Section | None:
+def corpus(run: RunFolder, settings: ReportSettings) -> Section | None:
     stats = run.ingest_stats()
     if stats is None:
         return None
@@ -89,7 +90,7 @@ def _top_entities(stats: GraphStats) -> Table:
                  id="top-entities-table", caption="Most connected entities")
 
 
-def graph(run: RunFolder, settings) -> Section | None:
+def graph(run: RunFolder, settings: ReportSettings) -> Section | None:
     from synthcpt.graph_drawing import DRAWN_ENTITIES, draw_graph
 
     stats = run.graph_stats()
@@ -114,7 +115,7 @@ def _coverage_line(name: str, part: Coverage) -> str:
             "co-occurring pairs")
 
 
-def coverage(run: RunFolder, settings) -> Section | None:
+def coverage(run: RunFolder, settings: ReportSettings) -> Section | None:
     parts = run.coverage()
     if not parts:
         return None
@@ -140,7 +141,7 @@ def _forgetting(results: EvalResults | None) -> list:
             Table(["model", "perplexity", "tokens"], rows, id="forgetting-table")]
 
 
-def training(run: RunFolder, settings) -> Section | None:
+def training(run: RunFolder, settings: ReportSettings) -> Section | None:
     log = training_log(run.training_log)
     stats = run.train_stats()
     forgetting = _forgetting(run.eval_results())
@@ -159,7 +160,7 @@ SECTIONS: tuple[Callable[[RunFolder, Any], Section | None], ...] = (
     learning, synthetic, graph, coverage, training, corpus, overview, config_section)
 
 
-def build_report(run_dir: Path, settings) -> ReportStats:
+def build_report(run_dir: Path, settings: ReportSettings) -> ReportStats:
     """Write `report.html` and `report.md` (figures for the Markdown in `report/`) into the run folder."""
     run = RunFolder(Path(run_dir))
     sections = [s for s in (build(run, settings) for build in SECTIONS) if s is not None]

@@ -12,6 +12,7 @@ from synthcpt.run_folder import RunFolder
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Heading, Paragraph, Section, Table
 from synthcpt.s7_report.readers import interval, plural, share, titles
+from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.stats import DocumentScore, EvalResults
 
 METHODS = {"loglik": "closed book, option likelihood", "open_book": "open book (document given), the reference",
@@ -135,7 +136,7 @@ def _changes(records: list[dict], names: dict[str, str], baseline: str, limit: i
             *_changed_table(found["lost"], names, "lost-table", f"{baseline} right, trained wrong", limit)]
 
 
-def learning(run: RunFolder, settings) -> Section | None:
+def learning(run: RunFolder, settings: ReportSettings) -> Section | None:
     results = run.eval_results()
     if results is None:
         return None

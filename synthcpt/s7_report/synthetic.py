@@ -19,6 +19,7 @@ from synthcpt.s7_report.document import (
     Table,
 )
 from synthcpt.s7_report.readers import label, number, parquet_rows, plain, plural, titles
+from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.stats import GenerateStats, MixStats
 
 
@@ -55,7 +56,7 @@ def _mix_line(mix: MixStats) -> Paragraph:
         f"{plural(mix.raw_copies, 'copy', 'copies')}. Removed by the mix's filters: {removed}.", lead=True)
 
 
-def synthetic(run: RunFolder, settings) -> Section | None:
+def synthetic(run: RunFolder, settings: ReportSettings) -> Section | None:
     stats = run.generate_stats()
     if stats is None:
         return None
@@ -100,7 +101,7 @@ def _pair(row: dict[str, Any], names: dict[str, str], limit: int) -> Details:
                    [Fields([("document", document), ("task", row["task_type"] or "-")]), Preformatted(text)])
 
 
-def samples(run: RunFolder, generators: list[str], settings) -> list:
+def samples(run: RunFolder, generators: list[str], settings: ReportSettings) -> list:
     """A few records per generator (a fixed sample, so a rebuilt report shows the same ones)."""
     if settings.samples == 0:
         return []
