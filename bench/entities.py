@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 # Imported here, not where they are called, so that a rename breaks `--dry-run` too.
 from synthcpt.config import load_config
-from synthcpt.s2_entities.spacy_extractor import load_pipeline, spacy_candidates
+from synthcpt.s2_entities.extractors.spacy import load_pipeline, spacy_candidates
 
 SHARED_TEXT = ROOT.parent / "shared" / "data" / "replay" / "general.jsonl"
 SHIPPED_TEXT = ROOT / "examples" / "replay" / "general-sample.jsonl"

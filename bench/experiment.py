@@ -54,10 +54,11 @@ from synthcpt.pipeline import Runner, StageContext, fingerprints, stage_by_name
 from synthcpt.progress import console
 from synthcpt.run_folder import RunFolder
 from synthcpt.s5_train.training import source_files, train_on_files
-from synthcpt.s6_eval.evaluate import Candidate, evaluate_models
+from synthcpt.s6_eval.evaluate import evaluate_models
 from synthcpt.s6_eval.evaluation import heldout_texts
 from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
 from synthcpt.s6_eval.qa import LETTERS, load_run_questions
+from synthcpt.s6_eval.records import Candidate
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Paragraph, Preformatted, Section, Table, to_html, to_markdown
 

@@ -101,7 +101,9 @@ def bench_llm(config, run_dir: Path, name: str, requests: int, dry_run: bool = F
     return {"requests": outcome.requests, "planned": len(planned), "waves": outcome.waves,
             "records": len(outcome.records), "rejected": dict(outcome.rejected),
             "prompt_tokens": layer_usage["prompt_tokens"],
-            "prefix_cache_hit": round(layer_usage["prefix_cached_tokens"] / max(1, layer_usage["prompt_tokens"]), 3),
+            # None where the backend cannot see the server's prefix cache (a remote API).
+            "prefix_cache_hit": (round(layer_usage["prefix_cached_tokens"] / max(1, layer_usage["prompt_tokens"]), 3)
+                                 if layer_usage["prefix_cached_tokens"] is not None else None),
             "completion_tokens": layer_usage["completion_tokens"],
             "synthetic_tokens": sum(r["n_tokens"] for r in outcome.records),
             "seconds": round(layer_seconds, 2), "completion_tokens_per_s": round(layer_rate, 1),

@@ -56,6 +56,11 @@ class EntitiesStats(StageStats):
     dropped: dict[str, int]  # candidates dropped, by reason
     llm: dict[str, int]  # the LLM extractor's answers: unparsed, repaired, failed...
 
+    def summary(self) -> dict[str, int | float | str]:
+        return {**super().summary(), "documents_without_entities": len(self.documents_without_entities),
+                "documents_not_english": len(self.documents_not_english),
+                **{f"llm_{k}": self.llm.get(k, 0) for k in ("unparsed", "repaired", "failed")}}
+
 
 # graph
 

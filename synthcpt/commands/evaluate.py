@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 def _named(models: list[str]) -> list:
     """A short unique name per model: its folder name (numbered when two share one)."""
     from synthcpt.errors import SynthcptError
-    from synthcpt.s6_eval.evaluate import Candidate
+    from synthcpt.s6_eval.records import Candidate
 
     if not models:
         raise SynthcptError("name at least one --model")

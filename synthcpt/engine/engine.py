@@ -15,13 +15,15 @@ from synthcpt.engine.settings import EngineSettings
 from synthcpt.engine.types import Request, Result
 from synthcpt.engine.usage import Usage, live_progress, price_of, record_usage
 from synthcpt.models import resolve
+from synthcpt.run_folder import RunFolder
 
+# The run folder's cache/ is the engine's: these are its files.
 CACHE_FILE = "engine.sqlite"
 USAGE_FILE = "usage.json"
 
 
 def cache_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "cache"
+    return RunFolder(Path(run_dir)).cache
 
 
 def result_of(request: Request, response: Response, cached: bool, prefix_cached_tokens: int | None = None) -> Result:

@@ -10,7 +10,7 @@ from typing import Any
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from synthcpt.atomic import write_json, write_records
+from synthcpt.atomic import write_records
 from synthcpt.engine.types import Request
 from synthcpt.mentions import MentionMatcher
 from synthcpt.plugins import EXTRACTORS
@@ -18,8 +18,9 @@ from synthcpt.progress import console
 from synthcpt.run_folder import ENTITIES_FILE, ENTITY_SCHEMA, SUMMARIES_FILE, SUMMARY_SCHEMA
 from synthcpt.s2_entities.extractor import ExtractionContext
 from synthcpt.s2_entities.normalize import Candidate, Entity, merge_aliases, merge_candidates, merge_plurals
+from synthcpt.stage import StageContext
+from synthcpt.stats import EntitiesStats
 
-REPORT_FILE = "report.json"
 # Extractors' resumable work (e.g. spaCy's saved blocks), removed once the outputs are written.
 WORK_DIR = "work"
 # How much a mention counts toward salience, by how the entity was found: names over noun phrases.
@@ -71,7 +72,7 @@ def document_entities(text: str, candidates: list[Candidate], settings: Any, cou
              "aliases": sorted(e.aliases)} for e in ranked]
 
 
-def extractor(ctx):
+def extractor(ctx: StageContext):
     """The configured extractor plugin on this run's documents."""
     ctx.input("ingest")
     chunks_by_doc: dict[str, list] = {}
@@ -82,11 +83,11 @@ def extractor(ctx):
     return EXTRACTORS.get(ctx.settings.extractor)(context), context.documents
 
 
-def planned_requests(ctx) -> dict[str, list[Request]]:
+def planned_requests(ctx: StageContext) -> dict[str, list[Request]]:
     return extractor(ctx)[0].requests()
 
 
-def extract(ctx) -> dict[str, Any]:
+def extract(ctx: StageContext) -> EntitiesStats:
     settings, out = ctx.settings, ctx.out
     plugin, documents = extractor(ctx)
     found = plugin.extract()
@@ -106,20 +107,17 @@ def extract(ctx) -> dict[str, Any]:
     write_records(out / ENTITIES_FILE, rows, ENTITY_SCHEMA)
     write_records(out / SUMMARIES_FILE, [{"doc_id": d, "summary": s} for d, s in summaries.items()],
                   SUMMARY_SCHEMA)
-    report = {"documents": len(documents), "entities": len(rows), "summaries": len(summaries),
-              "documents_without_entities": empty, "documents_not_english": not_english,
-              "most_candidates_in_a_document": counts.pop("most_candidates"),
-              "dropped": {k: v for k, v in sorted(counts.items()) if not k.startswith("llm_")},
-              "llm": {k.removeprefix("llm_"): v for k, v in sorted(counts.items()) if k.startswith("llm_")}}
-    write_json(out / REPORT_FILE, report)
+    per_doc = Counter(row["doc_id"] for row in rows)
+    stats = EntitiesStats(
+        documents=len(documents), entities=len(rows), entities_per_document=round(len(rows) / max(1, len(documents)), 1),
+        max_entities_per_document=max(per_doc.values(), default=0), summaries=len(summaries),
+        documents_without_entities=empty, documents_not_english=not_english,
+        most_candidates_in_a_document=counts.pop("most_candidates"),
+        dropped={k: v for k, v in sorted(counts.items()) if not k.startswith("llm_")},
+        llm={k.removeprefix("llm_"): v for k, v in sorted(counts.items()) if k.startswith("llm_")})
+    ctx.run.write_stats("entities", stats)
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     if empty:
         console.print(f"entities: [yellow]{len(empty)} document(s) without entities[/yellow] "
-                      f"(listed in {out / REPORT_FILE})")
-    per_doc = [sum(1 for r in rows if r["doc_id"] == d.doc_id) for d in documents]
-    return {"documents": len(documents), "entities": len(rows),
-            "entities_per_document": round(len(rows) / max(1, len(documents)), 1),
-            "max_entities_per_document": max(per_doc, default=0), "summaries": len(summaries),
-            "documents_without_entities": len(empty), "documents_not_english": len(not_english),
-            "llm_unparsed": counts["llm_unparsed"], "llm_repaired": counts["llm_repaired"],
-            "llm_failed": counts["llm_failed"]}
+                      f"(listed in {ctx.run.stats_path('entities')})")
+    return stats

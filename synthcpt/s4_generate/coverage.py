@@ -15,6 +15,7 @@ from typing import Any
 
 from synthcpt.mentions import MentionMatcher
 from synthcpt.run_folder import load_graph
+from synthcpt.stats import CorpusCoverage, Coverage
 
 
 def _share(covered: int, total: int) -> float:
@@ -29,7 +30,7 @@ def _entry(passages: int, entities: int, entities_covered: int, pairs: int, pair
             "edge_coverage": _share(edges_covered, edges)}
 
 
-def coverage(graph_dir: Path, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def coverage(graph_dir: Path, records: Iterable[dict[str, Any]]) -> CorpusCoverage:
     """Coverage of each document's entities, entity pairs and co-occurrence edges by the records
     (dicts with `doc_id` and `text`); records of documents outside the graph are counted apart."""
     graph = load_graph(graph_dir)
@@ -63,6 +64,6 @@ def coverage(graph_dir: Path, records: Iterable[dict[str, Any]]) -> dict[str, An
     totals = {key: sum(entry[key] for entry in per_doc.values())
               for key in ("passages", "entities", "entities_covered", "pairs", "pairs_covered", "edges", "edges_covered")}
     overall = _entry(**totals)
-    return {**overall, "documents": len(documents),
-            "documents_covered": sum(1 for e in per_doc.values() if e["entities_covered"]),
-            "unmatched_passages": unknown, "per_document": per_doc}
+    return CorpusCoverage(**overall, documents=len(documents),
+                          documents_covered=sum(1 for e in per_doc.values() if e["entities_covered"]),
+                          unmatched_passages=unknown, per_document={d: Coverage(**e) for d, e in per_doc.items()})

@@ -20,6 +20,7 @@ from synthcpt.s4_generate.filters import quality_rejection
 from synthcpt.s4_generate.leak import LeakGuard
 from synthcpt.s4_generate.records import make_record
 from synthcpt.s4_generate.settings import MixSettings
+from synthcpt.stats import MixPart, MixStats
 
 RAW = "raw"
 
@@ -28,7 +29,7 @@ RAW = "raw"
 class MixResult:
     records: list[dict[str, Any]]
     kept_ids: set[str]
-    stats: dict[str, Any]
+    stats: MixStats
     leaks: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -83,19 +84,19 @@ def build_mix(synthetic: dict[str, list[dict[str, Any]]], documents: list[Docume
     per_generator = {}
     for generator in [*synthetic, RAW]:
         rows = [r for r in mixed if r["generator"] == generator]
-        per_generator[generator] = {"records": len(rows), "tokens": sum(r["n_tokens"] for r in rows),
-                                    "rejected": dict(sorted(rejected[generator].items()))}
-    stats = {
-        "records": len(mixed),
-        "tokens": synthetic_tokens + raw_tokens * copies,
-        "synthetic_tokens": synthetic_tokens,
-        "raw_tokens": raw_tokens * copies,
-        "raw_copies": copies,
-        "raw_share": round(raw_tokens * copies / max(1, synthetic_tokens + raw_tokens * copies), 4),
-        "rejected": dict(sum(rejected.values(), Counter())),
-        "eval_texts_guarded": len(guard.texts),
-        "eval_texts_unguarded": guard.unguarded,
-        "eval_texts_in_corpus": guard.in_corpus,
-        "by_generator": per_generator,
-    }
+        per_generator[generator] = MixPart(records=len(rows), tokens=sum(r["n_tokens"] for r in rows),
+                                           rejected=dict(sorted(rejected[generator].items())))
+    stats = MixStats(
+        records=len(mixed),
+        tokens=synthetic_tokens + raw_tokens * copies,
+        synthetic_tokens=synthetic_tokens,
+        raw_tokens=raw_tokens * copies,
+        raw_copies=copies,
+        raw_share=round(raw_tokens * copies / max(1, synthetic_tokens + raw_tokens * copies), 4),
+        rejected=dict(sum(rejected.values(), Counter())),
+        eval_texts_guarded=len(guard.texts),
+        eval_texts_unguarded=guard.unguarded,
+        eval_texts_in_corpus=guard.in_corpus,
+        by_generator=per_generator,
+    )
     return MixResult(mixed, {r["id"] for r in kept}, stats, leaks)

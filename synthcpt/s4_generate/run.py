@@ -24,16 +24,18 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from synthcpt.atomic import write_json, write_text
+from synthcpt.atomic import write_text
 from synthcpt.engine.settings import BACKENDS
 from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.engine.types import Request, Result
 from synthcpt.progress import console
-from synthcpt.run_folder import COVERAGE_FILE, STATS_FILE, RunFolder
+from synthcpt.run_folder import RunFolder
 from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator, Rejected, TwoStepGenerator
 from synthcpt.s4_generate.mix import quality_reason
 from synthcpt.s4_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, count_tokens, write_shards
 from synthcpt.s4_generate.settings import GENERATORS
+from synthcpt.stage import StageContext
+from synthcpt.stats import CorpusCoverage, GenerateStats, GeneratorStats
 
 # Requests of the next wave: the tokens still missing over the tokens per request so far, plus a
 # margin, so most budgets finish in two or three waves; never fewer than `generate.min_wave`.
@@ -65,12 +67,11 @@ class Outcome:
     produced_records: int = 0
     produced_tokens: int = 0
 
-    def stats(self) -> dict[str, Any]:
-        return {"target_tokens": self.target, "requests": self.requests, "cached": self.cached, "waves": self.waves,
-                "rejected": dict(sorted(self.rejected.items())), "truncated": self.truncated,
-                "produced_records": self.produced_records,
-                "produced_tokens": self.produced_tokens, "records": len(self.records),
-                "tokens": sum(r["n_tokens"] for r in self.records)}
+    def stats(self) -> GeneratorStats:
+        return GeneratorStats(target_tokens=self.target, requests=self.requests, cached=self.cached, waves=self.waves,
+                              rejected=dict(sorted(self.rejected.items())), truncated=self.truncated,
+                              produced_records=self.produced_records, produced_tokens=self.produced_tokens,
+                              records=len(self.records), tokens=sum(r["n_tokens"] for r in self.records))
 
 
 def load_corpus(run: RunFolder) -> Corpus:
@@ -104,7 +105,7 @@ def generators(gen_ctx: GenerationContext) -> list[Generator]:
     return [GENERATORS.get(name)(gen_ctx) for name in gen_ctx.settings.generators]
 
 
-def check_inputs(ctx) -> None:
+def check_inputs(ctx: StageContext) -> None:
     """The corpus, and the outputs of the earlier stages the selected generators need."""
     ctx.input("ingest")
     for name in ctx.settings.generators:
@@ -168,7 +169,7 @@ def cached_results(engine_settings, run_dir: Path, requests: Iterable[Request]) 
         cache.close()
 
 
-def planned_requests(ctx) -> dict[str, Iterable[Request]]:
+def planned_requests(ctx: StageContext) -> dict[str, Iterable[Request]]:
     """For `synthcpt plan`: the requests each LLM generator sends to reach its token target, in order, if
     its responses are as long as those it has already produced (else max_tokens) and none is rejected;
     a two-step generator's first step whole, and its second as if the first's missing results were full."""
@@ -273,7 +274,7 @@ def run_generator(generator: Generator, engine, target: int | None, tokenizer) -
     return outcome
 
 
-def _coverage(graph_dir: Path | None, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _coverage(graph_dir: Path | None, records: list[dict[str, Any]]) -> dict[str, CorpusCoverage] | None:
     if graph_dir is None:
         return None
     from synthcpt.s4_generate.coverage import coverage
@@ -283,14 +284,7 @@ def _coverage(graph_dir: Path | None, records: list[dict[str, Any]]) -> dict[str
     return {"entigraph": coverage(graph_dir, entigraph), "all": coverage(graph_dir, synthetic)}
 
 
-def _overall(report: dict[str, Any] | None) -> dict[str, Any] | None:
-    if report is None:
-        return None
-    return {name: {k: v for k, v in part.items() if not isinstance(v, (dict, list))}
-            for name, part in report.items()}
-
-
-def generate(ctx) -> dict[str, Any]:
+def generate(ctx: StageContext) -> GenerateStats:
     from synthcpt.engine import open_engine
     from synthcpt.s4_generate.mix import build_mix
 
@@ -322,14 +316,12 @@ def generate(ctx) -> dict[str, Any]:
 
     coverage = _coverage(gen_ctx.corpus.graph_dir, mix.records)
     if coverage is not None:
-        write_json(out / COVERAGE_FILE, coverage)
-    details = {"targets": targets, "generators": {n: o.stats() for n, o in outcomes.items()}, "mix": mix.stats,
-               "instructions": len(pairs), "engine": engine_usage, "coverage": _overall(coverage)}
-    write_json(out / STATS_FILE, details)
-    return {"records": mix.stats["records"], "tokens": mix.stats["tokens"],
-            "synthetic_tokens": mix.stats["synthetic_tokens"], "raw_copies": mix.stats["raw_copies"],
-            "eval_leaks": sum(n for rule, n in mix.stats["rejected"].items() if rule.startswith("eval_leak")), "instructions": len(pairs),
-            "by_generator": mix.stats["by_generator"], "coverage": _overall(coverage)}
+        ctx.run.write_coverage(coverage)
+    stats = GenerateStats(targets=targets, generators={n: o.stats() for n, o in outcomes.items()}, mix=mix.stats,
+                          instructions=len(pairs), engine=engine_usage,
+                          coverage={name: part.overall() for name, part in coverage.items()} if coverage else None)
+    ctx.run.write_stats("generate", stats)
+    return stats
 
 
 def _record_only(record: dict[str, Any]) -> dict[str, Any]:

@@ -26,8 +26,6 @@ from synthcpt.s6_eval.prompts import EvalPrompts
 from synthcpt.s6_eval.qa import QAItem
 from synthcpt.s6_eval.records import METRICS, RECORD_SCHEMA, Candidate, model_fingerprint
 
-__all__ = ["RECORD_SCHEMA", "Candidate", "evaluate_models", "summarise"]
-
 
 class _Scorer:
     """A candidate's log-likelihood scorer, loaded at first use and shared by its methods."""
@@ -48,8 +46,9 @@ def method_key(settings, method: str, prompts_dir: Path | None) -> str:
     """What a stored (model, method) part depends on besides the model and questions: the shared
     settings, the method's own and the content of its prompts (an edited prompt scores again)."""
     plugin = EVAL_METHODS.get(method)
+    # The record schema too: a stored part with other columns is scored again, never read half-filled.
     payload = {"shared": settings.shared_identity(), "method": settings.method_settings(method).model_dump(mode="json"),
-               "prompts": prompts_fingerprint(plugin.prompt_files(settings), prompts_dir)}
+               "prompts": prompts_fingerprint(plugin.prompt_files(settings), prompts_dir), "schema": RECORD_SCHEMA}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
 
 

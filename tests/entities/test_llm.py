@@ -116,7 +116,7 @@ def test_hybrid_stage_with_the_embedded_model(vllm_engine_settings, tmp_path):
     config = run_stages(tmp_path / "run", [corpus], ["ingest", "entities"], "entities.extractor=hybrid",
                         "entities.llm.max_tokens=200", "entities.llm.max_entities=10", "entities.llm.summary_chars=300")
     assert config.engine == vllm_engine_settings  # shares the session's loaded model
-    report = json.loads((config.run.dir / "entities" / "report.json").read_text())
+    report = json.loads((config.run.dir / "entities" / "stats.json").read_text())
     replies = sum(report["llm"].get(k, 0) for k in ("ok", "repaired", "unparsed", "failed"))
     assert replies == 2 and report["documents_without_entities"] == []
     rows = RunFolder(config.run.dir).entities()

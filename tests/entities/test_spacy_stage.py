@@ -42,7 +42,7 @@ def test_entity_rows_are_consistent(spacy_run):
         assert len({r["entity"].casefold() for r in doc_rows}) == len(doc_rows)  # deduplicated
         assert [r["salience"] for r in doc_rows] == sorted((r["salience"] for r in doc_rows), reverse=True)
     assert RunFolder(spacy_run).summaries() == {}  # no LLM: no summaries
-    report = json.loads((spacy_run / "entities" / "report.json").read_text())
+    report = json.loads((spacy_run / "entities" / "stats.json").read_text())
     assert report["entities"] == len(rows) and report["documents_without_entities"] == []
 
 
@@ -72,7 +72,7 @@ def test_bad_documents_are_counted_and_the_stage_completes(tmp_path, embedded_mo
     config = run_stages(tmp_path / "run", [corpus], ["ingest", "entities"], "entities.extractor=spacy",
                         "entities.max_entities_per_document=30")
     stats = json.loads((config.run.dir / "manifest.json").read_text())["stages"]["entities"]["stats"]
-    report = json.loads((config.run.dir / "entities" / "report.json").read_text())
+    report = json.loads((config.run.dir / "entities" / "stats.json").read_text())
     assert report["documents_without_entities"] == ["empty-of-entities"]
     assert report["documents_not_english"] == ["german"]
     assert stats["documents_without_entities"] == 1 and stats["documents_not_english"] == 1

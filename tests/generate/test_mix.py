@@ -103,10 +103,10 @@ def test_build_mix_counts_every_rejection_by_generator_and_rule():
     result = build_mix(synthetic, docs, [QUESTION], settings().mix, seed=0)
     stats = result.stats
     # The quality rules ran when the records were made (run_generator); the mix counts only its own rules.
-    assert stats["by_generator"]["wrap"]["rejected"] == {"eval_leak_question": 1, "exact_duplicate": 1}
-    assert stats["by_generator"]["wrap"]["records"] == 1 and stats["by_generator"]["bonito"]["records"] == 1
+    assert stats.by_generator["wrap"].rejected == {"eval_leak_question": 1, "exact_duplicate": 1}
+    assert stats.by_generator["wrap"].records == 1 and stats.by_generator["bonito"].records == 1
     assert [leak["id"] for leak in result.leaks] == ["d"]
-    assert stats["raw_copies"] == 1 and stats["by_generator"]["raw"]["records"] == 1
+    assert stats.raw_copies == 1 and stats.by_generator["raw"].records == 1
     assert {r["generator"] for r in result.records} == {"wrap", "bonito", "raw"}
     assert result.kept_ids == {"a", "e"}
     again = build_mix(synthetic, docs, [QUESTION], settings().mix, seed=0)

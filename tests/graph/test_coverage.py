@@ -24,38 +24,38 @@ def test_coverage_on_hand_made_passages(tmp_path):
         {"doc_id": "c", "text": "A passage of a document outside the graph."},
     ]
     report = coverage(tmp_path, records)
-    a, b = report["per_document"]["a"], report["per_document"]["b"]
-    assert (a["entities"], a["entities_covered"], a["entity_coverage"]) == (4, 4, 1.0)
+    a, b = report.per_document["a"], report.per_document["b"]
+    assert (a.entities, a.entities_covered, a.entity_coverage) == (4, 4, 1.0)
     # Pairs named together in one passage: korvin-ruler, korvin-ship, ruler-ship, korvin-didyak (of 6).
-    assert (a["pairs"], a["pairs_covered"]) == (6, 4)
+    assert (a.pairs, a.pairs_covered) == (6, 4)
     # Source edges: korvin-ruler (sentences 1, 2) and didyak-ship (sentence 3); only the first is covered.
-    assert (a["edges"], a["edges_covered"], a["edge_coverage"]) == (2, 1, 0.5)
-    assert (b["entities_covered"], b["pairs"], b["pairs_covered"], b["passages"]) == (2, 3, 1, 1)
-    assert report["entities"] == 7 and report["entities_covered"] == 6 and report["entity_coverage"] == round(6 / 7, 4)
-    assert report["pairs"] == 9 and report["pairs_covered"] == 5
-    assert report["unmatched_passages"] == 1 and report["documents_covered"] == 2
+    assert (a.edges, a.edges_covered, a.edge_coverage) == (2, 1, 0.5)
+    assert (b.entities_covered, b.pairs, b.pairs_covered, b.passages) == (2, 3, 1, 1)
+    assert report.entities == 7 and report.entities_covered == 6 and report.entity_coverage == round(6 / 7, 4)
+    assert report.pairs == 9 and report.pairs_covered == 5
+    assert report.unmatched_passages == 1 and report.documents_covered == 2
 
 
 def test_no_passages_means_zero_coverage(tmp_path):
     save_graph(build_graph(DOCS, ROWS, window_sentences=1), tmp_path)
     report = coverage(tmp_path, [])
-    assert report["entities_covered"] == 0 and report["entity_coverage"] == 0.0 and report["passages"] == 0
+    assert report.entities_covered == 0 and report.entity_coverage == 0.0 and report.passages == 0
 
 
 def test_generate_summary_shows_the_coverage_of_the_graph(spacy_run, tmp_path, capsys):
     """The coverage generate measured on the real graph is what `synthcpt generate` prints."""
-    from synthcpt.s4_generate.run import _overall
     from synthcpt.s4_generate.show import show_generated
+    from synthcpt.stats import GenerateStats, MixPart, MixStats
 
     passages = [{"doc_id": d, "text": "Korvin, the Ruler, Strykalski and Cob Whitley; Madison and Parnell."}
                 for d in json.loads((spacy_run / "graph" / "graph.json").read_text())["graph"]["documents"]]
     report = coverage(spacy_run / "graph", passages)
-    mix = {"records": 1, "tokens": 10, "synthetic_tokens": 10, "raw_copies": 0, "rejected": {},
-           "by_generator": {"entigraph": {"records": 1, "tokens": 10, "rejected": {}}}}
-    (tmp_path / "stats.json").write_text(json.dumps({"generators": {}, "mix": mix,
-                                                     "coverage": _overall({"entigraph": report})}))
-    show_generated(tmp_path)
+    mix = MixStats(records=1, tokens=10, synthetic_tokens=10, raw_tokens=0, raw_copies=0, raw_share=0.0, rejected={},
+                   eval_texts_guarded=0, eval_texts_unguarded=0, eval_texts_in_corpus=0,
+                   by_generator={"entigraph": MixPart(records=1, tokens=10, rejected={})})
+    show_generated(GenerateStats(targets={}, generators={}, mix=mix, instructions=0, engine={},
+                                 coverage={"entigraph": report.overall()}))
     captured = capsys.readouterr()
     out = captured.out + captured.err  # the console writes to stderr
     assert "graph coverage (entigraph)" in out
-    assert f"entities_covered={report['entities_covered']}" in out and f"entities={report['entities']}" in out
+    assert f"entities_covered={report.entities_covered}" in out and f"entities={report.entities}" in out

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from synthcpt.stats import GenerateStats, GeneratorStats, MixPart, MixStats
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CORPUS = ROOT / "examples" / "quality" / "quality-demo.jsonl"
 REPLAY_SAMPLE = ROOT / "examples" / "replay" / "general-sample.jsonl"
@@ -74,39 +76,41 @@ def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
     return {"entigraph": entigraph, "wrap": wrap, "active_reading": active_reading}
 
 
-def _fixture_stats(records: dict[str, list[dict]]) -> dict:
-    """TEST FIXTURE: generate/stats.json in the generate stage's format, counting the fixture records."""
+def _fixture_stats(records: dict[str, list[dict]]) -> GenerateStats:
+    """TEST FIXTURE: the generate stage's stats, counting the fixture records."""
     tokens = {name: sum(r["n_tokens"] for r in rows) for name, rows in records.items()}
-    made = {name: {"target_tokens": 2000, "requests": len(rows) + 2, "cached": 0, "waves": 1,
-                   "rejected": {"empty": 1, "preamble_only": 1}, "produced_records": len(rows),
-                   "produced_tokens": tokens[name], "records": len(rows), "tokens": tokens[name]}
+    made = {name: GeneratorStats(target_tokens=2000, requests=len(rows) + 2, cached=0, waves=1,
+                                 rejected={"empty": 1, "preamble_only": 1}, truncated=0, produced_records=len(rows),
+                                 produced_tokens=tokens[name], records=len(rows), tokens=tokens[name])
             for name, rows in records.items()}
-    by_generator = {"entigraph": {"records": len(records["entigraph"]) - 1, "tokens": tokens["entigraph"] - 8,
-                                  "rejected": {"eval_leak": 1}},
-                    "wrap": {"records": 1, "tokens": tokens["wrap"], "rejected": {}},
-                    "active_reading": {"records": 1, "tokens": tokens["active_reading"], "rejected": {}},
-                    "raw": {"records": 4, "tokens": 3800, "rejected": {"near_duplicate": 2}}}
-    return {"targets": {name: 2000 for name in records}, "generators": made,
-            "mix": {"records": sum(p["records"] for p in by_generator.values()),
-                    "tokens": sum(p["tokens"] for p in by_generator.values()),
-                    "synthetic_tokens": sum(tokens.values()) - 8, "raw_copies": 1,
-                    "rejected": {"eval_leak": 1, "near_duplicate": 2}, "by_generator": by_generator},
-            "instructions": 0}
+    by_generator = {"entigraph": MixPart(records=len(records["entigraph"]) - 1, tokens=tokens["entigraph"] - 8,
+                                         rejected={"eval_leak": 1}),
+                    "wrap": MixPart(records=1, tokens=tokens["wrap"], rejected={}),
+                    "active_reading": MixPart(records=1, tokens=tokens["active_reading"], rejected={}),
+                    "raw": MixPart(records=4, tokens=3800, rejected={"near_duplicate": 2})}
+    synthetic_tokens = sum(tokens.values()) - 8
+    mix = MixStats(records=sum(p.records for p in by_generator.values()),
+                   tokens=sum(p.tokens for p in by_generator.values()), synthetic_tokens=synthetic_tokens,
+                   raw_tokens=3800, raw_copies=1, raw_share=round(3800 / (3800 + synthetic_tokens), 4),
+                   rejected={"eval_leak": 1, "near_duplicate": 2}, eval_texts_guarded=8, eval_texts_unguarded=0,
+                   eval_texts_in_corpus=0, by_generator=by_generator)
+    return GenerateStats(targets={name: 2000 for name in records}, generators=made, mix=mix, instructions=0,
+                         engine={}, coverage=None)
 
 
 def _write_synthetic(run_dir: Path) -> None:
-    from synthcpt.atomic import write_json
+    from synthcpt.run_folder import RunFolder
     from synthcpt.s4_generate.coverage import coverage
     from synthcpt.s4_generate.records import RECORD_SCHEMA, write_shards
 
+    run = RunFolder(run_dir)
     records = _fixture_records(run_dir)
     for name, rows in records.items():
-        write_shards(run_dir / "generate" / name, rows, RECORD_SCHEMA, 100)
+        write_shards(run.generator_folder(name), rows, RECORD_SCHEMA, 100)
     every = [r for rows in records.values() for r in rows]
-    write_json(run_dir / "generate" / "coverage.json",
-               {"entigraph": coverage(run_dir / "graph", records["entigraph"]),
-                "all": coverage(run_dir / "graph", every)})
-    write_json(run_dir / "generate" / "stats.json", _fixture_stats(records))
+    run.write_coverage({"entigraph": coverage(run.folder("graph"), records["entigraph"]),
+                        "all": coverage(run.folder("graph"), every)})
+    run.write_stats("generate", _fixture_stats(records))
 
 
 def _spread(items: list, count: int) -> list:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from synthcpt.atomic import read_records
+from synthcpt.run_folder import RunFolder
 from synthcpt.s7_report.build import build_report
 from synthcpt.s7_report.settings import ReportSettings
 from synthcpt.s7_report.synthetic import rejects
@@ -55,7 +55,7 @@ def _chance(run_dir: Path) -> float:
 
 def test_partial_run_shows_what_is_there(ingested_run):
     stats = build_report(ingested_run, ReportSettings())
-    assert stats["shown"] == ["corpus", "run", "config"]
+    assert stats.shown == ["corpus", "run", "config"]
     page = (ingested_run / "report.html").read_text()
     assert 'id="documents-table"' in page and "LOST IN TRANSLATION" in page
     assert 'id="evaluation-table"' not in page
@@ -64,7 +64,7 @@ def test_partial_run_shows_what_is_there(ingested_run):
 
 def test_full_report_sections_and_figures(full_run):
     stats = build_report(full_run, ReportSettings(samples=2))
-    assert stats["shown"] == FULL_SECTIONS
+    assert stats.shown == FULL_SECTIONS
     markdown = (full_run / "report.md").read_text()
     for figure in FIGURES:
         assert f"(report/{figure}.png)" in markdown
@@ -81,15 +81,15 @@ def test_full_report_sections_and_figures(full_run):
 
 
 def test_rejects_are_counted_per_reason_and_phase(full_run):
-    stats = json.loads((full_run / "generate" / "stats.json").read_text())
+    stats = RunFolder(full_run).generate_stats()
     counts = rejects(stats)
-    for generator, part in stats["generators"].items():
-        for reason, n in part["rejected"].items():
+    for generator, part in stats.generators.items():
+        for reason, n in part.rejected.items():
             assert counts[f"{reason.replace('_', ' ')} (at generation)"][generator] == n
     assert counts["near duplicate (mix filter)"] == {"raw": 2} and counts["eval leak (mix filter)"] == {"entigraph": 1}
     assert sum(sum(per.values()) for per in counts.values()) == sum(
-        n for phase in (stats["generators"], stats["mix"]["by_generator"]) for part in phase.values()
-        for n in part["rejected"].values())
+        n for phase in (stats.generators, stats.mix.by_generator) for part in phase.values()
+        for n in part.rejected.values())
 
 
 def test_changed_answers_are_the_evaluations_own(full_run):
@@ -111,7 +111,7 @@ def test_report_stage_is_not_shown_running(full_run):
     """Run as the pipeline's last stage, the report does not list itself (its entry reads "running"
     while it is written)."""
     from synthcpt.config import load_config
-    from synthcpt.pipeline import STAGES, RunFolder, Runner, fingerprints
+    from synthcpt.pipeline import STAGES, Runner, fingerprints
 
     config = load_config(None, [f"run.dir={full_run}", "report.samples=1"])
     folder, prints = RunFolder(full_run), fingerprints(config)

@@ -269,8 +269,10 @@ class RayBackend(Backend[RaySettings]):
     local_model: ClassVar[bool] = True
 
     def __init__(self, settings: EngineSettings, model_path: str | None, run_dir: Path | None = None):
+        from synthcpt.engine.engine import cache_dir
+
         super().__init__(settings, model_path, run_dir)
-        self.stats_path = Path(run_dir) / "cache" / STATS_FILE if run_dir is not None else None
+        self.stats_path = cache_dir(run_dir) / STATS_FILE if run_dir is not None else None
         self.started_ray = connect(self.settings.address)
         self.slots: list[Slot] = []
         try:
