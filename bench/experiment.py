@@ -532,8 +532,8 @@ def experiment(args, work: Path) -> None:
     rows = arm_rows(records, perplexity, stats, s["block_size"], interval)
     share_of_control(rows)
     sweep = sweep_rows(rows, s)
-    run = json.loads((Path(config.run.dir) / "manifest.json").read_text())["stages"]
-    generation = json.loads((Path(config.run.dir) / "generate" / "stats.json").read_text())
+    run = RunFolder(Path(config.run.dir)).stored_manifest().stages
+    generation = RunFolder(Path(config.run.dir)).generate_stats()
     device = device_name()
     meta = {
         "command": "python bench/experiment.py"
@@ -550,11 +550,11 @@ def experiment(args, work: Path) -> None:
         "preset": "cpu-demo",
         "settings": s,
         "seed": config.run.seed,
-        "usable_tokens_generated": {k: v["tokens"] for k, v in generation["generators"].items()},
-        "mix_tokens": {k: v["tokens"] for k, v in generation["mix"]["by_generator"].items()},
+        "usable_tokens_generated": {k: v.tokens for k, v in generation.generators.items()},
+        "mix_tokens": {k: v.tokens for k, v in generation.mix.by_generator.items()},
         "seconds": {
             "stages_to_generate": round(
-                sum(run[n]["seconds"] for n in ("ingest", "entities", "graph", "generate"))
+                sum(run[n].seconds for n in ("ingest", "entities", "graph", "generate"))
             ),
             "training": round(sum(a["seconds"] for a in stats.values())),
             "evaluation": round(time.perf_counter() - started),

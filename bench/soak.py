@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 from synthcpt.atomic import read_records
 from synthcpt.config import load_config
 from synthcpt.engine.cache import ResponseCache
+from synthcpt.run_folder import RunFolder
 
 STORY = ROOT / "examples" / "quality" / "quality-demo.jsonl"
 REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
@@ -120,10 +121,9 @@ def start(stage: str, config: Path, run_dir: Path, log) -> subprocess.Popen:
 
 def next_stage(run_dir: Path) -> int:
     """Index of the first stage not complete (len(STAGES) when all are)."""
-    path = run_dir / "manifest.json"
-    stages = json.loads(path.read_text())["stages"] if path.exists() else {}
+    manifest = RunFolder(run_dir).stored_manifest()
     for index, name in enumerate(STAGES):
-        if stages.get(name, {}).get("status") != "complete":
+        if manifest is None or name not in manifest.stages or manifest.stages[name].status != "complete":
             return index
     return len(STAGES)
 
@@ -200,7 +200,7 @@ def soak(config: Path, run_dir: Path, log, plan: list[tuple[str, float]]) -> dic
 
 
 def mix_hash(run_dir: Path) -> str:
-    records = read_records(*sorted((run_dir / "generate" / "mix").glob("*.parquet")))
+    records = read_records(*sorted(RunFolder(run_dir).mix.glob("*.parquet")))
     lines = (json.dumps(r, sort_keys=True, default=str) for r in sorted(records, key=lambda r: r["id"]))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 

@@ -153,7 +153,7 @@ def status(config: ConfigOption = None, set_: SetOption = None, preset: PresetOp
         entry = stages.get(name, StageEntry())
         state = "stale" if entry.status == "complete" and entry.fingerprint != fingerprint else entry.status
         stats = {k: v for k, v in entry.stats.items() if isinstance(v, (int, float))}
-        table.add_row(name, state, str(entry.seconds or ""), ", ".join(f"{k}={v}" for k, v in stats.items()))
+        table.add_row(name, state, "" if entry.seconds is None else str(entry.seconds), ", ".join(f"{k}={v}" for k, v in stats.items()))
     console.print(table)
     # What a backend keeps in the run folder of its own (a provider batch's submissions).
     for plugin in BACKENDS:

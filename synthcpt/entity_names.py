@@ -21,6 +21,8 @@ TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "profess
                "captain", "capt", "lieutenant", "lt", "commander", "cmdr", "colonel", "col", "general", "gen",
                "major", "sergeant", "sgt", "admiral", "marshal", "governor", "president", "senator", "judge",
                "father", "sister", "brother", "king", "queen", "prince", "princess", "uncle", "aunt"}
+
+
 def clean_surface(text: str) -> str:
     """The display form of a name: NFKC, straight quotes, one space, no possessive or leading article,
     no punctuation at either end but the period of an abbreviation ("Jr.", "U.S.")."""

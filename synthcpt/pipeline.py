@@ -143,5 +143,5 @@ class Runner:
         self.reporter(f"[green]{stage.name}: done[/green] in {entry.seconds:.1f} s  {_brief(entry.stats)}")
 
 
-def _brief(summary: dict[str, int | float | str]) -> str:
-    return "  ".join(f"{k}={v}" for k, v in summary.items())[:200]
+def _brief(summary: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={v}" for k, v in summary.items() if isinstance(v, (int, float, str)))[:200]

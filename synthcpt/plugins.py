@@ -9,8 +9,9 @@ each derived from `Plugin`, and its module names it `PLUGIN`. A plugin declares
 - `prompts(settings) -> list[str]`: the prompt files it reads with its settings, which the stage's
   fingerprint hashes;
 - its capabilities, which the stage code asks instead of naming plugins: `needs` (the earlier stages
-  whose outputs it reads, e.g. `("graph",)`) and the kind's own (a generator's `two_step`, a backend's
-  `single_wave`, `batch_prices`, `local_model`...).
+  whose outputs it reads, e.g. `("graph",)`; `StageContext.require` checks them) and the kind's own (a
+  generator's first step, by deriving from `TwoStepGenerator`; a backend's `single_wave`,
+  `batch_prices`, `local_model`...).
 An instance reads its own section as `self.settings`, typed by its `Settings`.
 
 A `Registry` finds the plugins of one kind by importing every module of its package, so adding one is

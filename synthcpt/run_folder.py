@@ -13,7 +13,9 @@
 
 Each stage's subfolder is named after the stage. This module owns every name in the run folder: a
 stage writes into its own folder (`StageContext.out`) through the names here and reads another stage's
-outputs only through the readers here, never by spelling a path (tests/test_imports.py checks).
+outputs only through the readers here, never by spelling a path (tests/test_structure.py checks). A
+stage's private working files (skipped inputs, leaks, checkpoints, stored eval parts) are named in its
+own code: no other stage reads them.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from synthcpt.manifest import save as save_manifest
 from synthcpt.section import Section
 from synthcpt.stats import (
     CorpusCoverage,
-    EntitiesStats,
     EvalResults,
     GenerateStats,
     GraphStats,
@@ -242,9 +243,6 @@ class RunFolder:
         path = self.folder("entities") / SUMMARIES_FILE
         return {row["doc_id"]: row["summary"] for row in read_records(path)} if path.is_file() else {}
 
-    def entities_stats(self) -> EntitiesStats | None:
-        return self._stats("entities", EntitiesStats)
-
     # graph
 
     def graph_stats(self) -> GraphStats | None:
@@ -332,13 +330,3 @@ def _read_model(path: Path, adapter: TypeAdapter) -> Any:
     except ValidationError as e:
         raise SynthcptError(f"{path} does not hold what this version of synthcpt writes ({e.errors()[0]['msg']} at "
                             f"{'.'.join(map(str, e.errors()[0]['loc']))}): rerun its stage") from None
-
-
-def read_json(path: Path) -> Any:
-    """A JSON output, or None when it is missing or unreadable (a stage that has not run, or was cut short)."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None

@@ -10,7 +10,7 @@ config and its commands.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from synthcpt.errors import SynthcptError
+from synthcpt.plugins import Plugin
 from synthcpt.run_folder import RunFolder
 from synthcpt.stats import StageStats
 
@@ -81,6 +82,12 @@ class StageContext:
         if not self.run.is_done(stage_name):
             raise SynthcptError(f"stage '{self.stage.name}' needs the output of '{stage_name}', which has not run")
         return self.run.folder(stage_name)
+
+    def require(self, plugins: Iterable[type[Plugin]]) -> None:
+        """The earlier stages whose outputs these plugins read (their `needs`) must be complete."""
+        for plugin in plugins:
+            for stage_name in plugin.needs:
+                self.input(stage_name)
 
 
 def files_fingerprint(roots: list[Path | str], salt: str = "") -> str:

@@ -1,29 +1,43 @@
 """What crosses a stage boundary besides records: each stage's stats and the evaluation's results, typed.
 
-A stage builds its model, the run folder writes it (`RunFolder.write_stats`) and reads it back
-(`RunFolder.ingest_stats()`, ..., `eval_results()`), so the writer and every reader (the report, the
-CLI, the benchmarks) share one definition: a renamed field fails on both sides at once, never as a
-silently empty report section. Unknown fields are errors, so an old run folder is read as exactly what
-it holds or not at all.
+A stage builds its model and writes it as JSON into its folder (`stats.json`; eval: `results.json`),
+and the run folder reads it back (`RunFolder.ingest_stats()`, ..., `eval_results()`), so the writer
+and every reader (the report, the CLI, the benchmarks) share one definition: a renamed field fails on
+both sides at once, never as a silently empty report section. Unknown fields are errors, so an old
+run folder is read as exactly what it holds or not at all.
 
-`summary()` is what the manifest keeps of a stage's stats, and what the terminal prints after the
-stage: its numbers, not its lists.
+`summary()` is what the manifest keeps of a stage's stats, and what the terminal and the report's run
+table show: its flat fields, not its nested ones.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity written as JSON's NaN/Infinity (as json.dumps does), so a diverged loss or an
+    # empty perplexity reads back instead of failing as a null.
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+
+def _flat(value: Any) -> bool:
+    """A scalar, or a list or dict of scalars: what a line of text can show."""
+    scalar = (int, float, str)
+    if isinstance(value, list):
+        return all(isinstance(v, scalar) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(v, scalar) for v in value.values())
+    return isinstance(value, scalar)
 
 
 class StageStats(Record):
-    def summary(self) -> dict[str, int | float | str]:
-        """The scalar fields, for the manifest and the terminal."""
-        return {k: v for k, v in self.model_dump(mode="json").items()
-                if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    def summary(self) -> dict[str, Any]:
+        """Its flat fields (numbers, names, counts by reason), for the manifest and the terminal; the
+        nested ones stay in the stage's own stats file."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if _flat(v)}
 
 
 # ingest
@@ -56,7 +70,7 @@ class EntitiesStats(StageStats):
     dropped: dict[str, int]  # candidates dropped, by reason
     llm: dict[str, int]  # the LLM extractor's answers: unparsed, repaired, failed...
 
-    def summary(self) -> dict[str, int | float | str]:
+    def summary(self) -> dict[str, Any]:
         return {**super().summary(), "documents_without_entities": len(self.documents_without_entities),
                 "documents_not_english": len(self.documents_not_english),
                 **{f"llm_{k}": self.llm.get(k, 0) for k in ("unparsed", "repaired", "failed")}}
@@ -168,10 +182,13 @@ class GenerateStats(StageStats):
     engine: dict[str, float | int | None]  # the engine's usage over the stage (engine.usage.Usage)
     coverage: dict[str, CoverageSummary] | None  # by "all" synthetic text and by "entigraph" text
 
-    def summary(self) -> dict[str, int | float | str]:
+    def summary(self) -> dict[str, Any]:
+        covered = self.coverage["all"] if self.coverage and "all" in self.coverage else None
         return {"records": self.mix.records, "tokens": self.mix.tokens, "synthetic_tokens": self.mix.synthetic_tokens,
                 "raw_copies": self.mix.raw_copies, "eval_leaks": self.mix.eval_leaks,
-                "instructions": self.instructions}
+                "instructions": self.instructions,
+                **({"entity_coverage": covered.entity_coverage, "pair_coverage": covered.pair_coverage,
+                    "edge_coverage": covered.edge_coverage} if covered else {})}
 
 
 # train
@@ -257,7 +274,7 @@ class EvalResults(StageStats):
     per_document: list[DocumentScore]
     forgetting: Forgetting
 
-    def summary(self) -> dict[str, int | float | str]:
+    def summary(self) -> dict[str, Any]:
         accuracies = {f"{s.model}_{s.method}_acc": round(s.value, 4) for s in self.scores if s.metric == "acc"}
         return {"questions": self.questions, "models": len(self.models), **accuracies}
 

@@ -21,7 +21,7 @@ from synthcpt.engine.backends.openai import OpenAIBackend, OpenAISettings
 from synthcpt.errors import SynthcptError
 from synthcpt.s2_entities.extractor import Extraction, Extractor
 from synthcpt.s2_entities.normalize import Candidate
-from synthcpt.s4_generate.base import Generator, GeneratorSettings, Rejected
+from synthcpt.s4_generate.base import Generator, GeneratorSettings, Rejected, TwoStepGenerator
 from synthcpt.s6_eval.method import Method
 from synthcpt.section import Section
 from tests.helpers import ROOT, assert_one_line_error, synthcpt
@@ -86,8 +86,8 @@ def test_a_plugin_reads_its_own_typed_section(headline):
     made = Headline(ctx)
     assert isinstance(made.settings, HeadlineSettings) and made.settings.max_tokens == 12 and made.max_tokens == 12
     assert plugins.GENERATORS.get("rc_mined")(ctx).max_tokens == 0  # no model, no max_tokens setting
-    assert Headline.Settings is HeadlineSettings and not Headline.two_step
-    assert plugins.GENERATORS.get("active_reading").two_step
+    assert Headline.Settings is HeadlineSettings and not issubclass(Headline, TwoStepGenerator)
+    assert issubclass(plugins.GENERATORS.get("active_reading"), TwoStepGenerator)
 
 
 def test_the_generate_stage_asks_the_generators_what_they_need(headline):

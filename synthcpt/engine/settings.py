@@ -77,11 +77,6 @@ class EngineSettings(Section):
     def backend_plugin(self) -> Any:
         return BACKENDS.get(self.backend)
 
-    @property
-    def backend_settings(self) -> Any:
-        """The selected backend's own section."""
-        return getattr(self, self.backend)
-
     def identity(self) -> dict[str, Any]:
         """What a stage's outputs depend on: the model, and what decides what is sent and how it is counted.
         Not the backend or its transport settings: responses are cached under keys without them, so a run

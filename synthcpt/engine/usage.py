@@ -79,7 +79,7 @@ class Usage:
     def tokens_per_second(self) -> float:
         return (self.prompt_tokens + self.completion_tokens) / self.seconds if self.seconds else 0.0
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
         data["cost"] = round(self.cost, 6)

@@ -75,6 +75,7 @@ def document_entities(text: str, candidates: list[Candidate], settings: Any, cou
 def extractor(ctx: StageContext):
     """The configured extractor plugin on this run's documents."""
     ctx.input("ingest")
+    ctx.require([EXTRACTORS.get(ctx.settings.extractor)])
     chunks_by_doc: dict[str, list] = {}
     for chunk in ctx.run.chunks():
         chunks_by_doc.setdefault(chunk.doc_id, []).append(chunk)

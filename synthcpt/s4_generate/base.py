@@ -112,8 +112,6 @@ class Generator(Plugin[S]):
     # Its whole text is written by the model, so the repetition rule applies (generators that quote
     # their source passage by design would be taken for generation loops).
     model_written: ClassVar[bool] = False
-    # A first step of model calls before `requests` (see TwoStepGenerator).
-    two_step: ClassVar[bool] = False
 
     def __init__(self, ctx: GenerationContext):
         super().__init__(ctx.settings)
@@ -189,7 +187,6 @@ class Generator(Plugin[S]):
 class TwoStepGenerator(Generator[S]):
     """A generator whose requests depend on a first step of model calls, run whole before them."""
 
-    two_step: ClassVar[bool] = True
     # Engine step name of `first_step`'s requests (reported as "generate: <name>: <first_step_name>").
     first_step_name: ClassVar[str] = "first step"
 

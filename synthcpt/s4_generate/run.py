@@ -108,9 +108,7 @@ def generators(gen_ctx: GenerationContext) -> list[Generator]:
 def check_inputs(ctx: StageContext) -> None:
     """The corpus, and the outputs of the earlier stages the selected generators need."""
     ctx.input("ingest")
-    for name in ctx.settings.generators:
-        for stage in GENERATORS.get(name).needs:
-            ctx.input(stage)
+    ctx.require(GENERATORS.get(name) for name in ctx.settings.generators)
 
 
 def prompt_files(config) -> list[str]:

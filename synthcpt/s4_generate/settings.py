@@ -74,9 +74,6 @@ class GenerateSettings(Section):
                 raise ValueError(f"generate.{key} names generators that are not selected: {', '.join(extra)}")
         return self
 
-    def generator_settings(self, name: str) -> Any:
-        return getattr(self, name)
-
     def identity(self) -> dict[str, Any]:
         """What the outputs depend on: the shared settings and the selected generators' sections."""
         return self.model_dump(mode="json", exclude=set(GENERATORS.names()) - set(self.generators))

@@ -130,6 +130,8 @@ def show_training(ctx: StageContext) -> None:
     if stats is None:
         return
     mfu = f", MFU {stats.mfu:.1%}" if stats.mfu else ""
+    loss = (f"loss {stats.first_loss:.3f} → {stats.final_loss:.3f}, " if stats.first_loss is not None
+            and stats.final_loss is not None else "")
     console.print(f"trained {stats.steps} steps, {stats.tokens:,} tokens "
-                  f"({stats.replay_sequences} of {stats.sequences} sequences replay): loss "
-                  f"{stats.first_loss:.3f} → {stats.final_loss:.3f}, {stats.tokens_per_s:,.0f} tok/s{mfu}")
+                  f"({stats.replay_sequences} of {stats.sequences} sequences replay): "
+                  f"{loss}{stats.tokens_per_s:,.0f} tok/s{mfu}")

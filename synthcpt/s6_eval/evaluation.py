@@ -8,6 +8,7 @@ from rich.table import Table
 
 from synthcpt.atomic import write_records, write_text
 from synthcpt.errors import SynthcptError
+from synthcpt.plugins import EVAL_METHODS
 from synthcpt.progress import console
 from synthcpt.run_folder import QUESTIONS_FILE, RESULTS_FILE, RunFolder
 from synthcpt.s6_eval.evaluate import evaluate_models, summarise
@@ -84,6 +85,7 @@ def evaluate_candidates(candidates: list[Candidate], items: list[QAItem], config
 
 
 def evaluate_stage(ctx: StageContext) -> EvalResults:
+    ctx.require(EVAL_METHODS.get(method) for method in ctx.settings.methods)
     return evaluate_run(ctx.config, ctx.run.dir, questions(ctx), ctx.out)
 
 

@@ -6,7 +6,7 @@ A method is a plugin (`synthcpt.plugins`): a module of `synthcpt/s6_eval/methods
 - `prompts(settings) -> list[str]`: its prompt files (hashed into the stage fingerprint and into the
   key of its stored per-model results, so editing one scores again);
 - `score(ctx: MethodContext) -> list[dict]`: one record per question (`records.question_record`).
-The stage makes one per run with the eval section (`Method(eval_settings)`).
+The stage makes one per model and method with the eval section (`Method(eval_settings)`).
 """
 
 from __future__ import annotations

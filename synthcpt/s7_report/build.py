@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from synthcpt.atomic import read_records, write_text
+from synthcpt.errors import SynthcptError
 from synthcpt.run_folder import RunFolder, document_of, load_graph
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import (
@@ -160,10 +161,21 @@ SECTIONS: tuple[Callable[[RunFolder, Any], Section | None], ...] = (
     learning, synthetic, graph, coverage, training, corpus, overview, config_section)
 
 
+def _section(build: Callable[[RunFolder, ReportSettings], Section | None], run: RunFolder,
+             settings: ReportSettings) -> Section | None:
+    """A section, or in its place the one line saying why its outputs could not be read (a file another
+    version of synthcpt wrote): the rest of the report still shows."""
+    try:
+        return build(run, settings)
+    except SynthcptError as e:
+        name = build.__name__.replace("_", " ")
+        return Section(f"Not shown: {name}", build.__name__.replace("_", "-"), [Paragraph(str(e))])
+
+
 def build_report(run_dir: Path, settings: ReportSettings) -> ReportStats:
     """Write `report.html` and `report.md` (figures for the Markdown in `report/`) into the run folder."""
     run = RunFolder(Path(run_dir))
-    sections = [s for s in (build(run, settings) for build in SECTIONS) if s is not None]
+    sections = [s for s in (_section(build, run, settings) for build in SECTIONS) if s is not None]
     title = f"synthcpt report: {run.dir.resolve().name}"
     write_text(run.report_html, to_html(title, sections))
     write_text(run.report_md, to_markdown(title, sections, run.report_figures, run.report_figures.name))

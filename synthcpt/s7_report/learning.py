@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from synthcpt.atomic import read_records
+from synthcpt.errors import SynthcptError
 from synthcpt.run_folder import RunFolder
 from synthcpt.s7_report import plots
 from synthcpt.s7_report.document import Figure, Heading, Paragraph, Section, Table
@@ -142,6 +143,9 @@ def learning(run: RunFolder, settings: ReportSettings) -> Section | None:
         return None
     baseline = results.baseline
     records = read_records(run.eval_records) if run.eval_records.is_file() else []
+    if records and not {"question", "options"} <= set(records[0]):
+        raise SynthcptError(f"{run.eval_records} was written by an earlier synthcpt (no question text): rerun "
+                            "`synthcpt eval`")
     names = titles(run)
     chance = chance_level(records)
     chance_text = (f"Chance, 1/number of options averaged over the questions, is {share(chance)}."

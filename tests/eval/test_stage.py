@@ -37,10 +37,10 @@ def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
     (run_dir / "train" / "model").symlink_to(embedded_model, target_is_directory=True)
     stats = STAGE.run(ctx)
     results = json.loads((run_dir / "eval" / "results.json").read_text())
-    assert stats["questions"] == results["questions"] == 50 and stats["models"] == 2
+    assert stats.questions == results["questions"] == 50 and len(stats.models) == 2
     assert set(results["models"]) == {"base", "trained"}
     acc = {(s["model"], s["metric"]): s for s in results["scores"] if s["method"] == "loglik"}
-    assert acc["base", "acc"]["value"] == acc["trained", "acc"]["value"] == stats["base_loglik_acc"]
+    assert acc["base", "acc"]["value"] == acc["trained", "acc"]["value"] == stats.summary()["base_loglik_acc"]
     assert acc["base", "acc"]["ci"][0] <= acc["base", "acc"]["value"] <= acc["base", "acc"]["ci"][1]
     difference = next(c for c in results["comparisons"] if c["metric"] == "acc")
     assert (difference["difference"], difference["ci"], difference["n"]) == (0.0, [0.0, 0.0], 50)

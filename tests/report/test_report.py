@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -206,3 +207,18 @@ def test_a_missing_chromium_fails_on_ci_and_skips_elsewhere(monkeypatch, tmp_pat
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         find_chromium()
+
+
+def test_an_unreadable_stats_file_hides_its_section_only(ingested_run, tmp_path):
+    """A stats file of another shape (another synthcpt version) is a line in place of its section; the
+    rest of the report is built."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(ingested_run, run_dir)
+    stats_file = RunFolder(run_dir).stats_path("ingest")
+    stats_file.write_text(stats_file.read_text().replace('"documents"', '"docs"'))
+    stats = build_report(run_dir, ReportSettings())
+    assert stats.shown == ["corpus", "run", "config"]
+    markdown = (run_dir / "report.md").read_text()
+    assert "## Not shown: corpus" in markdown and "does not hold what this version of synthcpt writes" in markdown
+    assert f"{stats_file} does not hold" in (run_dir / "report.html").read_text()
+    assert "## Run" in markdown and "## Config" in markdown

@@ -130,9 +130,6 @@ def load_state(run_dir: Path) -> list[Batch]:
                             "restore it, or delete it to send their requests again") from None
 
 
-
-
-
 def batch_lines(jobs: list[Job], model: str) -> Iterator[tuple[Job, str, bytes]]:
     """(job, endpoint, JSONL line) of each job: the online backend's body, under its cache key."""
     for job in jobs:

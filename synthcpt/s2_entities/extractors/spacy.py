@@ -1,10 +1,11 @@
 """spaCy: named entities and salient noun phrases (seconds on a CPU, no model calls). Candidates are
 saved block by block of documents, so an interrupted extraction resumes after the last block.
 
-Only the components the candidates need run. Named entities come from `ner`, which carries its own tok2vec in the CPU pipelines. Noun phrases come
-from a `Matcher` over the fine-grained tags of `tagger` (adjectives and nouns ending in a noun, or a
-run of proper nouns), so neither the dependency parser, the attribute ruler nor the lemmatizer runs:
-they cost more than half of the pipeline's time and add nothing to a list of names. Long documents
+Only the components the candidates need run. Named entities come from `ner`, which carries its own
+tok2vec in the CPU pipelines. Noun phrases come from a `Matcher` over the fine-grained tags of `tagger`
+(adjectives and nouns ending in a noun, or a run of proper nouns), so neither the dependency parser,
+the attribute ruler nor the lemmatizer runs: they cost more than half of the pipeline's time and add
+nothing to a list of names. Long documents
 are cut at sentence ends into pieces of about `piece_chars`, which keeps every batch of the
 transition-based NER full instead of waiting on the longest document. With `n_process` > 1 the
 pieces go to forked workers in shards and only the counts come back.
