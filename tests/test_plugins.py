@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
@@ -27,6 +29,16 @@ from synthcpt.section import Section
 from tests.helpers import ROOT, assert_one_line_error, synthcpt
 
 PROMPT = "headline/headline.md"
+
+
+@contextmanager
+def registered(registry: plugins.Registry, plugin: type) -> Iterator[type]:
+    """A plugin registered as a user's module would be, for the test's length."""
+    registry.register(plugin)
+    try:
+        yield plugin
+    finally:
+        registry.unregister(plugin.name)
 
 
 class HeadlineSettings(GeneratorSettings):
@@ -64,11 +76,8 @@ class Headline(Generator[HeadlineSettings]):
 
 @pytest.fixture
 def headline():
-    plugins.GENERATORS.register(Headline)
-    try:
-        yield Headline
-    finally:
-        plugins.GENERATORS.unregister(Headline.name)
+    with registered(plugins.GENERATORS, Headline) as plugin:
+        yield plugin
 
 
 def test_a_registered_generator_gets_its_choice_section_and_comments(headline):
@@ -90,13 +99,21 @@ def test_a_plugin_reads_its_own_typed_section(headline):
     assert issubclass(plugins.GENERATORS.get("active_reading"), TwoStepGenerator)
 
 
-def test_the_generate_stage_asks_the_generators_what_they_need(headline):
+def test_the_generate_stage_asks_the_generators_what_they_need(headline, tmp_path):
+    from synthcpt.pipeline import stage_by_name
+    from synthcpt.run_folder import RunFolder
     from synthcpt.s4_generate.run import check_inputs
+    from synthcpt.stage import StageContext
 
-    asked: list[str] = []
-    check_inputs(SimpleNamespace(settings=SimpleNamespace(generators=["wrap", "headline", "entigraph"]),
-                                 input=asked.append))
-    assert asked == ["ingest", "entities", "graph"]
+    config = load_config(None, [f"run.dir={tmp_path}", "generate.generators=[wrap, headline, entigraph]"])
+    run = RunFolder(tmp_path)
+    ctx = StageContext(config, stage_by_name("generate"), run)
+    for done, missing in (("ingest", "entities"), ("entities", "graph")):
+        run.update_stage(done, status="complete")
+        with pytest.raises(SynthcptError, match=f"needs the output of '{missing}'"):
+            check_inputs(ctx)
+    run.update_stage("graph", status="complete")
+    check_inputs(ctx)
 
 
 def test_a_class_of_another_kind_is_refused():
@@ -175,12 +192,9 @@ class Counting(OpenAIBackend):
 
 @pytest.fixture
 def counting():
-    plugins.BACKENDS.register(Counting)
     Counting.sent.clear()
-    try:
-        yield Counting
-    finally:
-        plugins.BACKENDS.unregister(Counting.name)
+    with registered(plugins.BACKENDS, Counting) as plugin:
+        yield plugin
 
 
 def _demo_config(tmp_path, *overrides):
@@ -249,11 +263,8 @@ class Capitals(Extractor[CapitalsSettings]):
 
 @pytest.fixture
 def capitals():
-    plugins.EXTRACTORS.register(Capitals)
-    try:
-        yield Capitals
-    finally:
-        plugins.EXTRACTORS.unregister(Capitals.name)
+    with registered(plugins.EXTRACTORS, Capitals) as plugin:
+        yield plugin
 
 
 @pytest.mark.slow
@@ -302,11 +313,8 @@ class Bare(Method[BareSettings]):
 
 @pytest.fixture
 def bare():
-    plugins.EVAL_METHODS.register(Bare)
-    try:
-        yield Bare
-    finally:
-        plugins.EVAL_METHODS.unregister(Bare.name)
+    with registered(plugins.EVAL_METHODS, Bare) as plugin:
+        yield plugin
 
 
 @pytest.mark.slow
