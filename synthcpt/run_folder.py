@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from synthcpt.atomic import Schema, read_records, write_text
 from synthcpt.errors import SynthcptError
@@ -181,7 +181,7 @@ class RunFolder:
     def is_complete(self, name: str, fingerprint: str) -> bool:
         return self.is_done(name) and self.manifest.stages[name].fingerprint == fingerprint
 
-    def write_config(self, config: Any) -> None:
+    def write_config(self, config: BaseModel) -> None:
         write_text(self.config_path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False,
                                                           allow_unicode=True))
 

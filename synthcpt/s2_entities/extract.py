@@ -18,6 +18,7 @@ from synthcpt.progress import console
 from synthcpt.run_folder import ENTITIES_FILE, ENTITY_SCHEMA, SUMMARIES_FILE, SUMMARY_SCHEMA
 from synthcpt.s2_entities.extractor import ExtractionContext
 from synthcpt.s2_entities.normalize import Candidate, Entity, merge_aliases, merge_candidates, merge_plurals
+from synthcpt.s2_entities.settings import EntitiesSettings
 from synthcpt.stage import StageContext
 from synthcpt.stats import EntitiesStats
 
@@ -46,7 +47,7 @@ def _salience(entity: Entity, mentions: int) -> float:
     return TYPE_WEIGHT.get(entity.type, 1.0) * bonus * math.log1p(max(mentions, 1))
 
 
-def document_entities(text: str, candidates: list[Candidate], settings: Any, counts: Counter
+def document_entities(text: str, candidates: list[Candidate], settings: EntitiesSettings, counts: Counter
                       ) -> list[dict[str, Any]]:
     """The document's entity rows, most salient first, at most `max_entities_per_document`."""
     entities = merge_candidates(candidates, counts)

@@ -34,7 +34,7 @@ from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator, Reje
 from synthcpt.s4_generate.mix import quality_reason
 from synthcpt.s4_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, count_tokens, write_shards
 from synthcpt.s4_generate.settings import GENERATORS
-from synthcpt.stage import StageContext
+from synthcpt.stage import Config, StageContext
 from synthcpt.stats import CorpusCoverage, GenerateStats, GeneratorStats
 
 # Requests of the next wave: the tokens still missing over the tokens per request so far, plus a
@@ -94,7 +94,7 @@ def context_window(engine_settings) -> int | None:
     return getattr(AutoConfig.from_pretrained(resolve(engine_settings.model)), "max_position_embeddings", None)
 
 
-def generation_context(config, run_dir: Path, tokenizer=None) -> GenerationContext:
+def generation_context(config: Config, run_dir: Path, tokenizer=None) -> GenerationContext:
     return GenerationContext(settings=config.generate, corpus=load_corpus(RunFolder(run_dir)), seed=config.run.seed,
                              model=config.engine.model, context_window=context_window(config.engine),
                              tokenizer=tokenizer if tokenizer is not None else text_tokenizer(config.engine, "generate"),
@@ -111,7 +111,7 @@ def check_inputs(ctx: StageContext) -> None:
     ctx.require(GENERATORS.get(name) for name in ctx.settings.generators)
 
 
-def prompt_files(config) -> list[str]:
+def prompt_files(config: Config) -> list[str]:
     """The prompt files of the selected generators, for the stage's fingerprint."""
     settings = config.generate
     return sorted({name for g in settings.generators for name in GENERATORS.get(g).prompt_files(settings)})

@@ -27,6 +27,7 @@ import torch
 
 from synthcpt.errors import SynthcptError
 from synthcpt.s5_train.settings import TrainSettings
+from synthcpt.stage import Config
 
 GIB = 2**30
 SPARE = 0.9  # share of the device's memory the plan may fill (allocator caching, fragmentation)
@@ -230,11 +231,11 @@ def micro_batch_choices(settings: TrainSettings, world_size: int) -> list[int]:
     return [m for m in range(per_process, 0, -1) if per_process % m == 0]
 
 
-def _needs(shape: Shape, settings, micro_batch: int, world: int, cuda: bool) -> int:
+def _needs(shape: Shape, settings: TrainSettings, micro_batch: int, world: int, cuda: bool) -> int:
     return total(estimate(shape, Setup.of(settings, micro_batch, world, cuda)))
 
 
-def _what_fits(shape: Shape, settings, micro_batch: int, world: int, cuda: bool, limit: int) -> str:
+def _what_fits(shape: Shape, settings: TrainSettings, micro_batch: int, world: int, cuda: bool, limit: int) -> str:
     """The first change of settings that would fit, as 'use X (est. N GiB)'."""
     lora = settings.lora.model_copy(update={"enabled": True})
     options = [(f"train.micro_batch_size={m}", {"micro_batch_size": m}, world)
@@ -308,7 +309,7 @@ def fit_memory(settings: TrainSettings, model_path: str, runtime):
     return settings.model_copy(update={"micro_batch_size": plan.micro_batch})
 
 
-def plan_rows(config, world_size: int | None = None) -> list[tuple[str, str]]:
+def plan_rows(config: Config, world_size: int | None = None) -> list[tuple[str, str]]:
     """The memory plan of `config.train` as (what, amount) rows, for `synthcpt plan train`.
 
     world_size: processes (GPUs) to plan for; default: $WORLD_SIZE or 1. The device is the first GPU

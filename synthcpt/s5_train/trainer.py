@@ -70,7 +70,7 @@ def compute_dtype(settings: TrainSettings, runtime: Runtime) -> torch.dtype:
     return torch.float32
 
 
-def load_model(path: str, settings, runtime: Runtime, dtype: torch.dtype):
+def load_model(path: str, settings: TrainSettings, runtime: Runtime, dtype: torch.dtype):
     """The causal LM on the training device: fp32 master weights for full training; under LoRA a
     frozen base in the compute dtype with fp32 adapters (and embeddings, when trained)."""
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -152,7 +152,7 @@ def flops_per_token(model, block_size: int) -> float:
     return 6 * n_params + 12 * layers * width * block_size
 
 
-def build_optimizer(model, settings, runtime: Runtime) -> torch.optim.Optimizer:
+def build_optimizer(model, settings: TrainSettings, runtime: Runtime) -> torch.optim.Optimizer:
     """AdamW with weight decay on matrices only (not on norms and biases); fused kernels. Each group's
     `lr_scale` is its peak over train.lr: under LoRA the adapters train at lora.lr, the embeddings
     and head at lora.embedding_lr."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from synthcpt.atomic import read_records, write_records
+from synthcpt.engine.settings import EngineSettings
 from synthcpt.plugins import EVAL_METHODS
 from synthcpt.prompts import prompts_fingerprint
 from synthcpt.s6_eval.method import MethodContext
@@ -25,12 +26,13 @@ from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference
 from synthcpt.s6_eval.prompts import EvalPrompts
 from synthcpt.s6_eval.qa import QAItem
 from synthcpt.s6_eval.records import METRICS, RECORD_SCHEMA, Candidate, model_fingerprint
+from synthcpt.s6_eval.settings import EvalSettings
 
 
 class _Scorer:
     """A candidate's log-likelihood scorer, loaded at first use and shared by its methods."""
 
-    def __init__(self, candidate: Candidate, settings):
+    def __init__(self, candidate: Candidate, settings: EvalSettings):
         self.candidate, self.settings, self.loaded = candidate, settings, None
 
     def __call__(self):
@@ -42,7 +44,7 @@ class _Scorer:
         return self.loaded
 
 
-def method_key(settings, method: str, prompts_dir: Path | None) -> str:
+def method_key(settings: EvalSettings, method: str, prompts_dir: Path | None) -> str:
     """What a stored (model, method) part depends on besides the model and questions: the shared
     settings, the method's own and the content of its prompts (an edited prompt scores again)."""
     plugin = EVAL_METHODS.get(method)
@@ -52,7 +54,7 @@ def method_key(settings, method: str, prompts_dir: Path | None) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def evaluate_models(candidates: list[Candidate], items: list[QAItem], settings, engine_settings, work_dir: Path,
+def evaluate_models(candidates: list[Candidate], items: list[QAItem], settings: EvalSettings, engine_settings: EngineSettings, work_dir: Path,
                     seed: int, general_texts: list[str] | None = None, prompts_dir: Path | None = None
                     ) -> tuple[list[dict], dict[str, Any]]:
     """Every candidate on every method; the per-question records and each model's perplexity on the
@@ -86,7 +88,7 @@ def evaluate_models(candidates: list[Candidate], items: list[QAItem], settings, 
     return records, perplexity
 
 
-def summarise(records: list[dict], baseline: str, settings, seed: int) -> dict[str, Any]:
+def summarise(records: list[dict], baseline: str, settings: EvalSettings, seed: int) -> dict[str, Any]:
     """Per model and method: each metric with its bootstrap interval; every other model's paired
     difference to the baseline; per-document accuracy."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)

@@ -88,7 +88,7 @@ def windows(doc_id: str, text: str, n_tokens: int, chunks: list[Chunk], window_t
     return [Window(doc_id, i, text[group[0].char_start:group[-1].char_end]) for i, group in enumerate(groups)]
 
 
-def build_request(window: Window, header: str, settings: Any, template: Prompt, schema: dict[str, Any],
+def build_request(window: Window, header: str, settings: LlmSettings, template: Prompt, schema: dict[str, Any],
                   seed: int) -> Request:
     return Request(messages=[{"role": "user", "content": template.render(header=header, document=window.text).strip()}],
                    sampling=Sampling(temperature=settings.temperature, max_tokens=settings.max_tokens, seed=seed),
@@ -181,7 +181,7 @@ def collect(results: Iterable[Result], n_windows: dict[str, int]) -> Extraction:
     return outcome
 
 
-def llm_requests(documents: list[Document], chunks_by_doc: dict[str, list[Chunk]], settings: Any, template: Prompt,
+def llm_requests(documents: list[Document], chunks_by_doc: dict[str, list[Chunk]], settings: LlmSettings, template: Prompt,
                  schema: dict[str, Any], seed: int) -> tuple[list[Request], dict[str, int]]:
     """Every window's request (deterministic, so the engine's cache resumes them) and windows per document."""
     requests, per_doc = [], {}

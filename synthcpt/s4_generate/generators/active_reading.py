@@ -38,7 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from synthcpt.engine.structured import json_schema, validated
 from synthcpt.engine.types import Request, Result
-from synthcpt.s4_generate.base import Document, GeneratorSettings, Rejected, TwoStepGenerator, round_robin
+from synthcpt.s4_generate.base import (
+    Document,
+    GenerationContext,
+    GeneratorSettings,
+    Rejected,
+    TwoStepGenerator,
+    round_robin,
+)
 from synthcpt.s4_generate.parsing import complete_items, strip_preamble, trim_truncated
 
 STRATEGIES_PROMPT = "active_reading/strategies.md"
@@ -148,7 +155,7 @@ class ActiveReading(TwoStepGenerator[ActiveReadingSettings]):
     model_written = True
     first_step_name = "strategies"
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: GenerationContext) -> None:
         super().__init__(ctx)
         self._fitted: dict[str, str] = {}
         # (doc_id, list) -> its strategies, from `prepare`.

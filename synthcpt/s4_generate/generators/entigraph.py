@@ -18,7 +18,7 @@ from pydantic import Field
 
 from synthcpt.engine.types import Request, Result
 from synthcpt.errors import SynthcptError
-from synthcpt.s4_generate.base import Document, Generator, GeneratorSettings, Rejected
+from synthcpt.s4_generate.base import Document, GenerationContext, Generator, GeneratorSettings, Rejected
 from synthcpt.s4_generate.parsing import strip_preamble, trim_truncated
 from synthcpt.s4_generate.records import make_record, record_id
 
@@ -76,7 +76,7 @@ class EntiGraph(Generator[EntiGraphSettings]):
     enabled_by_default = True
     model_written = True
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: GenerationContext) -> None:
         super().__init__(ctx)
         self._fitted: dict[str, str] = {}
 
