@@ -41,6 +41,7 @@ from synthcpt.engine.backends.vllm import shared_llm
 from synthcpt.models import resolve
 from synthcpt.pipeline import Runner
 from synthcpt.plugins import GENERATORS
+from synthcpt.s4_generate.base import TwoStepGenerator
 from synthcpt.s4_generate.generators.rc_mined import RcMined
 from synthcpt.s4_generate.mining import split_sentences
 from synthcpt.s4_generate.run import cached_results, generation_context, run_generator
@@ -74,12 +75,14 @@ def bench_llm(config, run_dir: Path, name: str, requests: int, dry_run: bool = F
     each from a cold prefix cache. Dry run: the requests it plans and its budget, no model call."""
     gen_ctx = generation_context(config, run_dir)
     generator = GENERATORS.get(name)(gen_ctx)
-    generator.prepare([], planning=True)  # a two-step generator's first step assumed full
+    two_step = isinstance(generator, TwoStepGenerator)
+    if two_step:
+        generator.prepare([], planning=True)  # its first step assumed full
     planned = list(islice(generator.requests(), requests))
     # A budget the planned requests can just meet, so the generator sends about as many in waves.
     target = requests * generator.max_tokens // 2
     if dry_run:
-        return {"planned": len(planned), "first_step": len(list(generator.first_step())),
+        return {"planned": len(planned), "first_step": len(list(generator.first_step())) if two_step else 0,
                 "max_tokens": generator.max_tokens, "target_tokens": target}
     cold_prefix_cache(config)
     with open_engine(config.engine, run_dir / f"layer-{name}") as engine:
@@ -88,8 +91,9 @@ def bench_llm(config, run_dir: Path, name: str, requests: int, dry_run: bool = F
         layer_seconds = time.perf_counter() - start
         layer_usage = engine.usage.as_dict()
     baseline = GENERATORS.get(name)(gen_ctx)
-    first = list(baseline.first_step())
-    baseline.prepare(cached_results(config.engine, run_dir / f"layer-{name}", first))  # the layer's first step
+    first = list(baseline.first_step()) if two_step else []
+    if two_step:
+        baseline.prepare(cached_results(config.engine, run_dir / f"layer-{name}", first))  # the layer's first step
     sent = first + list(islice(baseline.requests(), outcome.requests))
     cold_prefix_cache(config)
     with open_engine(config.engine, run_dir / f"baseline-{name}") as engine:
