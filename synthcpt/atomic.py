@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -31,6 +33,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
 def write_text(target: Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_model(target: Path, model: BaseModel) -> None:
+    """A pydantic model as indented JSON (a stage's stats, the manifest), atomically."""
+    write_text(target, model.model_dump_json(indent=2) + "\n")
 
 
 def write_json(target: Path, data: Any) -> None:

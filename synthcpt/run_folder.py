@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from synthcpt.atomic import Schema, read_records, write_text
+from synthcpt.atomic import Schema, read_records, write_model, write_text
 from synthcpt.errors import SynthcptError
 from synthcpt.manifest import Manifest, StageEntry, load_or_create
 from synthcpt.manifest import read as read_manifest
@@ -191,7 +191,7 @@ class RunFolder:
         return self.folder(stage) / (RESULTS_FILE if stage == "eval" else STATS_FILE)
 
     def write_stats(self, stage: str, stats: StageStats) -> None:
-        write_text(self.stats_path(stage), stats.model_dump_json(indent=2) + "\n")
+        write_model(self.stats_path(stage), stats)
 
     def _stats(self, stage: str, model: type[S]) -> S | None:
         path = self.stats_path(stage)

@@ -22,12 +22,15 @@ def _share(covered: int, total: int) -> float:
     return round(covered / total, 4) if total else 0.0
 
 
+COUNTS = ("passages", "entities", "entities_covered", "pairs", "pairs_covered", "edges", "edges_covered")
+
+
 def _entry(passages: int, entities: int, entities_covered: int, pairs: int, pairs_covered: int, edges: int,
-           edges_covered: int) -> dict[str, Any]:
-    return {"passages": passages, "entities": entities, "entities_covered": entities_covered,
-            "entity_coverage": _share(entities_covered, entities), "pairs": pairs, "pairs_covered": pairs_covered,
-            "pair_coverage": _share(pairs_covered, pairs), "edges": edges, "edges_covered": edges_covered,
-            "edge_coverage": _share(edges_covered, edges)}
+           edges_covered: int) -> Coverage:
+    return Coverage(passages=passages, entities=entities, entities_covered=entities_covered,
+                    entity_coverage=_share(entities_covered, entities), pairs=pairs, pairs_covered=pairs_covered,
+                    pair_coverage=_share(pairs_covered, pairs), edges=edges, edges_covered=edges_covered,
+                    edge_coverage=_share(edges_covered, edges))
 
 
 def coverage(graph_dir: Path, records: Iterable[dict[str, Any]]) -> CorpusCoverage:
@@ -61,9 +64,7 @@ def coverage(graph_dir: Path, records: Iterable[dict[str, Any]]) -> CorpusCovera
         n = len(nodes)
         per_doc[doc_id] = _entry(len(texts[doc_id]), n, len(seen), n * (n - 1) // 2, len(seen_pairs), len(edges),
                                  len(edges & seen_pairs))
-    totals = {key: sum(entry[key] for entry in per_doc.values())
-              for key in ("passages", "entities", "entities_covered", "pairs", "pairs_covered", "edges", "edges_covered")}
-    overall = _entry(**totals)
-    return CorpusCoverage(**overall, documents=len(documents),
-                          documents_covered=sum(1 for e in per_doc.values() if e["entities_covered"]),
-                          unmatched_passages=unknown, per_document={d: Coverage(**e) for d, e in per_doc.items()})
+    overall = _entry(**{key: sum(getattr(entry, key) for entry in per_doc.values()) for key in COUNTS})
+    return CorpusCoverage(**overall.model_dump(), documents=len(documents),
+                          documents_covered=sum(1 for e in per_doc.values() if e.entities_covered),
+                          unmatched_passages=unknown, per_document=per_doc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from synthcpt.atomic import write_text
+from synthcpt.atomic import write_model
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
 from synthcpt.run_folder import STATS_FILE
@@ -117,7 +117,7 @@ def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: 
     stats = TrainStats(**trainer.train(), data=settings.data, generators=settings.generators, base_model=model_path,
                        training_tokens=data.main.n_tokens, replay_tokens=data.replay.n_tokens if data.replay else 0)
     if runtime.is_main:
-        write_text(out / STATS_FILE, stats.model_dump_json(indent=2) + "\n")
+        write_model(out / STATS_FILE, stats)
     return stats
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from synthcpt.atomic import write_records, write_text
+from synthcpt.atomic import write_model, write_records
 from synthcpt.errors import SynthcptError
 from synthcpt.plugins import EVAL_METHODS
 from synthcpt.progress import console
@@ -80,7 +80,7 @@ def evaluate_candidates(candidates: list[Candidate], items: list[QAItem], config
                                                               for name, value in perplexity.items()}),
     )
     write_records(out / QUESTIONS_FILE, records, RECORD_SCHEMA)
-    write_text(out / RESULTS_FILE, results.model_dump_json(indent=2) + "\n")
+    write_model(out / RESULTS_FILE, results)
     return results
 
 

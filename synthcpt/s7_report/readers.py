@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from synthcpt.atomic import read_records
-from synthcpt.run_folder import DOCUMENTS_FILE, RunFolder
+from synthcpt.run_folder import RunFolder
 
 
 def parquet_rows(folder: Path, pattern: str = "*.parquet") -> list[dict[str, Any]]:
@@ -20,7 +20,8 @@ def parquet_rows(folder: Path, pattern: str = "*.parquet") -> list[dict[str, Any
 
 def titles(run: RunFolder) -> dict[str, str]:
     """Document id → title, from the ingested documents."""
-    return {d["doc_id"]: d["title"] or d["doc_id"] for d in parquet_rows(run.folder("ingest"), DOCUMENTS_FILE)}
+    path = run.documents_path
+    return {d["doc_id"]: d["title"] or d["doc_id"] for d in read_records(path)} if path.is_file() else {}
 
 
 def training_log(path: Path) -> list[dict[str, Any]]:
