@@ -32,11 +32,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 # Imported here, not where they are called, so that a rename breaks `--dry-run` too.
 from synthcpt.models import prepare
-from synthcpt.s6_eval.loglik import LoglikScorer
-from synthcpt.s6_eval.methods.loglik import choice_requests
-from synthcpt.s6_eval.prompts import EvalPrompts
-from synthcpt.s6_eval.qa import load_qa_file, multi_answer_sets
-from synthcpt.s6_eval.records import choice_records
+from synthcpt.questions import load_qa_file, multi_answer_sets
+from synthcpt.s7_eval.loglik import LoglikScorer
+from synthcpt.s7_eval.methods.loglik import choice_requests
+from synthcpt.s7_eval.prompts import EvalPrompts
+from synthcpt.s7_eval.records import choice_records
 
 DEMO = ROOT / "examples" / "quality" / "quality-demo.jsonl"
 SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"

@@ -87,7 +87,7 @@ train:
 # --quick: fewer kills over a smaller run.
 QUICK = {"generate": {"total_tokens": 400}, "train": {"max_steps": 8}}
 KILLS, QUICK_KILLS = 12, 4
-STAGES = ("ingest", "entities", "graph", "generate", "train")
+STAGES = ("ingest", "entities", "graph", "exam", "generate", "train")
 PRESET = "cpu-demo"
 # Kill delays from the start of the aimed stage's command: long enough that some kills land after the
 # model is loaded (generate: vLLM's engine, ~25 s; train: torch and the model, ~15 s), short enough that

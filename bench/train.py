@@ -5,13 +5,13 @@ the same packed blocks of general text, with the same batch, micro-batch, learni
 weight decay, clipping and precision (fp32 on a CPU, bf16 autocast on a GPU). Each run is its own
 process; throughput is over the steps after the first (warm-up, compilation); peak memory is the
 process's peak RSS on a CPU and the peak of torch's allocations on a GPU, next to the memory
-planner's estimate (synthcpt.s5_train.memory, from the config alone). speedup = our tokens/s / HF's.
+planner's estimate (synthcpt.s6_train.memory, from the config alone). speedup = our tokens/s / HF's.
 
     python bench/train.py --quick           # CPU: SmolLM2-135M shape, a few minutes on 2 cores
     python bench/train.py --device          # GPU suite (bench/device.sh, < 5 min on an H100/H200):
         Llama 3.2 1B shape, block 2048, bf16, compiled: ours vs HF Trainer, MFU;
         Llama 3.1 8B shape with LoRA (ours); planner vs measured peak memory for each;
-        log-likelihood evaluation questions/s (synthcpt.s6_eval.loglik) on the 1B
+        log-likelihood evaluation questions/s (synthcpt.s7_eval.loglik) on the 1B
     python bench/train.py --device --tiny   # the same suite on a tiny shape: proves it runs on a CPU
     python bench/train.py --dry-run         # each setup's data, settings, memory plan and batches; no
                                             # weights made, nothing trained (with --device: the suite's)
@@ -41,12 +41,12 @@ import torch
 from synthcpt.models import prepare
 from synthcpt.progress import console
 from synthcpt.replay import read_texts
-from synthcpt.s5_train.data import Example, PackedData, TokenStream, build_stream
-from synthcpt.s5_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
-from synthcpt.s5_train.runtime import start_runtime
-from synthcpt.s5_train.settings import TrainSettings
-from synthcpt.s5_train.trainer import Trainer, flops_per_token, make_plan
-from synthcpt.s6_eval.loglik import ChoiceRequest, LoglikScorer
+from synthcpt.s6_train.data import Example, PackedData, TokenStream, build_stream
+from synthcpt.s6_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
+from synthcpt.s6_train.runtime import start_runtime
+from synthcpt.s6_train.settings import TrainSettings
+from synthcpt.s6_train.trainer import Trainer, flops_per_token, make_plan
+from synthcpt.s7_eval.loglik import ChoiceRequest, LoglikScorer
 
 REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
 # Model shapes (the published configs), randomly initialised.

@@ -25,13 +25,14 @@ from synthcpt.run_folder import RunFolder, is_main_process
 from synthcpt.s1_ingest.stage import STAGE as INGEST
 from synthcpt.s2_entities.stage import STAGE as ENTITIES
 from synthcpt.s3_graph.stage import STAGE as GRAPH
-from synthcpt.s4_generate.stage import STAGE as GENERATE
-from synthcpt.s5_train.stage import STAGE as TRAIN
-from synthcpt.s6_eval.stage import STAGE as EVAL
-from synthcpt.s7_report.stage import STAGE as REPORT
+from synthcpt.s4_exam.stage import STAGE as EXAM
+from synthcpt.s5_generate.stage import STAGE as GENERATE
+from synthcpt.s6_train.stage import STAGE as TRAIN
+from synthcpt.s7_eval.stage import STAGE as EVAL
+from synthcpt.s8_report.stage import STAGE as REPORT
 from synthcpt.stage import Config, Stage, StageContext
 
-STAGES: tuple[Stage, ...] = (INGEST, ENTITIES, GRAPH, GENERATE, TRAIN, EVAL, REPORT)
+STAGES: tuple[Stage, ...] = (INGEST, ENTITIES, GRAPH, EXAM, GENERATE, TRAIN, EVAL, REPORT)
 
 
 def stage_names() -> list[str]:

@@ -178,6 +178,6 @@ def plugin_section(base: type[T], registry: Registry, selects: str) -> type[T]:
 
 # The kinds of plugin, each discovered in its package.
 BACKENDS: Registry = Registry("engine backend", "synthcpt.engine.backends")
-GENERATORS: Registry = Registry("generator", "synthcpt.s4_generate.generators")
-EVAL_METHODS: Registry = Registry("eval method", "synthcpt.s6_eval.methods")
+GENERATORS: Registry = Registry("generator", "synthcpt.s5_generate.generators")
+EVAL_METHODS: Registry = Registry("eval method", "synthcpt.s7_eval.methods")
 EXTRACTORS: Registry = Registry("entity extractor", "synthcpt.s2_entities.extractors")

@@ -6,6 +6,7 @@
       ingest/      documents, chunks and held-out questions (parquet)
       entities/    entities and the LLM's summaries
       graph/       the knowledge graph
+      exam/        questions.parquet (the held-out questions: given and generated), drafts.parquet, stats.json
       generate/    one folder of records per generator, mix/, instructions/, stats.json, coverage.json
       train/       model/ (HF folder), checkpoints/, log.jsonl, stats.json
       eval/        results.json, questions.parquet
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,15 +31,17 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from synthcpt.atomic import Schema, read_records, write_model, write_text
+from synthcpt.atomic import Schema, read_records, write_model, write_records, write_text
 from synthcpt.errors import SynthcptError
 from synthcpt.manifest import Manifest, StageEntry, load_or_create
 from synthcpt.manifest import read as read_manifest
 from synthcpt.manifest import save as save_manifest
+from synthcpt.questions import QAItem
 from synthcpt.section import Section
 from synthcpt.stats import (
     CorpusCoverage,
     EvalResults,
+    ExamStats,
     GenerateStats,
     GraphStats,
     IngestStats,
@@ -83,6 +86,12 @@ QUESTION_SCHEMA: Schema = {
     "question_id": "string", "doc_id": "string", "title": "string", "question": "string",
     "options": ["string"], "answers": ["string"], "source": "string",
 }
+EXAM_SCHEMA: Schema = {
+    "question_id": "string", "doc_id": "string", "question": "string", "options": ["string"],
+    "answers": ["string"], "qa_set": "string", "title": "string", "author": "string", "year": "string",
+    "context": "string", "document": "string", "answer": "string", "passage": "string", "origin": "string",
+}
+DRAFTS_FILE = "drafts.parquet"
 ENTITY_SCHEMA: Schema = {
     "doc_id": "string", "entity": "string", "type": "string", "mentions": "int64", "extractor": "string",
     "salience": "float64", "aliases": ["string"],
@@ -242,6 +251,19 @@ class RunFolder:
         """doc_id → the LLM's summary of the document (empty when no LLM extraction ran)."""
         path = self.folder("entities") / SUMMARIES_FILE
         return {row["doc_id"]: row["summary"] for row in read_records(path)} if path.is_file() else {}
+
+    # exam
+
+    def exam(self) -> list[QAItem]:
+        """The run's held-out questions, given and generated, in exam order."""
+        return [QAItem(**{**row, "options": tuple(row["options"]), "answers": tuple(row["answers"])})
+                for row in read_records(self._needed("exam", QUESTIONS_FILE, "exam"))]
+
+    def write_exam(self, items: list[QAItem]) -> None:
+        write_records(self.folder("exam") / QUESTIONS_FILE, [asdict(item) for item in items], EXAM_SCHEMA)
+
+    def exam_stats(self) -> ExamStats | None:
+        return self._stats("exam", ExamStats)
 
     # graph
 

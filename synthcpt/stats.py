@@ -55,6 +55,20 @@ class IngestStats(StageStats):
     questions_unparsed: int
 
 
+# exam
+
+
+class ExamStats(StageStats):
+    questions: int  # in the exam: given + generated
+    given: int
+    generated: int
+    drafts: int  # generated questions drafted by the engine, before validation
+    rejected: dict[str, int]  # drafts rejected by validation, by reason
+    documents: int  # documents with at least one exam question
+    documents_without_questions: list[str]
+    source: str  # what the exam holds: given, generated or both (exam.source resolved)
+
+
 # entities
 
 
@@ -164,6 +178,7 @@ class MixStats(Record):
     raw_copies: int
     raw_share: float
     rejected: dict[str, int]
+    qa_share: float | None = None  # QA-pair tokens over synthetic tokens, when a QA generator ran
     eval_texts_guarded: int
     eval_texts_unguarded: int
     eval_texts_in_corpus: int
@@ -263,6 +278,8 @@ class Forgetting(Record):
 
 class EvalResults(StageStats):
     questions: int
+    # Why nothing was evaluated ("" when something was): the run still finishes and the report says so.
+    not_evaluated: str = ""
     documents: int
     qa_sets: list[str]
     models: dict[str, str]  # name → the model's path or id

@@ -1,11 +1,16 @@
-"""Small helpers shared by tests: the CLI in a subprocess, and a config for a temporary run."""
+"""Small helpers shared by tests: the CLI in a subprocess, a config for a temporary run, a stage run in-process
+and an engine result built from an answer."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+from synthcpt.engine.types import Request, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two short stories full of named entities: a corpus that every generator reads in seconds.
@@ -49,3 +54,36 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
+
+
+def stored_responses(run_dir: Path) -> int:
+    """How many responses the run's engine cache holds (0 before it exists): what a killed run kept."""
+    path = run_dir / "cache" / "engine.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        except sqlite3.OperationalError:  # tables not created yet
+            return 0
+
+
+def run_stage(config, stages, force=()):
+    """Run `stages` of `config` in this process, quietly; `force` reruns those already done."""
+    from synthcpt.pipeline import Runner
+
+    Runner(config, reporter=lambda _: None).execute(stages, force=set(force))
+
+
+def config_of(args):
+    """The config that `--set` overrides `args` make, with no config file."""
+    from synthcpt.config import load_config
+
+    return load_config(None, args)
+
+
+def result(parsed, truncated: bool = False, text: str | None = None) -> Result:
+    """An engine result whose one answer is `parsed` as JSON (or raw `text`), cut off by max_tokens if `truncated`."""
+    request = Request(messages=[{"role": "user", "content": "x"}], json_schema={}, metadata={"doc_id": "d"})
+    return Result(request, texts=[text if text is not None else json.dumps(parsed)],
+                  finish_reasons=["length" if truncated else "stop"], parsed=None if truncated else [parsed])

@@ -66,7 +66,7 @@ def test_cli_rejects_unknown_setting_in_one_line(tmp_path):
     assert_one_line_error(proc, "unknown setting 'ingest.bogus'")
 
 
-@pytest.mark.parametrize("preset", ["cpu-demo", "gpu-local", "hosted-api"])
+@pytest.mark.parametrize("preset", ["cpu-demo", "gpu-local", "hosted-api", "smt"])
 def test_presets_validate_and_layer_under_file_and_overrides(tmp_path, preset):
     assert preset in preset_names()
     defaults = config_model()()

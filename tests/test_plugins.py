@@ -23,8 +23,8 @@ from synthcpt.engine.backends.openai import OpenAIBackend, OpenAISettings
 from synthcpt.errors import SynthcptError
 from synthcpt.s2_entities.extractor import Extraction, Extractor
 from synthcpt.s2_entities.normalize import Candidate
-from synthcpt.s4_generate.base import Generator, GeneratorSettings, Rejected, TwoStepGenerator
-from synthcpt.s6_eval.method import Method
+from synthcpt.s5_generate.base import Generator, GeneratorSettings, Rejected, TwoStepGenerator
+from synthcpt.s7_eval.method import Method
 from synthcpt.section import Section
 from tests.helpers import ROOT, assert_one_line_error, synthcpt
 
@@ -102,7 +102,7 @@ def test_a_plugin_reads_its_own_typed_section(headline):
 def test_the_generate_stage_asks_the_generators_what_they_need(headline, tmp_path):
     from synthcpt.pipeline import stage_by_name
     from synthcpt.run_folder import RunFolder
-    from synthcpt.s4_generate.run import check_inputs
+    from synthcpt.s5_generate.run import check_inputs
     from synthcpt.stage import StageContext
 
     config = load_config(None, [f"run.dir={tmp_path}", "generate.generators=[wrap, headline, entigraph]"])
@@ -207,7 +207,7 @@ def _demo_config(tmp_path, *overrides):
 def test_a_generator_and_a_backend_defined_in_the_test_run_through_the_stage(headline, counting, tmp_path,
                                                                               vllm_server):
     from synthcpt.pipeline import Runner, fingerprints
-    from synthcpt.s4_generate.records import read_shards
+    from synthcpt.s5_generate.records import read_shards
 
     prompts_dir = tmp_path / "prompts"
     (prompts_dir / "headline").mkdir(parents=True)
@@ -216,7 +216,7 @@ def test_a_generator_and_a_backend_defined_in_the_test_run_through_the_stage(hea
         tmp_path, f"run.prompts_dir={prompts_dir}", "entities.extractor=spacy", "engine.backend=counting",
         f"engine.counting.base_url={vllm_server}", "engine.counting.concurrency=8",
         "generate.generators=[headline]", "generate.tokens={headline: 60}", "generate.mix.min_tokens=4")
-    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force=set())
+    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "exam", "generate"], force=set())
     records = read_shards(tmp_path / "run" / "generate" / "headline")
     assert records and sum(r["n_tokens"] for r in records) >= 60
     assert {r["generator"] for r in records} == {"headline"} and all(r["prompt_file"] == PROMPT for r in records)
@@ -298,14 +298,14 @@ class Bare(Method[BareSettings]):
 
     @classmethod
     def prompts(cls, settings):
-        from synthcpt.s6_eval.prompts import CLOSED_BOOK
+        from synthcpt.s7_eval.prompts import CLOSED_BOOK
 
         return [CLOSED_BOOK]
 
     def score(self, ctx):
-        from synthcpt.s6_eval.methods.loglik import choice_requests
-        from synthcpt.s6_eval.qa import multi_answer_sets
-        from synthcpt.s6_eval.records import choice_records
+        from synthcpt.questions import multi_answer_sets
+        from synthcpt.s7_eval.methods.loglik import choice_requests
+        from synthcpt.s7_eval.records import choice_records
 
         scores = ctx.scorer().score(choice_requests(ctx.items, ctx.prompts, False), description="bare")
         return choice_records(ctx.candidate.name, self.name, ctx.items, scores, multi_answer_sets(ctx.items))
@@ -319,9 +319,9 @@ def bare():
 
 @pytest.mark.slow
 def test_an_eval_method_defined_in_the_test_runs_through_the_stage(bare, tmp_path, embedded_model):
-    from synthcpt.s6_eval.evaluation import evaluate_candidates
-    from synthcpt.s6_eval.qa import load_qa_file
-    from synthcpt.s6_eval.records import Candidate as Model
+    from synthcpt.questions import load_qa_file
+    from synthcpt.s7_eval.evaluation import evaluate_candidates
+    from synthcpt.s7_eval.records import Candidate as Model
     from tests.conftest import DEMO_CORPUS
 
     items = load_qa_file(DEMO_CORPUS)[:6]

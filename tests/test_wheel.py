@@ -19,7 +19,7 @@ from tests.helpers import ROOT, write_stories
 
 pytestmark = pytest.mark.slow
 
-LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito", "active_reading")
+LLM_GENERATORS = ("entigraph", "wrap", "rc_llm", "bonito", "active_reading", "qa", "focal")
 # Reads its passages out of the documents: no model.
 MINED_GENERATORS = ("rc_mined",)
 
@@ -65,7 +65,7 @@ def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, openai_engine
     assert where.stdout.splitlines() == [str(site / "synthcpt" / "__init__.py"), "True"], where.stderr[-2000:]
 
     engine = openai_engine_settings
-    settings = [f"run.dir={work / 'run'}", f"ingest.inputs=[{write_stories(tmp_path / 'stories')}]",
+    settings = [f"run.dir={work / 'run'}", f"ingest.inputs=[{write_stories(tmp_path / 'stories')}]", "exam.source=given",
                 "entities.extractor=spacy",
                 f"generate.generators=[{', '.join(LLM_GENERATORS)}]",
                 "generate.tokens={" + ", ".join(f"{g}: 40" for g in LLM_GENERATORS) + "}",
@@ -75,13 +75,22 @@ def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, openai_engine
                 "generate.active_reading.strategies=1", "generate.active_reading.strategies_temperature=0",
                 "generate.active_reading.strategies_max_tokens=200",
                 "generate.active_reading.max_tokens=64", "generate.mix.min_tokens=4",
+                # Question lists as tests/generate/test_smt.py has them (the 135M model's JSON), and
+                # focal's rewrites of the question's passage.
+                # Four lists a passage and kind: the two stories' ten first lists may all fail to parse.
+                "generate.qa.max_tokens=384", "generate.qa.temperature=0.5", "generate.qa.lists=4",
+                "generate.focal.questions.max_tokens=384", "generate.focal.questions.temperature=0.5",
+                "generate.focal.question_lists=5", "generate.focal.source=passage", "generate.focal.max_tokens=96",
+                # Every generator's own records in the mix: the QA : document balance would cut the
+                # documents to the few QA tokens, some generators' single record with them.
+                "generate.mix.qa_share=null",
                 f"engine.backend={engine.backend}", f"engine.model={engine.model}",
                 f"engine.openai.base_url={engine.openai.base_url}", f"engine.openai.timeout={engine.openai.timeout}",
                 # 40-token budgets need a request or two each; the default first wave is 32 requests.
                 "generate.min_wave=2"]
     args = [a for s in settings for a in ("--set", s)]
     synthcpt = str(venv / "bin" / "synthcpt")
-    for stage in ("ingest", "entities", "graph", "generate"):
+    for stage in ("ingest", "entities", "graph", "exam", "generate"):
         proc = _run(synthcpt, stage, *args, cwd=work, env=env)
         assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
     stats = json.loads((work / "run" / "generate" / "stats.json").read_text())["generators"]

@@ -1,7 +1,8 @@
 """`synthcpt evaluate`: closed-book QA of any models on any question files, outside a run.
 
 `synthcpt eval` is the pipeline stage (the run's questions, its base and trained model); `evaluate`
-takes the models and questions on the command line, e.g. to compare checkpoints or other models.
+takes the models and questions on the command line, e.g. to compare checkpoints or other models. With no
+corpus here, `rag` retrieves from the questions' own documents, cut into ~1024-character passages.
 """
 
 from __future__ import annotations
@@ -32,21 +33,40 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from synthcpt.config import load_config
+        from synthcpt.questions import load_qa_file
         from synthcpt.replay import read_texts
-        from synthcpt.s6_eval.evaluation import evaluate_candidates, results_tables
-        from synthcpt.s6_eval.qa import load_qa_file
+        from synthcpt.s7_eval.evaluation import evaluate_candidates, results_tables
 
         cfg = load_config(config, set_ or [])
         items = [item for path in qa for item in load_qa_file(path)]
-        results = evaluate_candidates(_named(model), items, cfg, out, read_texts(text) if text else [])
+        results = evaluate_candidates(_named(model), items, cfg, out, read_texts(text) if text else [],
+                                      _passages(cfg.eval.methods, items))
         for table in results_tables(results):
             Console(width=160).print(table)
+
+
+def _passages(methods: list[str], items: list) -> list:
+    """What retrieval methods (`rag`) retrieve from outside a run, where there is no corpus: the questions'
+    own documents cut into ~1024-character passages; an error when the files hold no documents."""
+    from synthcpt.errors import SynthcptError
+    from synthcpt.plugins import EVAL_METHODS
+    from synthcpt.s7_eval.methods.rag import document_passages
+
+    retrieving = [method for method in methods if EVAL_METHODS.get(method).uses_passages]
+    if not retrieving:
+        return []
+    passages = document_passages(items)
+    if not passages:
+        raise SynthcptError(f"eval method {retrieving[0]} retrieves from the questions' documents, but the question "
+                            f"files hold none (give each question its 'document', or leave {retrieving[0]} out "
+                            f"of eval.methods)")
+    return passages
 
 
 def _named(models: list[str]) -> list:
     """A short unique name per model: its folder name (numbered when two share one)."""
     from synthcpt.errors import SynthcptError
-    from synthcpt.s6_eval.records import Candidate
+    from synthcpt.s7_eval.records import Candidate
 
     if not models:
         raise SynthcptError("name at least one --model")

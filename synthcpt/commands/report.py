@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         from synthcpt.errors import SynthcptError
         from synthcpt.progress import console
         from synthcpt.run_folder import RunFolder
-        from synthcpt.s7_report.build import build_report
+        from synthcpt.s8_report.build import build_report
 
         run = RunFolder(run_dir or _configured_run_dir(config, set_ or []))
         if not run.manifest_path.is_file():
@@ -44,7 +44,7 @@ def _report_settings(run, config: Path | None, overrides: list[str]):
     import yaml
 
     from synthcpt.config import load_config
-    from synthcpt.s7_report.settings import ReportSettings
+    from synthcpt.s8_report.settings import ReportSettings
 
     if config or overrides:
         return load_config(config, overrides).report

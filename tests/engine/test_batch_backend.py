@@ -264,14 +264,14 @@ def test_plan_prices_batch_work_at_half_or_at_the_set_batch_price(tmp_path):
 def test_generate_stage_through_the_batch_api_then_online_from_the_cache(vllm_server, tmp_path):
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
-    from synthcpt.s4_generate.records import read_shards
+    from synthcpt.s5_generate.records import read_shards
 
     run_dir = tmp_path / "run"
     with batch_server(vllm_server) as (url, server):
         engine = ["engine.backend=openai_batch", f"engine.openai_batch.base_url={url}",
                   "engine.openai_batch.poll_interval=0.2"]
         config = load_config(None, generate_stage_overrides(run_dir, engine))
-        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force=set())
+        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "exam", "generate"], force=set())
     wrap = read_shards(run_dir / "generate" / "wrap")
     assert wrap and all(r["text"].strip() and r["model"] == "default" for r in wrap)
     assert server.created >= 1 and server.forwarded and set(server.forwarded.values()) == {1}
@@ -280,7 +280,7 @@ def test_generate_stage_through_the_batch_api_then_online_from_the_cache(vllm_se
         engine = ["engine.backend=openai", f"engine.openai.base_url={proxy_url}"]
         config = load_config(None, generate_stage_overrides(run_dir, engine))
         # the earlier stages run again: the engine's identity names the backend (see the report)
-        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"],
+        Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "exam", "generate"],
                                                         force={"generate"})
     assert proxy.completed == 0
     assert sorted(r["text"] for r in read_shards(run_dir / "generate" / "wrap")) == sorted(r["text"] for r in wrap)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.helpers import stored_responses
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 40
@@ -21,17 +22,6 @@ def start(run_dir: Path, base_url: str, out: Path) -> subprocess.Popen:
                              str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def stored(run_dir: Path) -> int:
-    path = run_dir / "cache" / "engine.sqlite"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path, timeout=30) as db:
-        try:
-            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-        except sqlite3.OperationalError:  # tables not created yet
-            return 0
-
-
 def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_records(vllm_server, tmp_path):
     reference = start(tmp_path / "uninterrupted", vllm_server, tmp_path / "uninterrupted.jsonl")
     assert reference.wait(timeout=600) == 0, reference.stderr.read().decode()[-2000:]
@@ -39,13 +29,13 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_records(vllm_server,
     run_dir = tmp_path / "killed"
     worker = start(run_dir, vllm_server, tmp_path / "never.jsonl")
     deadline = time.monotonic() + 600
-    while stored(run_dir) < N // 4:
+    while stored_responses(run_dir) < N // 4:
         assert worker.poll() is None, "the run finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    done_before = stored(run_dir)
+    done_before = stored_responses(run_dir)
     assert N // 4 <= done_before < N
     assert not (tmp_path / "never.jsonl").exists()
 
@@ -58,4 +48,4 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_records(vllm_server,
     # the resumed run took what was stored from the cache and asked the model only for the rest
     usage = json.loads((run_dir / "cache" / "usage.json").read_text())["numbers"]
     assert usage["cached"] == done_before and usage["requests"] == N
-    assert stored(run_dir) == N
+    assert stored_responses(run_dir) == N

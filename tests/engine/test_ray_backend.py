@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from synthcpt.engine.cache import ResponseCache
 from synthcpt.engine.settings import engine_settings
 from synthcpt.errors import SynthcptError
 from tests.engine.ray_worker import TOPICS, ray_settings, requests
+from tests.helpers import stored_responses
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 24
@@ -49,17 +49,6 @@ def reference(vllm_engine_settings, tmp_path_factory) -> dict[int, list[str]]:
 
 def texts(results) -> dict[int, list[str]]:
     return {r.request.metadata["i"]: r.texts for r in results}
-
-
-def stored(run_dir: Path) -> int:
-    path = run_dir / "cache" / "engine.sqlite"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path, timeout=30) as db:
-        try:
-            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-        except sqlite3.OperationalError:  # tables not created yet
-            return 0
 
 
 def cache_counts(run_dir: Path) -> tuple[int, int]:
@@ -140,13 +129,13 @@ def test_a_driver_killed_mid_run_resumes_without_resending_what_it_committed(clu
     run_dir, log = tmp_path / "run", tmp_path / "driver.log"
     driver = start(run_dir, cluster, tmp_path / "never.jsonl", log)
     deadline = time.monotonic() + 900
-    while stored(run_dir) < N // 4:
+    while stored_responses(run_dir) < N // 4:
         assert driver.poll() is None, f"the run ended before it could be killed: {log.read_text()[-2000:]}"
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
-    committed = stored(run_dir)
+    committed = stored_responses(run_dir)
     assert N // 4 <= committed < N
 
     resumed = start(run_dir, cluster, tmp_path / "resumed.jsonl", log)

@@ -20,8 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.engine.test_kill import stored
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, stored_responses
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 12
@@ -46,7 +45,7 @@ def engine_core(worker: subprocess.Popen) -> psutil.Process | None:
 def kill_engine_core_mid_run(worker: subprocess.Popen, run_dir: Path) -> list[psutil.Process]:
     """SIGKILL the worker's EngineCore once a quarter of the responses are stored; returns the engine's
     processes, for the test to check none outlives the worker."""
-    while stored(run_dir) < N // 4:
+    while stored_responses(run_dir) < N // 4:
         assert worker.poll() is None, f"the run ended before it could be killed: {worker.stderr.read()[-2000:]}"
         time.sleep(0.05)
     core = engine_core(worker)
@@ -68,7 +67,7 @@ def test_engine_killed_mid_generation_stops_with_one_line_then_the_rerun_resumes
     proc = subprocess.CompletedProcess(worker.args, worker.returncode, "", stderr)
     assert_one_line_error(proc, "the vLLM engine process died", "rerun to resume")
     assert not (tmp_path / "never.jsonl").exists()
-    done_before = stored(run_dir)
+    done_before = stored_responses(run_dir)
     assert N // 4 <= done_before < N
     psutil.wait_procs(family, timeout=STOP_WITHIN_S)
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
@@ -80,7 +79,7 @@ def test_engine_killed_mid_generation_stops_with_one_line_then_the_rerun_resumes
     # the rerun took the stored responses from the cache and asked the model only for the rest
     after = usage(run_dir)
     assert after["cached"] - before["cached"] == done_before and after["requests"] - before["requests"] == N
-    assert stored(run_dir) == N
+    assert stored_responses(run_dir) == N
 
 
 def usage(run_dir: Path) -> dict:

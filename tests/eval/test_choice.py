@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from synthcpt.s6_eval.evaluate import summarise
-from synthcpt.s6_eval.metrics import choose, set_f1
-from synthcpt.s6_eval.qa import QAItem, load_qa_file, multi_answer_sets
-from synthcpt.s6_eval.records import Candidate, choice_records
+from synthcpt.questions import QAItem, load_qa_file, multi_answer_sets
+from synthcpt.s7_eval.evaluate import summarise
+from synthcpt.s7_eval.metrics import choose, set_f1
+from synthcpt.s7_eval.records import Candidate, choice_records
 from tests.eval.conftest import score
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from synthcpt.prompts import load_prompt
-from synthcpt.s6_eval.evaluate import summarise
-from synthcpt.s6_eval.methods.entigraph_cot import EXAMPLES, QUESTION, _record, question_prompt, vote
-from synthcpt.s6_eval.qa import QAItem
+from synthcpt.questions import QAItem
+from synthcpt.s7_eval.evaluate import summarise
+from synthcpt.s7_eval.methods.entigraph_cot import EXAMPLES, QUESTION, _record, question_prompt, vote
 
 ITEM = QAItem("d/q0", "d", "Why does Korvin lie to the Tr'en?", ("To escape.", "For fun.", "He cannot help it.",
                                                                   "They ask him to."), ("A",), "quality",
@@ -43,8 +43,8 @@ def test_accuracy_over_the_answered_questions_and_the_attempt_rate():
 
 @pytest.mark.slow
 def test_embedded_model_through_the_protocol(demo_items, vllm_engine_settings, tmp_path):
-    from synthcpt.s6_eval.records import Candidate
-    from synthcpt.s6_eval.settings import eval_settings
+    from synthcpt.s7_eval.records import Candidate
+    from synthcpt.s7_eval.settings import eval_settings
     from tests.eval.conftest import score
 
     settings = eval_settings()(methods=["entigraph_cot"], entigraph_cot={"samples": 2, "max_tokens": 48})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from synthcpt.s6_eval.metrics import parse_answer
-from synthcpt.s6_eval.records import Candidate
-from synthcpt.s6_eval.settings import eval_settings
+from synthcpt.s7_eval.metrics import parse_answer
+from synthcpt.s7_eval.records import Candidate
+from synthcpt.s7_eval.settings import eval_settings
 from tests.eval.conftest import score
 
 

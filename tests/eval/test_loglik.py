@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from synthcpt.s6_eval.loglik import ChoiceRequest
+from synthcpt.s7_eval.loglik import ChoiceRequest
 
 REQUESTS = [
     ChoiceRequest('Article: "Lost in Translation" by Larry M. Harris\nQuestion: Why did Korvin go home?\nAnswer:',

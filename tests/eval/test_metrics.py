@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthcpt.s6_eval.metrics import bootstrap_interval, paired_difference, parse_answer
+from synthcpt.s7_eval.metrics import bootstrap_interval, paired_difference, parse_answer
 
 
 @pytest.mark.parametrize("text, expected", [

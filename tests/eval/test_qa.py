@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from synthcpt.errors import SynthcptError
-from synthcpt.s6_eval.qa import load_qa_file, load_run_questions, multi_answer_sets
+from synthcpt.questions import load_qa_file, multi_answer_sets
+from synthcpt.s4_exam.given import ingested_questions
 from tests.helpers import assert_one_line_error, synthcpt
 
 # A hand-written line in the original QuALITY schema (test fixture): 1-based gold labels, and a
@@ -31,7 +32,7 @@ def test_leval_questions_match_the_ingested_ones(tmp_path, demo_corpus, demo_ite
 
     cfg = load_config(None, [f"run.dir={tmp_path}", f"ingest.inputs=[{demo_corpus}]"])
     Runner(cfg, reporter=lambda _: None).execute(["ingest"], force=set())
-    ingested = load_run_questions(RunFolder(tmp_path))
+    ingested = ingested_questions(RunFolder(tmp_path))
     assert len(demo_items) == len(ingested) == 50
     assert [(i.question_id, i.doc_id, i.options, i.answers, i.title) for i in demo_items] == \
            [(i.question_id, i.doc_id, i.options, i.answers, i.title) for i in ingested]

@@ -20,14 +20,16 @@ def _eval_context(run_dir: Path, overrides: list[str]):
     from synthcpt.config import load_config
     from synthcpt.pipeline import RunFolder, Runner, StageContext, stage_by_name
 
-    cfg = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{DEMO_CORPUS}]", *overrides])
-    Runner(cfg, reporter=lambda _: None).execute(["ingest"], force=set())
+    cfg = load_config(None, [f"run.dir={run_dir}", f"ingest.inputs=[{DEMO_CORPUS}]", "entities.extractor=spacy",
+                             *overrides])
+    # The exam: the demo's given questions (no model call).
+    Runner(cfg, reporter=lambda _: None).execute(["ingest", "entities", "graph", "exam"], force=set())
     return StageContext(cfg, stage_by_name("eval"), RunFolder(run_dir))
 
 
 @pytest.mark.slow
 def test_eval_stage_compares_base_and_trained(tmp_path, embedded_model, capsys):
-    from synthcpt.s6_eval.stage import STAGE
+    from synthcpt.s7_eval.stage import STAGE
 
     run_dir = tmp_path / "run"
     ctx = _eval_context(run_dir, ["eval.methods=[loglik]", "eval.bootstrap_resamples=200",

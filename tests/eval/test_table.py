@@ -8,10 +8,10 @@ import random
 import pytest
 from rich.console import Console
 
-from synthcpt.s6_eval.evaluate import summarise
-from synthcpt.s6_eval.evaluation import results_tables
-from synthcpt.s6_eval.qa import QAItem, multi_answer_sets
-from synthcpt.s6_eval.records import choice_records
+from synthcpt.questions import QAItem, multi_answer_sets
+from synthcpt.s7_eval.evaluate import summarise
+from synthcpt.s7_eval.evaluation import results_tables
+from synthcpt.s7_eval.records import choice_records
 from synthcpt.stats import EvalResults, Forgetting, Perplexity
 
 MODELS = ("base", "trained")

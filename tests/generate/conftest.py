@@ -35,7 +35,7 @@ def generated_run(tmp_path_factory, vllm_engine_settings):
     run_dir = tmp_path_factory.mktemp("generate") / "run"
     config = load_config(None, generate_overrides(run_dir, engine=vllm_engine_settings))
     assert config.engine.model_dump() == vllm_engine_settings.model_dump()  # the same settings share one model
-    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "generate"], force=set())
+    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "exam", "generate"], force=set())
     return config, run_dir
 
 
@@ -47,5 +47,5 @@ def prepared_run(tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("prepared") / "run"
     config = load_config(None, generate_overrides(run_dir))
-    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph"], force=set())
+    Runner(config, reporter=lambda _: None).execute(["ingest", "entities", "graph", "exam"], force=set())
     return config, run_dir

@@ -7,21 +7,19 @@ import json
 
 import pytest
 
-from synthcpt.engine.types import Request, Result
-from synthcpt.s4_generate.generators.active_reading import (
+from synthcpt.s5_generate.generators.active_reading import (
     INSTRUCTION_CHARS,
     ActiveReading,
     parse_strategies,
     strategies_model,
     style_of,
 )
-from synthcpt.s4_generate.records import read_shards
-from synthcpt.s4_generate.run import cached_results, generation_context
-from tests.generate.test_resume import run_stage
-from tests.helpers import synthcpt, write_stories
+from synthcpt.s5_generate.records import read_shards
+from synthcpt.s5_generate.run import cached_results, generation_context
+from tests.helpers import config_of, result, run_stage, synthcpt, write_stories
 
 # The stages before generate (spaCy entities: no model).
-BEFORE = ["ingest", "entities", "graph"]
+BEFORE = ["ingest", "entities", "graph", "exam"]
 # Greedy strategy lists: the 135M model runs its first instruction on to max_tokens, which keeps its
 # complete sentences.
 SETTINGS = {"strategies": 2, "strategies_temperature": 0.0, "strategies_max_tokens": 200, "max_tokens": 128}
@@ -30,6 +28,7 @@ SETTINGS = {"strategies": 2, "strategies_temperature": 0.0, "strategies_max_toke
 def overrides(run_dir, corpus, engine=None) -> list[str]:
     same_engine = [f"engine.vllm.kv_cache_gb={engine.vllm.kv_cache_gb}"] if engine is not None else []
     return [f"run.dir={run_dir}", f"ingest.inputs=[{corpus}]", *same_engine, "entities.extractor=spacy",
+            "exam.source=given",
             "generate.generators=[active_reading]", "generate.mix.min_tokens=8",
             *[f"generate.active_reading.{key}={value}" for key, value in SETTINGS.items()]]
 
@@ -37,18 +36,6 @@ def overrides(run_dir, corpus, engine=None) -> list[str]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return write_stories(tmp_path_factory.mktemp("stories"))
-
-
-def config_of(args):
-    from synthcpt.config import load_config
-
-    return load_config(None, args)
-
-
-def result(parsed, truncated: bool = False, text: str | None = None) -> Result:
-    request = Request(messages=[{"role": "user", "content": "x"}], json_schema={}, metadata={"doc_id": "d"})
-    return Result(request, texts=[text if text is not None else json.dumps(parsed)],
-                  finish_reasons=["length" if truncated else "stop"], parsed=None if truncated else [parsed])
 
 
 def test_strategies_come_from_the_structured_answer_validated_by_its_model():

@@ -3,7 +3,7 @@
 import random
 
 from synthcpt.prompts import load_prompt
-from synthcpt.s4_generate.mining import (
+from synthcpt.s5_generate.mining import (
     Templates,
     mine_cause_effect,
     mine_completion,

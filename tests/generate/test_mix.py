@@ -4,16 +4,18 @@ import pytest
 
 from synthcpt.config import load_config
 from synthcpt.errors import SynthcptError
-from synthcpt.s4_generate.base import Document
-from synthcpt.s4_generate.dedup import Deduplicator
-from synthcpt.s4_generate.filters import duplicated_ngram_share, quality_rejection
-from synthcpt.s4_generate.leak import Leak, LeakGuard
-from synthcpt.s4_generate.mix import build_mix, raw_copies
-from synthcpt.s4_generate.records import make_record
+from synthcpt.questions import QAItem
+from synthcpt.s5_generate.base import Document
+from synthcpt.s5_generate.dedup import Deduplicator
+from synthcpt.s5_generate.filters import duplicated_ngram_share, quality_rejection
+from synthcpt.s5_generate.leak import Leak, LeakGuard
+from synthcpt.s5_generate.mix import build_mix, raw_copies
+from synthcpt.s5_generate.records import make_record
 
-QUESTION = {"question_id": "d1/q0", "question": "Why did the Tr'en leave Korvin's door unlocked and a weapon nearby?",
-            "options": ["They were so caught up trying to figure out Korvin's answers that they became careless.",
-                        "Their subconscious wanted him gone.", "Yes", "Because the Ruler ordered them to do it."]}
+QUESTION = QAItem("d1/q0", "d1", "Why did the Tr'en leave Korvin's door unlocked and a weapon nearby?",
+                  ("They were so caught up trying to figure out Korvin's answers that they became careless.",
+                   "Their subconscious wanted him gone.", "Yes", "Because the Ruler ordered them to do it."),
+                  ("A",), "quality")
 STORY = ("Korvin spent the first night in the cell counting the stones of the wall. In the morning the Tr'en "
          "came back with their questions, and he answered each one with a careful lie that they could not check. ")
 
@@ -55,7 +57,7 @@ def test_a_document_whose_option_is_one_of_its_sentences_keeps_its_records():
 
 
 def test_leak_guard_threshold():
-    words = QUESTION["question"].split()
+    words = QUESTION.question.split()
     half = " ".join(words[: len(words) // 2])  # too few of the question's 8-grams
     assert LeakGuard.from_questions([QUESTION], [STORY], 8, 0.5).leaked(STORY + half) is None
     assert LeakGuard.from_questions([QUESTION], [STORY], 4, 0.3).leaked(STORY + half) is not None
@@ -96,7 +98,7 @@ def test_raw_copies_follow_the_ratio_within_bounds():
 def test_build_mix_counts_every_rejection_by_generator_and_rule():
     docs = [Document("d1", "LOST IN TRANSLATION", STORY * 3, "Larry M. Harris", 150)]
     synthetic = {
-        "wrap": [record(STORY, id="a"), record(STORY, id="b"), record(STORY + QUESTION["question"], id="d")],
+        "wrap": [record(STORY, id="a"), record(STORY, id="b"), record(STORY + QUESTION.question, id="d")],
         "bonito": [record("Korvin lied to the Tr'en about everything, and they believed every word of it for days.",
                           "bonito", id="e")],
     }
@@ -131,8 +133,8 @@ def test_bad_settings_are_one_clear_error(override, fragment):
 
 
 def test_only_records_passing_the_quality_rules_count_toward_a_target(tokenizer):
-    from synthcpt.s4_generate.base import Corpus, GenerationContext, Generator
-    from synthcpt.s4_generate.run import run_generator
+    from synthcpt.s5_generate.base import Corpus, GenerationContext, Generator
+    from synthcpt.s5_generate.run import run_generator
 
     looping = "the cell and the stones of the wall " * 12
     texts = [looping, STORY, "", looping, STORY.replace("Korvin", "Vyrko")]
@@ -150,3 +152,81 @@ def test_only_records_passing_the_quality_rules_count_toward_a_target(tokenizer)
     assert [r["text"] for r in outcome.records] == [STORY, STORY.replace("Korvin", "Vyrko")]
     assert outcome.rejected == {"repetition": 2, "empty": 1}
     assert outcome.produced_tokens == sum(r["n_tokens"] for r in outcome.records) > 0
+
+
+def qa_record(question, doc_id="d1", index=0):
+    return make_record(id=f"qa-{index}", text=f"STORY\nQuestion: {question}\nAnswer: because", generator="qa",
+                       style="reason", doc_id=doc_id, n_tokens=12, question=question)
+
+
+def test_a_pair_that_rewords_an_exam_question_leaks():
+    guard = LeakGuard.from_questions([QUESTION], [STORY], ngram=8, threshold=0.5, question_similarity=85)
+    reworded = "Why did the Tr'en leave a weapon nearby and Korvin's door unlocked?"
+    assert guard.leaked(f"Question: {reworded}") is None  # the word order defeats the n-gram rule...
+    assert guard.same_question(reworded) == Leak("same_question", "d1/q0 question")  # ...not the question's
+    assert guard.same_question("Why did Korvin count the stones of the wall?") is None
+    assert guard.same_question("") is None  # a record not written about a question
+    docs = [Document("d1", "LOST IN TRANSLATION", STORY, "Larry M. Harris", 40)]
+    pairs = {"qa": [qa_record(reworded, index=0), qa_record("Why did Korvin count the stones of the wall?", index=1)]}
+    result = build_mix(pairs, docs, [QUESTION], settings().mix, seed=0, qa_generators={"qa"})
+    assert result.kept_ids == {"qa-1"}
+    assert result.stats.by_generator["qa"].rejected == {"eval_leak_same_question": 1}
+    assert result.leaks == [{"id": "qa-0", "generator": "qa", "reason": "same_question",
+                             "evaluation_text": "d1/q0 question"}]
+
+
+def lengths(generator: str, sizes: list[int]) -> list[dict]:
+    """Records of `generator` with the given token counts, distinct texts (nothing is a duplicate)."""
+    return [make_record(id=f"{generator}-{i}", text=" ".join(f"{generator}{i}w{j}" for j in range(n)),
+                        generator=generator, style="x", doc_id="d1", n_tokens=n,
+                        question=f"{generator} question {i}?" if generator == "qa" else "")
+            for i, n in enumerate(sizes)]
+
+
+@pytest.mark.parametrize("qa_sizes, focal_sizes, wrap_sizes", [
+    ([40] * 30, [300, 250, 400], [100] * 5),     # QA in excess: its tail is cut
+    ([35, 50, 20], [300, 250, 400] * 4, [120] * 9),  # documents in excess: each cut at the same fraction
+])
+def test_the_mix_holds_the_qa_share_within_one_record(qa_sizes, focal_sizes, wrap_sizes):
+    docs = [Document("d1", "LOST IN TRANSLATION", STORY, "Larry M. Harris", 40)]
+    synthetic = {"qa": lengths("qa", qa_sizes), "focal": lengths("focal", focal_sizes),
+                 "wrap": lengths("wrap", wrap_sizes)}
+    for share in (0.5, 0.25):
+        mix = settings(f"generate.mix.qa_share={share}", "generate.mix.raw_ratio=0").mix
+        result = build_mix(synthetic, docs, [], mix, seed=0, qa_generators={"qa"})
+        kept = {g: [r for r in rows if r["id"] in result.kept_ids] for g, rows in synthetic.items()}
+        qa = sum(r["n_tokens"] for r in kept["qa"])
+        documents = sum(r["n_tokens"] for g in ("focal", "wrap") for r in kept[g])
+        cut = {g: result.stats.by_generator[g].rejected.get("over_qa_share", 0) for g in synthetic}
+        if cut["qa"]:  # QA was cut: it holds its share of the documents, less than one QA record over
+            assert 0 <= qa - share / (1 - share) * documents < max(qa_sizes)
+            assert not cut["focal"] and not cut["wrap"]
+        else:  # documents were cut, each generator to the same fraction of its own tokens
+            assert cut["focal"] or cut["wrap"]
+            assert 0 <= documents - (1 - share) / share * qa < max(focal_sizes + wrap_sizes)
+            fractions = [sum(r["n_tokens"] for r in kept[g]) / sum(r["n_tokens"] for r in synthetic[g])
+                         for g in ("focal", "wrap")]
+            assert abs(fractions[0] - fractions[1]) < max(focal_sizes) / sum(focal_sizes)
+        assert result.stats.qa_share == round(qa / (qa + documents), 4)
+        # What is kept of each generator is a prefix of its records (the budget order).
+        for g, rows in synthetic.items():
+            assert kept[g] == rows[:len(kept[g])]
+    # Without a share, nothing is cut.
+    result = build_mix(synthetic, docs, [], settings("generate.mix.qa_share=null").mix, seed=0, qa_generators={"qa"})
+    assert "over_qa_share" not in result.stats.rejected
+
+
+def test_total_tokens_are_split_by_the_qa_share():
+    both = settings("generate.generators=[qa, focal, wrap]", "generate.total_tokens=1000",
+                    "generate.shares={wrap: 3}")
+    assert both.targets() == {"qa": 500, "focal": 125, "wrap": 375}
+    assert settings("generate.generators=[qa, focal]", "generate.total_tokens=4000",
+                    "generate.mix.qa_share=0.25").targets() == {"qa": 1000, "focal": 3000}
+    # Documents alone, or the share turned off: one budget for all.
+    assert settings("generate.generators=[focal, wrap]", "generate.total_tokens=1000").targets() == {
+        "focal": 500, "wrap": 500}
+    assert settings("generate.generators=[qa, focal]", "generate.total_tokens=1000",
+                    "generate.mix.qa_share=null").targets() == {"qa": 500, "focal": 500}
+    # A generator with its own `tokens` takes none of total_tokens.
+    assert settings("generate.generators=[qa, focal]", "generate.total_tokens=1000",
+                    "generate.tokens={qa: 100}").targets() == {"qa": 100, "focal": 1000}

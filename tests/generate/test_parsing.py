@@ -2,8 +2,8 @@
 
 import pytest
 
-from synthcpt.s4_generate.generators.bonito import parse_raw_pair, parse_structured_pair, with_context
-from synthcpt.s4_generate.parsing import (
+from synthcpt.s5_generate.generators.bonito import parse_raw_pair, parse_structured_pair, with_context
+from synthcpt.s5_generate.parsing import (
     complete_items,
     extract_json,
     parse_qa_pairs,
@@ -97,7 +97,7 @@ def test_bonito_raw_format():
 
 
 def test_a_truncated_relation_keeps_its_whole_sections_only():
-    from synthcpt.s4_generate.generators.entigraph import whole_sections
+    from synthcpt.s5_generate.generators.entigraph import whole_sections
 
     complete = ("### Discussion of Strike in relation to Cob\nCob is the cook. He feeds the crew.\n\n"
                 "### Discussion of Strike in relation to Jinx\nThe Jinx is the ship.\n\n")

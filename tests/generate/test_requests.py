@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 from synthcpt.plugins import GENERATORS
-from synthcpt.s4_generate.run import generation_context
+from synthcpt.s5_generate.run import generation_context
 from tests.helpers import synthcpt
 
 

@@ -1,6 +1,7 @@
 """A generation killed mid-way resumes from the engine's cache and yields the same records: one run of
-a one-step generator (WRAP) and a two-step one (Active Reading), killed while Active Reading applies
-its strategies, so every kind of step comes back from the cache.
+a one-step generator (WRAP) and two two-step ones (Active Reading, Focal Rewriting), killed while
+Focal Rewriting writes its rewrites, so every kind of step comes back from the cache and nothing
+answered before the kill is sent again.
 
 The killed run and the rerun talk to the session's vLLM server through the openai backend: what is
 tested is the stage's resume, not an engine's start (tests/engine/test_kill.py kills an engine)."""
@@ -17,19 +18,23 @@ import time
 
 import pytest
 
-from synthcpt.s4_generate.records import read_shards
-from tests.helpers import ROOT, STORIES, write_stories
+from synthcpt.s5_generate.records import read_shards
+from tests.helpers import ROOT, STORIES, run_stage, write_stories
 
 pytestmark = pytest.mark.slow
 
-GENERATORS = ("wrap", "active_reading")
+GENERATORS = ("wrap", "active_reading", "focal")
 # Short answers; greedy strategy lists (the 135M model runs its first instruction on to max_tokens,
 # which keeps its complete sentences). No budgets: each generator sends every request it has.
 SETTINGS = ["entities.extractor=spacy", "generate.mix.min_tokens=8", "generate.wrap.max_tokens=48",
             "generate.active_reading.strategies=2", "generate.active_reading.strategies_temperature=0.0",
-            "generate.active_reading.strategies_max_tokens=200", "generate.active_reading.max_tokens=96"]
-# The steps whose responses the kill waits for: WRAP done, the lists written, an application answered.
-APPLY_STEP = "generate: active_reading"
+            "generate.active_reading.strategies_max_tokens=200", "generate.active_reading.max_tokens=96",
+            "generate.focal.questions.temperature=0.5", "generate.focal.questions.max_tokens=384",
+            "generate.focal.question_lists=5", "generate.focal.source=passage", "generate.focal.max_tokens=96"]
+# The step whose responses the kill waits for: WRAP and Active Reading done, the questions written, a
+# rewrite answered.
+REWRITE_STEP = "generate: focal"
+QUESTIONS_STEP = "generate: focal: questions"
 
 
 def cached_responses(run_dir, step: str | None = None) -> int:
@@ -44,12 +49,6 @@ def cached_responses(run_dir, step: str | None = None) -> int:
             return db.execute(query, args).fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
-
-
-def run_stage(config, stages, force=()):
-    from synthcpt.pipeline import Runner
-
-    Runner(config, reporter=lambda _: None).execute(stages, force=set(force))
 
 
 def generate_until_killed(overrides: list[str], run_dir, log, step: str) -> int:
@@ -84,28 +83,33 @@ def test_killed_generation_resumes_with_the_same_records(tmp_path, openai_engine
 
     run_dir = tmp_path / "run"
     engine = openai_engine_settings
-    overrides = [f"run.dir={run_dir}", f"ingest.inputs=[{write_stories(tmp_path / 'stories')}]",
+    overrides = [f"run.dir={run_dir}", f"ingest.inputs=[{write_stories(tmp_path / 'stories')}]", "exam.source=given",
                  f"generate.generators=[{', '.join(GENERATORS)}]", *SETTINGS,
                  f"engine.backend={engine.backend}", f"engine.model={engine.model}",
                  f"engine.openai.base_url={engine.openai.base_url}", f"engine.openai.concurrency={engine.openai.concurrency}",
                  f"engine.openai.timeout={engine.openai.timeout}"]
     config = load_config(None, overrides)
     assert config.engine.model_dump() == engine.model_dump()
-    run_stage(config, ["ingest", "entities", "graph"])
-    before_kill = generate_until_killed(overrides, run_dir, tmp_path / "killed.log", APPLY_STEP)
+    run_stage(config, ["ingest", "entities", "graph", "exam"])
+    before_kill = generate_until_killed(overrides, run_dir, tmp_path / "killed.log", REWRITE_STEP)
+    rewrites_before_kill = cached_responses(run_dir, REWRITE_STEP)
 
     run_stage(config, ["generate"])
     stats = generator_stats(run_dir)
-    # WRAP finished before the kill: all of it from the cache; the strategy lists too (one per story),
-    # so Active Reading asks for the same applications, and those answered before the kill are reused.
+    # WRAP and Active Reading finished before the kill: all from the cache; focal's questions too, so it
+    # asks for the same rewrites, and those answered before the kill are not sent again.
     assert stats["wrap"]["cached"] == stats["wrap"]["requests"] > 0
-    lists = len(STORIES)
-    assert stats["active_reading"]["cached"] >= before_kill - stats["wrap"]["requests"] - lists >= 1
+    assert stats["active_reading"]["cached"] == stats["active_reading"]["requests"] > 0
+    assert stats["focal"]["cached"] == rewrites_before_kill >= 1
+    assert stats["focal"]["requests"] > rewrites_before_kill  # the kill came mid-way
+    lists, questions = len(STORIES), cached_responses(run_dir, QUESTIONS_STEP)
+    assert before_kill == lists + questions + rewrites_before_kill + sum(
+        stats[name]["requests"] for name in ("wrap", "active_reading"))
     resumed = records(run_dir)
-    assert all(resumed.values()), {name: stats[name]["rejected"] for name in GENERATORS}
+    assert resumed["wrap"] and resumed["active_reading"], {name: stats[name]["rejected"] for name in GENERATORS}
 
     run_stage(config, ["generate"], force=["generate"])
     again = generator_stats(run_dir)
     assert all(again[name]["cached"] == again[name]["requests"] for name in GENERATORS)  # nothing new generated
-    assert cached_responses(run_dir) == lists + sum(again[name]["requests"] for name in GENERATORS)
+    assert cached_responses(run_dir) == lists + questions + sum(again[name]["requests"] for name in GENERATORS)
     assert records(run_dir) == resumed

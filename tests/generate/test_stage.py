@@ -11,7 +11,7 @@ import pytest
 from synthcpt.atomic import features, read_records
 from synthcpt.prompts import Prompt, load_prompt
 from synthcpt.run_folder import document_of
-from synthcpt.s4_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, read_shards
+from synthcpt.s5_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, read_shards
 from tests.generate.conftest import TARGETS
 
 pytestmark = pytest.mark.slow

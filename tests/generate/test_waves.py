@@ -2,7 +2,7 @@
 
 import math
 
-from synthcpt.s4_generate.run import WAVE_GROWTH, next_wave
+from synthcpt.s5_generate.run import WAVE_GROWTH, next_wave
 
 
 def test_first_wave_assumes_full_answers_and_keeps_the_minimum():

@@ -1,7 +1,7 @@
 import json
 
 from synthcpt.s3_graph.build import build_graph, save_graph
-from synthcpt.s4_generate.coverage import coverage
+from synthcpt.s5_generate.coverage import coverage
 
 
 def _row(doc_id, entity, aliases=None):
@@ -44,7 +44,7 @@ def test_no_passages_means_zero_coverage(tmp_path):
 
 def test_generate_summary_shows_the_coverage_of_the_graph(spacy_run, tmp_path, capsys):
     """The coverage generate measured on the real graph is what `synthcpt generate` prints."""
-    from synthcpt.s4_generate.show import show_generated
+    from synthcpt.s5_generate.show import show_generated
     from synthcpt.stats import GenerateStats, MixPart, MixStats
 
     passages = [{"doc_id": d, "text": "Korvin, the Ruler, Strykalski and Cob Whitley; Madison and Parnell."}

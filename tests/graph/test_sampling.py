@@ -5,7 +5,7 @@ import pytest
 
 from synthcpt.errors import SynthcptError
 from synthcpt.run_folder import load_graph
-from synthcpt.s4_generate.relations import STRATEGIES, sample_relations, triples_wanted
+from synthcpt.s5_generate.relations import STRATEGIES, sample_relations, triples_wanted
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -53,7 +53,7 @@ def _fixture_records(run_dir: Path) -> dict[str, list[dict]]:
     from synthcpt.graph_drawing import top_entities
     from synthcpt.prompts import load_prompt
     from synthcpt.run_folder import load_graph
-    from synthcpt.s4_generate.records import make_record
+    from synthcpt.s5_generate.records import make_record
 
     graph = load_graph(run_dir / "graph")
     relation, medium = load_prompt("entigraph/pairs.md"), load_prompt("wrap/medium.md")
@@ -100,8 +100,8 @@ def _fixture_stats(records: dict[str, list[dict]]) -> GenerateStats:
 
 def _write_synthetic(run_dir: Path) -> None:
     from synthcpt.run_folder import RunFolder
-    from synthcpt.s4_generate.coverage import coverage
-    from synthcpt.s4_generate.records import RECORD_SCHEMA, write_shards
+    from synthcpt.s5_generate.coverage import coverage
+    from synthcpt.s5_generate.records import RECORD_SCHEMA, write_shards
 
     run = RunFolder(run_dir)
     records = _fixture_records(run_dir)
@@ -130,13 +130,12 @@ def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Pat
     from synthcpt.config import load_config
     from synthcpt.pipeline import Runner
     from synthcpt.run_folder import RunFolder
-    from synthcpt.s6_eval.evaluation import evaluate_run
-    from synthcpt.s6_eval.qa import load_run_questions
+    from synthcpt.s7_eval.evaluation import evaluate_run
 
     run_dir = tmp_path_factory.mktemp("report-full") / "run"
     shutil.copytree(ingested_run, run_dir)
     overrides = _ingest_overrides(run_dir, hostile_corpus)
-    Runner(load_config(None, overrides), reporter=lambda _: None).execute(["entities", "graph"], force=set())
+    Runner(load_config(None, overrides), reporter=lambda _: None).execute(["entities", "graph", "exam"], force=set())
     _write_synthetic(run_dir)
     (run_dir / "train").mkdir()
     for name in ("log.jsonl", "stats.json"):
@@ -144,7 +143,7 @@ def full_run(ingested_run, hostile_corpus, trained_run, tmp_path_factory) -> Pat
     (run_dir / "train" / "model").symlink_to(trained_run / "train" / "model", target_is_directory=True)
     cfg = load_config(None, [*overrides, "eval.methods=[loglik]", "eval.bootstrap_resamples=200",
                              f"train.replay_path={REPLAY_SAMPLE}"])
-    evaluate_run(cfg, run_dir, _spread(load_run_questions(RunFolder(run_dir)), QUESTIONS), run_dir / "eval")
+    evaluate_run(cfg, run_dir, _spread(RunFolder(run_dir).exam(), QUESTIONS), run_dir / "eval")
     return run_dir
 
 

@@ -5,8 +5,8 @@ import json
 import sys
 from pathlib import Path
 
-from synthcpt.s5_train.settings import TrainSettings
-from synthcpt.s5_train.training import train_on_files
+from synthcpt.s6_train.settings import TrainSettings
+from synthcpt.s6_train.training import train_on_files
 
 if __name__ == "__main__":
     overrides = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}

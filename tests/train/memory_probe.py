@@ -13,11 +13,11 @@ from pathlib import Path
 import psutil
 import torch
 
-from synthcpt.s5_train.data import PackedData, TokenStream
-from synthcpt.s5_train.memory import Setup, estimate, model_shape, total
-from synthcpt.s5_train.runtime import start_runtime
-from synthcpt.s5_train.settings import TrainSettings
-from synthcpt.s5_train.trainer import Trainer
+from synthcpt.s6_train.data import PackedData, TokenStream
+from synthcpt.s6_train.memory import Setup, estimate, model_shape, total
+from synthcpt.s6_train.runtime import start_runtime
+from synthcpt.s6_train.settings import TrainSettings
+from synthcpt.s6_train.trainer import Trainer
 
 
 def _peak_rss() -> int:

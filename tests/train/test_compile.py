@@ -15,8 +15,8 @@ def _losses(out) -> list[float]:
 
 @pytest.mark.slow
 def test_compiled_checkpointed_layers_train_like_eager(tmp_path, tiny_llama, tiny_data):
-    from synthcpt.s5_train.settings import TrainSettings
-    from synthcpt.s5_train.training import train_on_files
+    from synthcpt.s6_train.settings import TrainSettings
+    from synthcpt.s6_train.training import train_on_files
 
     # Four micro-batches per step (accumulation); every second layer recomputed in the backward pass.
     base = {"model": str(tiny_llama), "block_size": 64, "batch_size": 4, "micro_batch_size": 1, "max_steps": 4,
@@ -33,8 +33,8 @@ def test_selective_checkpointing_recomputes_every_kth_layer(tiny_llama):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from synthcpt.s5_train.runtime import decoder_layers
-    from synthcpt.s5_train.trainer import enable_checkpointing
+    from synthcpt.s6_train.runtime import decoder_layers
+    from synthcpt.s6_train.trainer import enable_checkpointing
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).train()
     enable_checkpointing(model, every_k=2)

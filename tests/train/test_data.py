@@ -9,7 +9,7 @@ import pytest
 
 from synthcpt.errors import SynthcptError
 from synthcpt.replay import read_texts, split_replay
-from synthcpt.s5_train.data import (
+from synthcpt.s6_train.data import (
     IGNORE_INDEX,
     Example,
     PackedData,
@@ -17,7 +17,7 @@ from synthcpt.s5_train.data import (
     instruction_examples,
     sequence_order,
 )
-from synthcpt.s5_train.schedule import learning_rate
+from synthcpt.s6_train.schedule import learning_rate
 from tests.fixtures.train import REPLAY_SAMPLE, demo_texts
 
 
@@ -141,7 +141,7 @@ def test_schedules_warm_up_then_follow_their_shape(schedule):
 def test_generator_selection_trains_on_those_mix_records_only(tmp_path, tokenizer):
     from synthcpt.atomic import write_records
     from synthcpt.config import load_config
-    from synthcpt.s5_train.training import _examples
+    from synthcpt.s6_train.training import _examples
 
     mix = [{"text": f"{name} text {i}", "generator": name} for i in range(3) for name in ("entigraph", "wrap", "raw")]
     write_records(tmp_path / "part-00000.parquet", mix)

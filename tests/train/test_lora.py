@@ -28,8 +28,8 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 def test_lora_saves_a_merged_plain_model_with_low_rank_updates(tmp_path, tiny_llama, tiny_data):
     from transformers import AutoModelForCausalLM
 
-    from synthcpt.s5_train.settings import TrainSettings
-    from synthcpt.s5_train.training import train_on_files
+    from synthcpt.s6_train.settings import TrainSettings
+    from synthcpt.s6_train.training import train_on_files
 
     settings = TrainSettings(model=str(tiny_llama), block_size=64, batch_size=4, micro_batch_size=2, max_steps=4,
                              lr=1e-3, **LORA)
@@ -83,8 +83,8 @@ def test_lora_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, tiny_lla
 
 def test_lora_target_modules_that_match_nothing_are_one_clear_error(tmp_path, tiny_llama, tiny_data):
     from synthcpt.errors import SynthcptError
-    from synthcpt.s5_train.settings import TrainSettings
-    from synthcpt.s5_train.training import train_on_files
+    from synthcpt.s6_train.settings import TrainSettings
+    from synthcpt.s6_train.training import train_on_files
 
     settings = TrainSettings(model=str(tiny_llama), block_size=64, batch_size=4, max_steps=1,
                              lora={"enabled": True, "target_modules": ["no_such_proj"]})

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synthcpt.s5_train.data import IGNORE_INDEX
-from synthcpt.s5_train.loss import chunk_rows, fuse_loss, linear_cross_entropy_sum
+from synthcpt.s6_train.data import IGNORE_INDEX
+from synthcpt.s6_train.loss import chunk_rows, fuse_loss, linear_cross_entropy_sum
 
 
 def test_chunked_loss_and_gradients_match_cross_entropy_on_full_logits(monkeypatch):
-    from synthcpt.s5_train import loss as loss_module
+    from synthcpt.s6_train import loss as loss_module
 
     monkeypatch.setattr(loss_module, "MIN_CHUNK_LOGITS", 0)  # the 2**24-logit floor would make one chunk here
     torch.manual_seed(0)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthcpt.s5_train.memory import GIB, plan_memory, plan_rows, shape_from_config
-from synthcpt.s5_train.settings import TrainSettings
+from synthcpt.s6_train.memory import GIB, plan_memory, plan_rows, shape_from_config
+from synthcpt.s6_train.settings import TrainSettings
 from tests.fixtures.train import prepare_run
 from tests.helpers import ROOT, assert_one_line_error, synthcpt
 
@@ -26,7 +26,7 @@ def probe_model(tmp_path_factory, tokenizer) -> tuple[Path, Path]:
     """A four-layer Llama large enough that its training memory dwarfs the allocator's noise, and its data."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from synthcpt.s5_train.data import Example, build_stream
+    from synthcpt.s6_train.data import Example, build_stream
     from tests.fixtures.train import demo_texts
 
     folder = tmp_path_factory.mktemp("probe")

@@ -159,8 +159,8 @@ def test_kill_and_resume_gives_the_uninterrupted_loss_curve(tmp_path):
 
 def test_instruction_mode_trains_on_pairs(tmp_path, embedded_model):
     from synthcpt.atomic import write_records
-    from synthcpt.s5_train.settings import TrainSettings
-    from synthcpt.s5_train.training import train_on_files
+    from synthcpt.s6_train.settings import TrainSettings
+    from synthcpt.s6_train.training import train_on_files
 
     pairs = [{"id": str(i), "instruction": f"Summarise part {i} of the story.", "response": text[:400],
               "task_type": "summarization", "doc_id": "d"} for i, text in enumerate(demo_texts(2000) * 2)]
@@ -174,8 +174,8 @@ def test_instruction_mode_trains_on_pairs(tmp_path, embedded_model):
 
 def test_empty_training_data_is_one_clear_error(tmp_path, embedded_model):
     from synthcpt.atomic import write_records
-    from synthcpt.s5_train.settings import TrainSettings
-    from synthcpt.s5_train.training import train_on_files
+    from synthcpt.s6_train.settings import TrainSettings
+    from synthcpt.s6_train.training import train_on_files
 
     files = [tmp_path / "mix" / "part-00000.parquet"]
     write_records(files[0], [{"text": ""}])

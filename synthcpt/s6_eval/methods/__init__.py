@@ -1,1 +1,0 @@
-"""Evaluation method plugins: each module defines `PLUGIN`, a `synthcpt.s6_eval.method.Method` subclass."""

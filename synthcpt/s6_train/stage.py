@@ -1,0 +1,44 @@
+"""The train stage's entry points."""
+
+from __future__ import annotations
+
+from synthcpt.s6_train.settings import TrainSettings
+from synthcpt.stage import Config, Stage, StageContext, files_fingerprint
+from synthcpt.stats import TrainStats
+
+
+def run(ctx: StageContext) -> TrainStats:
+    from synthcpt.s6_train.training import train_run
+
+    return train_run(ctx)
+
+
+def show(ctx: StageContext) -> None:
+    from synthcpt.s6_train.training import show_training
+
+    show_training(ctx)
+
+
+def resources(ctx: StageContext) -> list[tuple[str, str]]:
+    """The memory plan, estimated before anything is loaded."""
+    from synthcpt.s6_train.memory import plan_rows
+
+    return plan_rows(ctx.config)
+
+
+def external_inputs(config: Config) -> str:
+    """The base model and the replay file(s): paths, sizes and modification times."""
+    replay = [config.train.replay_path] if config.train.replay_path is not None else []
+    return files_fingerprint(replay, salt=config.train.model)
+
+
+STAGE = Stage(
+    name="train",
+    help="continued pretraining: packed data with replay, re-warmed schedule, checkpoints, HF model out",
+    settings=TrainSettings,
+    run=run,
+    uses=("run",),
+    external_inputs=external_inputs,
+    show=show,
+    resources=resources,
+)

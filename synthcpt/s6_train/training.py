@@ -1,0 +1,137 @@
+"""The train stage: choose the data source, tokenise and pack it with replay, train, write the model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from synthcpt.atomic import write_model
+from synthcpt.errors import SynthcptError
+from synthcpt.progress import console
+from synthcpt.run_folder import STATS_FILE
+from synthcpt.s6_train.data import (
+    Example,
+    PackedData,
+    TokenStream,
+    build_stream,
+    instruction_examples,
+    read_instruction_pairs,
+    read_parquet_column,
+    stream_key,
+)
+from synthcpt.s6_train.runtime import Runtime, start_runtime
+from synthcpt.s6_train.settings import TrainSettings
+from synthcpt.stage import StageContext
+from synthcpt.stats import TrainStats
+
+
+def source_files(ctx: StageContext) -> list[Path]:
+    """The parquet files of the configured data source, from the earlier stages' outputs."""
+    data = ctx.settings.data
+    if data == "raw":
+        ctx.input("ingest")
+        files = [ctx.run.documents_path]
+    else:
+        ctx.input("generate")
+        files = sorted((ctx.run.mix if data == "mix" else ctx.run.instructions).glob("*.parquet"))
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise SynthcptError(f"no training data for train.data={data}: no parquet files found "
+                            f"(run the {'ingest' if data == 'raw' else 'generate'} stage)")
+    return files
+
+
+def _files_key(files: list[Path]) -> list[str]:
+    return [f"{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for f in files]
+
+
+def prepare_data(settings: TrainSettings, files: list[Path], replay_texts: list[str] | None, tokenizer, folder: Path,
+                 runtime: Runtime) -> PackedData:
+    """Tokenise and pack the training files (and replay texts) into `folder` (the main process writes,
+    the others wait and read), then check there is at least one block of training data."""
+    tokenizer_id = getattr(tokenizer, "name_or_path", "")
+    main_key = stream_key({"files": _files_key(files), "mode": settings.data, "generators": settings.generators,
+                           "tokenizer": tokenizer_id})
+    replay_key = stream_key({"texts": stream_key(replay_texts), "tokenizer": tokenizer_id}) if replay_texts else None
+    if runtime.is_main:
+        main = build_stream(folder / "main", _examples(settings, files, tokenizer), tokenizer, main_key,
+                            "tokenising training data")
+        replay = build_stream(folder / "replay", (Example(t) for t in replay_texts), tokenizer, replay_key,
+                              "tokenising replay data") if replay_texts else None
+    runtime.barrier()
+    if not runtime.is_main:
+        main = TokenStream.open(folder / "main")
+        replay = TokenStream.open(folder / "replay") if replay_texts else None
+    if main.n_tokens == 0:
+        chosen = f" from generators {', '.join(settings.generators)}" if settings.generators else ""
+        raise SynthcptError(f"no training text{chosen} in {', '.join(str(f) for f in files)}")
+    if main.n_blocks(settings.block_size) == 0:
+        raise SynthcptError(f"the training data has {main.n_tokens} tokens, fewer than one block of "
+                            f"train.block_size={settings.block_size}: add data or lower train.block_size")
+    if replay is not None and replay.n_blocks(settings.block_size) == 0 and settings.replay_share > 0:
+        raise SynthcptError(f"the replay data has {replay.n_tokens} tokens, fewer than one block of "
+                            f"train.block_size={settings.block_size}")
+    return PackedData(main, replay, settings.block_size, settings.document_attention)
+
+
+def _examples(settings: TrainSettings, files: list[Path], tokenizer) -> Iterable[Example]:
+    if settings.data == "instructions":
+        return instruction_examples(read_instruction_pairs(files), tokenizer)
+    where = ("generator", set(settings.generators)) if settings.generators else None
+    return (Example(text) for text in read_parquet_column(files, "text", where))
+
+
+def check_causal_lm(model_path: str) -> None:
+    """Fail early, in one line, on a model that transformers cannot train as a causal LM."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    try:
+        config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as e:
+        raise SynthcptError(f"cannot read the model config of {model_path}: {str(e).splitlines()[0][:200]}") from None
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise SynthcptError(f"{model_path} is not a causal language model (model type '{config.model_type}'): "
+                            f"train.model needs a decoder LM such as Llama, Qwen or SmolLM")
+
+
+def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: int) -> TrainStats:
+    """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this."""
+    from synthcpt.models import load_tokenizer, resolve
+    from synthcpt.replay import split_replay
+    from synthcpt.s6_train.memory import fit_memory
+    from synthcpt.s6_train.trainer import Trainer
+
+    runtime = start_runtime()
+    model_path = resolve(settings.model)
+    check_causal_lm(model_path)
+    tokenizer = load_tokenizer(model_path)
+    replay_texts = None
+    if settings.replay_path is not None and settings.replay_share > 0:
+        replay_texts, _ = split_replay(settings.replay_path, settings.replay_heldout_share, seed,
+                                       settings.replay_max_documents)
+    data = prepare_data(settings, files, replay_texts, tokenizer, out / "data", runtime)
+    # Before the model is loaded: what does not fit ends in one line (data errors came first).
+    settings = fit_memory(settings, model_path, runtime)
+    trainer = Trainer(settings, data, model_path, out, seed, runtime)
+    stats = TrainStats(**trainer.train(), data=settings.data, generators=settings.generators, base_model=model_path,
+                       training_tokens=data.main.n_tokens, replay_tokens=data.replay.n_tokens if data.replay else 0)
+    if runtime.is_main:
+        write_model(out / STATS_FILE, stats)
+    return stats
+
+
+def train_run(ctx: StageContext) -> TrainStats:
+    return train_on_files(ctx.settings, source_files(ctx), ctx.out, ctx.config.run.seed)
+
+
+def show_training(ctx: StageContext) -> None:
+    stats = ctx.run.train_stats()
+    if stats is None:
+        return
+    mfu = f", MFU {stats.mfu:.1%}" if stats.mfu else ""
+    loss = (f"loss {stats.first_loss:.3f} → {stats.final_loss:.3f}, " if stats.first_loss is not None
+            and stats.final_loss is not None else "")
+    console.print(f"trained {stats.steps} steps, {stats.tokens:,} tokens "
+                  f"({stats.replay_sequences} of {stats.sequences} sequences replay): "
+                  f"{loss}{stats.tokens_per_s:,.0f} tok/s{mfu}")
