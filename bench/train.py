@@ -8,16 +8,12 @@ process's peak RSS on a CPU and the peak of torch's allocations on a GPU, next t
 planner's estimate (synthcpt.s6_train.memory, from the config alone). speedup = our tokens/s / HF's.
 
     python bench/train.py --quick           # CPU: SmolLM2-135M shape, a few minutes on 2 cores
-    python bench/train.py --device          # GPU suite (bench/device.sh, < 5 min on an H100/H200):
-        Llama 3.2 1B shape, block 2048, bf16, compiled: ours vs HF Trainer, MFU;
-        Llama 3.1 8B shape with LoRA (ours); planner vs measured peak memory for each;
-        log-likelihood evaluation questions/s (synthcpt.s7_eval.loglik) on the 1B
-    python bench/train.py --device --tiny   # the same suite on a tiny shape: proves it runs on a CPU
-    python bench/train.py --dry-run         # each setup's data, settings, memory plan and batches; no
-                                            # weights made, nothing trained (with --device: the suite's)
+    python bench/train.py                   # on a GPU: the Llama 3.2 1B shape, block 2048, bf16, compiled
+    python bench/train.py --dry-run         # the setup's data, settings, memory plan and batches; no
+                                            # weights made, nothing trained
 
-The last stdout line is one JSON object with every figure; with --device it is also written to
-$OUT/device-h200.json when $OUT is set.
+The last stdout line is one JSON object with every figure. The GPU check of a machine without network
+(bench/device.sh, bench/device.py) runs `run_ours` and `run_hf` from here on random token data.
 """
 
 from __future__ import annotations
@@ -46,7 +42,6 @@ from synthcpt.s6_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
 from synthcpt.s6_train.runtime import start_runtime
 from synthcpt.s6_train.settings import TrainSettings
 from synthcpt.s6_train.trainer import Trainer, flops_per_token, make_plan
-from synthcpt.s7_eval.loglik import ChoiceRequest, LoglikScorer
 
 REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
 # Model shapes (the published configs), randomly initialised.
@@ -56,9 +51,6 @@ LLAMA_1B = {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers":
 LLAMA_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
             "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256, "max_position_embeddings": 8192,
             "rope_theta": 500000.0, "tie_word_embeddings": False, "rms_norm_eps": 1e-5}
-# For --tiny: the suite's code path on a CPU in a minute (the embedded tokenizer's vocabulary).
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "tie_word_embeddings": True}
 
 
 def _cpu_setup(quick: bool) -> dict:
@@ -66,27 +58,16 @@ def _cpu_setup(quick: bool) -> dict:
             "steps": 5 if quick else 12, "precision": "fp32", "compile": False, "lora": False}
 
 
-def _device_cases(tiny: bool) -> list[dict]:
-    """The GPU suite: the 1B shape against HF, and the 8B with LoRA (ours only)."""
-    if tiny:
-        common = {"block_size": 128, "precision": "fp32", "compile": False, "steps": 3}
-        return [{"name": "tiny-full", "shape": "tiny", "config": TINY, "batch_size": 4, "micro_batch_size": 2,
-                 "lora": False, "vs_hf": True, **common},
-                {"name": "tiny-lora", "shape": "tiny", "config": TINY, "batch_size": 4, "micro_batch_size": 1,
-                 "lora": True, "vs_hf": False, **common}]
-    return [{"name": "llama-3.2-1b-full", "shape": "llama-3.2-1b", "config": LLAMA_1B, "block_size": 2048,
-             "batch_size": 16, "micro_batch_size": 4, "steps": 8, "precision": "bf16", "compile": True,
-             "lora": False, "vs_hf": True},
-            {"name": "llama-3.1-8b-lora", "shape": "llama-3.1-8b", "config": LLAMA_8B, "block_size": 2048,
-             "batch_size": 8, "micro_batch_size": 2, "steps": 6, "precision": "bf16", "compile": True,
-             "lora": True, "vs_hf": False}]
+def gpu_setup() -> dict:
+    """The 1B shape against HF, as the gpu-local preset trains it (batch 16, micro-batch 8)."""
+    return {"shape": "llama-3.2-1b", "config": LLAMA_1B, "block_size": 2048, "batch_size": 16,
+            "micro_batch_size": 8, "steps": 8, "precision": "bf16", "compile": True, "lora": False}
 
 
 def _prepare(workdir: Path, setup: dict, weights: bool = True) -> None:
     """A randomly initialised model of the chosen shape, and the packed data both trainers read.
-    A LoRA base is saved in bf16 (the dtype it trains in); full training loads fp32 master weights.
     Without `weights` (the dry run) only the model's config is saved, which the memory planner reads."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoConfig, AutoTokenizer, LlamaConfig
 
     embedded = prepare()
     tokenizer = AutoTokenizer.from_pretrained(embedded)
@@ -94,16 +75,7 @@ def _prepare(workdir: Path, setup: dict, weights: bool = True) -> None:
         config = AutoConfig.from_pretrained(embedded)
     else:
         config = LlamaConfig(**{"vocab_size": len(tokenizer), **setup["config"]})
-    if weights:
-        dtype = torch.bfloat16 if setup["lora"] and setup["precision"] == "bf16" else torch.float32
-        torch.manual_seed(0)
-        # Initialised on the GPU when there is one: an 8B model initialises in seconds there.
-        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-        model.save_pretrained(workdir / "model")
-        del model
-    else:
-        config.save_pretrained(workdir / "model")
+    save_random_model(workdir / "model", config, setup, weights)
     tokenizer.save_pretrained(workdir / "model")
     texts = read_texts(REPLAY)
     needed = setup["steps"] * setup["batch_size"] * setup["block_size"]
@@ -112,12 +84,29 @@ def _prepare(workdir: Path, setup: dict, weights: bool = True) -> None:
                  "tokenising")
 
 
+def save_random_model(folder: Path, config, setup: dict, weights: bool = True) -> None:
+    """A randomly initialised model of `config` in `folder`. A LoRA base is saved in bf16 (the dtype it
+    trains in); full training loads fp32 master weights. Without `weights`, the config alone."""
+    from transformers import AutoModelForCausalLM
+
+    if not weights:
+        config.save_pretrained(folder)
+        return
+    dtype = torch.bfloat16 if setup["lora"] and setup["precision"] == "bf16" else torch.float32
+    torch.manual_seed(0)
+    # Initialised on the GPU when there is one: an 8B model initialises in seconds there.
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.save_pretrained(folder)
+
+
 def _settings(workdir: Path, setup: dict):
     lora = {"enabled": True, "rank": 64, "alpha": 128.0} if setup["lora"] else {"enabled": False}
     return TrainSettings(model=str(workdir / "model"), block_size=setup["block_size"],
                          batch_size=setup["batch_size"], micro_batch_size=setup["micro_batch_size"],
                          max_steps=setup["steps"], lr=3e-4, precision=setup["precision"],
-                         compile=setup["compile"], checkpoint_every=10 ** 9, lora=lora)
+                         compile=setup["compile"], fused_loss=setup.get("fused_loss", True),
+                         checkpoint_every=10 ** 9, lora=lora)
 
 
 def _peak_memory_gb(device: torch.device) -> float:
@@ -216,24 +205,7 @@ def run_prepare(workdir: Path, setup: dict) -> dict:
     return {}
 
 
-def run_loglik(workdir: Path, setup: dict) -> dict:
-    """Questions/s of the log-likelihood scorer (4 options each, sharing its context) on the model."""
-    texts = read_texts(REPLAY)
-    scorer = LoglikScorer(str(workdir / "model"))
-    n = setup.get("questions", 256)
-    requests = [ChoiceRequest(f"{texts[i % len(texts)][:800]}\nQuestion: which sentence continues the text?\nAnswer:",
-                              tuple(f" {texts[(i + j) % len(texts)][:60]}" for j in range(1, 5))) for i in range(n)]
-    scorer.score(requests[:8], "warm-up")
-    if scorer.device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    scorer.score(requests, "scoring")
-    if scorer.device.type == "cuda":
-        torch.cuda.synchronize()
-    return {"questions_per_s": n / (time.perf_counter() - start), "questions": n}
-
-
-WORKERS = {"ours": run_ours, "hf": run_hf, "prepare": run_prepare, "loglik": run_loglik}
+WORKERS = {"ours": run_ours, "hf": run_hf, "prepare": run_prepare}
 
 
 def _worker(kind: str, workdir: Path, setup: dict) -> dict:
@@ -280,22 +252,6 @@ def device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
 
 
-def device_suite(tiny: bool) -> dict:
-    """The GPU suite of bench/device.sh: every case, then the scorer's questions/s on the first model."""
-    figures: dict = {"device": device_name(), "torch": torch.__version__, "cases": []}
-    for index, case in enumerate(_device_cases(tiny)):
-        with tempfile.TemporaryDirectory(prefix="synthcpt-bench-device-") as tmp:
-            workdir = Path(tmp)
-            with console.status(f"preparing a random {case['shape']} and the data"):
-                _worker("prepare", workdir, case)
-            figures["cases"].append(compare(workdir, case, case["vs_hf"]))
-            if index == 0:
-                with console.status("log-likelihood scoring"):
-                    loglik = _worker("loglik", workdir, {"questions": 32 if tiny else 256})
-                figures["loglik"] = {"model": case["shape"], **{k: round(v, 2) for k, v in loglik.items()}}
-    return figures
-
-
 def dry_run(setups: list[dict]) -> dict:
     """Each setup as its run prepares it, less the weights: the packed data, the settings both trainers
     get, the memory planner's estimate from the model's config, and the sequences the HF side's order
@@ -319,8 +275,6 @@ def dry_run(setups: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps: a few minutes on a CPU")
-    parser.add_argument("--device", action="store_true", help="the GPU suite of bench/device.sh")
-    parser.add_argument("--tiny", action="store_true", help="with --device: a tiny shape, to run it on a CPU")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--setup", help=argparse.SUPPRESS)
@@ -330,16 +284,10 @@ def main() -> None:
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args.workdir, json.loads(args.setup))))
         return
-    # The plain run: the 1B shape against HF on a GPU, SmolLM2-135M's on a CPU.
-    setup = _device_cases(False)[0] if torch.cuda.is_available() else _cpu_setup(args.quick)
+    # The 1B shape against HF on a GPU, SmolLM2-135M's on a CPU.
+    setup = gpu_setup() if torch.cuda.is_available() else _cpu_setup(args.quick)
     if args.dry_run:
-        print(json.dumps(dry_run(_device_cases(args.tiny) if args.device else [setup])))
-        return
-    if args.device:
-        figures = device_suite(args.tiny)
-        if os.environ.get("OUT"):
-            Path(os.environ["OUT"], "device-h200.json").write_text(json.dumps(figures, indent=1) + "\n")
-        print(json.dumps(figures))
+        print(json.dumps(dry_run([setup])))
         return
     with tempfile.TemporaryDirectory(prefix="synthcpt-bench-train-") as tmp:
         workdir = Path(tmp)

@@ -66,7 +66,7 @@ def test_cli_rejects_unknown_setting_in_one_line(tmp_path):
     assert_one_line_error(proc, "unknown setting 'ingest.bogus'")
 
 
-@pytest.mark.parametrize("preset", ["cpu-demo", "gpu-local", "hosted-api", "smt"])
+@pytest.mark.parametrize("preset", ["cpu-demo", "gpu-local", "hosted-api", "gpu-cluster", "smt"])
 def test_presets_validate_and_layer_under_file_and_overrides(tmp_path, preset):
     assert preset in preset_names()
     defaults = config_model()()
@@ -77,6 +77,20 @@ def test_presets_validate_and_layer_under_file_and_overrides(tmp_path, preset):
     layered = load_config(path, ["run.seed=5"], preset)
     assert layered.train.epochs == 3 and layered.run.seed == 5
     assert layered.engine == config.engine, "the file overrides only the keys it names"
+
+
+def test_the_gpu_presets_share_the_recipe_s_replay_evaluation_and_entigraph_budget():
+    """They differ in who generates (vLLM, an API, a Ray cluster), not in what is trained and measured."""
+
+    def recipe(preset: str) -> tuple:
+        config = load_config(None, [], preset)
+        return (config.train.model, config.train.replay_path, config.train.replay_share, config.eval.methods,
+                config.generate.entigraph.max_tokens)
+
+    local = recipe("gpu-local")
+    assert local[1] is not None and local[2] == 0.1 and "entigraph_cot" in local[3] and local[4] == 4096
+    assert recipe("hosted-api") == local
+    assert recipe("gpu-cluster") == local
 
 
 def test_unknown_preset():

@@ -7,6 +7,10 @@ hidden states and the matrix) are computed in the forward pass and the chunk's l
 the backward pass only scales the stored gradients (the scheme of Liger's fused linear cross-entropy,
 which is used instead on a GPU when `liger-kernel` is installed).
 
+Under bf16 autocast the matrix products run in bf16, as the plain head's would, even where the hidden
+states arrive in fp32 (on one GPU the residual stream follows the fp32 master weights): the logits,
+their log-sum-exp and the loss are fp32, and the matrix's gradient is summed over chunks in fp32.
+
 The model's `lm_head` is swapped for `FusedHead`, which passes the hidden states through, and the
 model's `loss_function` for one that applies the output matrix chunk by chunk. The parameter keeps
 its name (`lm_head.weight`) and its tie to the input embedding, so state dicts are unchanged.
@@ -30,39 +34,61 @@ def chunk_rows(n_rows: int, hidden: int, vocab: int) -> int:
     return max(1, min(n_rows, max(liger, MIN_CHUNK_LOGITS // vocab)))
 
 
+def compute_dtype(hidden: torch.Tensor) -> torch.dtype:
+    """The dtype of the output projection's matrix product: the autocast dtype when autocast is on
+    (as torch would run the plain head's matmul), else the hidden states' own."""
+    device = hidden.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+
+
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
     """sum over rows of cross_entropy(hidden @ weight.T, targets), never holding all the logits."""
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        compute = compute_dtype(hidden)  # read before autocast is turned off below
         with torch.autocast(hidden.device.type, enabled=False):
-            return ChunkedLinearCrossEntropy._forward(ctx, hidden, weight, targets)
+            return ChunkedLinearCrossEntropy._forward(ctx, hidden, weight, targets, compute)
 
     @staticmethod
-    def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        compute = hidden.dtype  # under bf16 autocast the matmul runs in bf16, as the plain lm_head's would
+    def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                 compute: torch.dtype) -> torch.Tensor:
         w = weight.to(compute)
         grad_hidden = torch.empty_like(hidden)
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        # A frozen matrix (LoRA without trained embeddings) needs no gradient: a third of the head's FLOPs.
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
+            if ctx.needs_input_grad[1] else None
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
         step = chunk_rows(hidden.shape[0], hidden.shape[1], weight.shape[0])
         for start in range(0, hidden.shape[0], step):
-            h, t = hidden[start:start + step], targets[start:start + step]
+            h, t = hidden[start:start + step].to(compute), targets[start:start + step]
             logits = (h @ w.T).float()
             lse = torch.logsumexp(logits, dim=-1)
             loss += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
             # d loss / d logits = softmax - one_hot(target), in place of the logits to save a copy.
             grad = logits.sub_(lse[:, None]).exp_()
             grad[torch.arange(len(t), device=t.device), t] -= 1
-            grad_hidden[start:start + step] = (grad.to(compute) @ w).to(hidden.dtype)
-            grad_weight.addmm_(grad.T, h.float())
-        ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
+            grad = grad.to(compute)
+            grad_hidden[start:start + step] = grad @ w
+            if grad_weight is not None:
+                _add_product(grad_weight, grad.T, h)
+        ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_loss.to(grad_hidden.dtype), grad_weight * grad_loss.to(grad_weight.dtype), None
+        return (grad_hidden * grad_loss.to(grad_hidden.dtype),
+                None if grad_weight is None else grad_weight * grad_loss.to(grad_weight.dtype), None)
+
+
+def _add_product(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """total (fp32) += a @ b. In fp32, in place; in bf16 the product is a bf16 matmul whose result
+    is added in fp32, so the chunks of a large batch add up without bf16 rounding of the sum."""
+    if a.dtype == total.dtype:
+        total.addmm_(a, b)
+    else:
+        total.add_(a @ b)
 
 
 def _liger_loss():
@@ -84,9 +110,10 @@ def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, targets
         return hidden.sum() * 0.0 + weight.sum() * 0.0  # no target: zero loss, gradients still flow (zeros)
     liger = _liger_loss() if use_liger and hidden.is_cuda else None
     if liger is not None:
-        # Liger's kernel takes one dtype: the fp32 master matrix cast to the hidden states' (bf16 under
-        # autocast, as the plain head's matmul would run); its gradient flows back through the cast.
-        return liger(weight.to(hidden.dtype), hidden, targets)
+        # Liger's kernel takes one dtype: both inputs cast to the compute dtype (bf16 under autocast, as
+        # the plain head's matmul would run); the gradients flow back through the casts in fp32.
+        compute = compute_dtype(hidden)
+        return liger(weight.to(compute), hidden.to(compute), targets)
     return ChunkedLinearCrossEntropy.apply(hidden, weight, targets)
 
 

@@ -127,13 +127,21 @@ def trainable_params(shape: Shape, setup: Setup) -> int:
     return shape.lora_params(setup.lora_rank, setup.lora_targets) + (shape.n_embedding if setup.train_embeddings else 0)
 
 
+def residual_bytes(setup: Setup) -> int:
+    """Bytes per element of the residual stream, and so of the hidden states reaching the loss: it
+    follows the input embedding's dtype (embedding output + bf16 branches stay fp32 under autocast).
+    That is fp32 master weights on one device; bf16 under FSDP's mixed precision, and under LoRA with
+    the embeddings frozen in the compute dtype."""
+    if setup.world_size > 1 or (setup.lora and not setup.train_embeddings):
+        return setup.compute_bytes
+    return 4
+
+
 def layer_activation_bytes(shape: Shape, setup: Setup, tokens: int) -> int:
     """Bytes one decoder layer saves for its backward pass, for `tokens` tokens (Llama-style block)."""
     b = setup.compute_bytes
     h, q, kv, inter = shape.hidden, shape.q_width, shape.kv_width, shape.intermediate
-    # The residual stream is fp32 while the master weights are fp32 (embedding output + bf16 branches);
-    # under FSDP the embedding runs in bf16 parameters, so the stream is bf16.
-    r = b if setup.world_size > 1 else 4
+    r = residual_bytes(setup)
     autocast = b == 2
     norm = (r + 4) * h + (4 * h if r == 2 else 0)  # input (and its fp32 copy), the normalised x for · weight
     attn_in = 3 * b * h if autocast else 4 * h  # autocast casts the input once per projection (q, k, v)
@@ -164,9 +172,15 @@ def loss_bytes(shape: Shape, setup: Setup, tokens: int) -> int:
         from synthcpt.s6_train.loss import chunk_rows
 
         rows = chunk_rows(tokens, h, v)
-        # hidden states and their gradient; the fp32 gradient of the matrix (and the matrix cast to
-        # bf16); one chunk's fp32 logits (and their bf16 copy)
-        return 2 * tokens * h * b + v * h * (4 + low) + rows * v * (4 + low)
+        trained = not setup.lora or setup.train_embeddings
+        # The matrix products run in bf16 under autocast (loss.py): the fp32 master matrix is cast to
+        # bf16 (FSDP gathers it in bf16 already); a trained matrix gets an fp32 gradient, to which
+        # each chunk adds its bf16 product.
+        cast = low if trained and setup.world_size == 1 else 0
+        matrix = cast + (4 + low if trained else 0)
+        # + the hidden states and their gradient, in the residual stream's dtype; one chunk's fp32
+        # logits (and their bf16 copy)
+        return 2 * tokens * h * residual_bytes(setup) + v * h * matrix + rows * v * (4 + low)
     # logits (and their fp32 upcast) and log-softmax are kept; their gradient in the backward pass
     return tokens * v * (b + low * 2 + 8)
 
@@ -189,7 +203,7 @@ def estimate(shape: Shape, setup: Setup) -> list[tuple[str, int]]:
     per_layer = layer_activation_bytes(shape, setup, tokens)
     if setup.checkpointing:
         kept = math.ceil(shape.n_layers / setup.checkpoint_every)  # layers 0, k, 2k, ... recompute
-        layers = (kept * tokens * (4 if world == 1 else setup.compute_bytes) * shape.hidden
+        layers = (kept * tokens * residual_bytes(setup) * shape.hidden
                   + (shape.n_layers - kept) * per_layer + per_layer)  # + the layer being recomputed
     else:
         layers = shape.n_layers * per_layer

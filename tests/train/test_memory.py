@@ -40,8 +40,11 @@ def probe_model(tmp_path_factory, tokenizer) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("settings", [{}, {"lora": {"enabled": True, "rank": 16, "alpha": 32.0}},
-                                      {"gradient_checkpointing": True, "fused_loss": False}],
-                         ids=["full", "lora", "checkpointed-plain-loss"])
+                                      {"gradient_checkpointing": True, "fused_loss": False},
+                                      # bf16 autocast on a CPU as on one GPU: fp32 residual stream, the fused
+                                      # loss's bf16 matrix and products
+                                      {"precision": "bf16"}],
+                         ids=["full", "lora", "checkpointed-plain-loss", "bf16-autocast"])
 def test_plan_is_within_a_quarter_of_the_measured_peak(tmp_path, probe_model, settings):
     model, data = probe_model
     run = {"block_size": 256, "batch_size": 4, "micro_batch_size": 4, "max_steps": 2, **settings}
