@@ -188,13 +188,13 @@ def models_list() -> None:
 
 
 def _register_commands() -> None:
-    """A command per stage, then the others (`synthcpt plan`, `serve`, `evaluate`, `report`)."""
-    from synthcpt.commands import engine, evaluate, report
+    """A command per stage, then the others (`synthcpt plan`, `serve`, `evaluate`, `report`, `push`)."""
+    from synthcpt.commands import engine, evaluate, push, report
     from synthcpt.pipeline import STAGES
 
     for stage in STAGES:
         _add_stage_command(stage)
-    for commands in (engine, evaluate, report):
+    for commands in (engine, evaluate, report, push):
         commands.register(app)
 
 

@@ -7,8 +7,10 @@
       entities/    entities and the LLM's summaries
       graph/       the knowledge graph
       exam/        questions.parquet (the held-out questions: given and generated), drafts.parquet, stats.json
-      generate/    one folder of records per generator, mix/, instructions/, stats.json, coverage.json
-      train/       model/ (HF folder), checkpoints/, log.jsonl, stats.json
+      generate/    one folder of records per generator, mix/ (with its card, README.md), instructions/,
+                   stats.json, coverage.json
+      train/       model/ (HF folder with its card, README.md), adapter/ (LoRA runs), checkpoints/, log.jsonl,
+                   stats.json
       eval/        results.json, questions.parquet
       report.html  report.md  and report/, their figures
 
@@ -68,11 +70,14 @@ COVERAGE_FILE = "coverage.json"
 GRAPH_JSON_FILE = "graph.json"
 GRAPHML_FILE = "graph.graphml"
 MODEL_FOLDER = "model"
+ADAPTER_FOLDER = "adapter"  # a LoRA run's adapters alone, beside the merged model
 RESULTS_FILE = "results.json"
 TRAINING_LOG_FILE = "log.jsonl"
 REPORT_HTML_FILE = "report.html"
 REPORT_MD_FILE = "report.md"
 REPORT_FIGURES_FOLDER = "report"
+# A shared folder's card, in the Hugging Face Hub's format (synthcpt.cards).
+CARD_FILE = "README.md"
 
 DOCUMENT_SCHEMA: Schema = {
     "doc_id": "string", "title": "string", "text": "string", "source": "string", "metadata": "string",
@@ -285,6 +290,10 @@ class RunFolder:
         return self.folder("generate") / MIX_FOLDER
 
     @property
+    def dataset_card(self) -> Path:
+        return self.mix / CARD_FILE
+
+    @property
     def instructions(self) -> Path:
         return self.folder("generate") / INSTRUCTIONS_FOLDER
 
@@ -304,6 +313,14 @@ class RunFolder:
     @property
     def trained_model(self) -> Path:
         return self.folder("train") / MODEL_FOLDER
+
+    @property
+    def adapter(self) -> Path:
+        return self.folder("train") / ADAPTER_FOLDER
+
+    @property
+    def model_card(self) -> Path:
+        return self.trained_model / CARD_FILE
 
     @property
     def training_log(self) -> Path:

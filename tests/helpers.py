@@ -36,10 +36,11 @@ def write_stories(folder: Path) -> Path:
     return folder
 
 
-def synthcpt(*args: str, cwd: Path | None = None, timeout: float = 600, columns: int = 200
-             ) -> subprocess.CompletedProcess:
-    """Run the `synthcpt` CLI as a user would, capturing its output (in a terminal `columns` wide)."""
-    env = dict(os.environ, COLUMNS=str(columns), TERM="dumb")
+def synthcpt(*args: str, cwd: Path | None = None, timeout: float = 600, columns: int = 200,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the `synthcpt` CLI as a user would, capturing its output (in a terminal `columns` wide);
+    `env` replaces the environment (default: this process's)."""
+    env = dict(os.environ if env is None else env, COLUMNS=str(columns), TERM="dumb")
     return subprocess.run([sys.executable, "-c", "from synthcpt.cli import main; main()", *args],
                           cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout,
                           check=False)

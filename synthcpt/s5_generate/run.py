@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from synthcpt.atomic import write_text
+from synthcpt.cards import write_dataset_card
 from synthcpt.engine.settings import BACKENDS
 from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.engine.types import Request, Result
@@ -332,6 +333,7 @@ def generate(ctx: StageContext) -> GenerateStats:
                           instructions=len(pairs), engine=engine_usage,
                           coverage={name: part.overall() for name, part in coverage.items()} if coverage else None)
     ctx.run.write_stats("generate", stats)
+    write_dataset_card(ctx.run, config)
     return stats
 
 

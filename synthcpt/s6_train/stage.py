@@ -8,9 +8,12 @@ from synthcpt.stats import TrainStats
 
 
 def run(ctx: StageContext) -> TrainStats:
+    from synthcpt.cards import write_model_card
     from synthcpt.s6_train.training import train_run
 
-    return train_run(ctx)
+    stats = train_run(ctx)
+    write_model_card(ctx.run, ctx.config)
+    return stats
 
 
 def show(ctx: StageContext) -> None:

@@ -24,7 +24,7 @@ import torch
 from synthcpt.atomic import write_json, write_text
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import progress
-from synthcpt.run_folder import MODEL_FOLDER, TRAINING_LOG_FILE
+from synthcpt.run_folder import ADAPTER_FOLDER, MODEL_FOLDER, TRAINING_LOG_FILE
 from synthcpt.s6_train.checkpoint import full_model_state, resume, save_checkpoint
 from synthcpt.s6_train.data import PackedData, sequence_order, stream_key
 from synthcpt.s6_train.loss import fuse_loss
@@ -136,6 +136,37 @@ def merge_lora(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torc
             key = f"{prefix}.{leaf}"
         merged[key] = value
     return merged
+
+
+def save_adapter(state: dict[str, torch.Tensor], model, lora, base_model: str, target: Path) -> None:
+    """The adapters alone, as peft saves them (adapter_config.json, adapter_model.safetensors), so
+    `PeftModel.from_pretrained(base, target)` rebuilds the trained model; trained embeddings go in as
+    `modules_to_save` (both the input embedding and the head, which stay equal where they are tied)."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    tensors = {f"base_model.model.{key.replace('.default.', '.')}": value
+               for key, value in state.items() if ".lora_" in key}
+    modules_to_save = None
+    if lora.train_embeddings:
+        names = {id(module): name for name, module in model.named_modules()}
+        embedding = names[id(model.get_input_embeddings())]
+        modules_to_save = []
+        for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+            name = names[id(module)]
+            # A tied head is left out of the state dict; its weight is the input embedding's.
+            tensors[f"base_model.model.{name}.weight"] = state.get(f"{name}.weight", state[f"{embedding}.weight"])
+            modules_to_save.append(name.rpartition(".")[2])
+    staging = target.parent / f".{target.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+               bias="none", modules_to_save=modules_to_save, task_type="CAUSAL_LM",
+               base_model_name_or_path=base_model).save_pretrained(staging)
+    # Copies: a tied head and embedding are one tensor, which safetensors refuses to store twice.
+    save_file({key: value.detach().float().clone() for key, value in tensors.items()},
+              staging / "adapter_model.safetensors")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
 
 
 def flops_per_token(model, block_size: int) -> float:
@@ -347,6 +378,7 @@ class Trainer:
             model = getattr(self.model, "_orig_mod", self.model)
             state = model_state if model_state is not None else model.state_dict()
             if self.settings.lora.enabled:
+                save_adapter(state, model, self.settings.lora, self.model_path, self.out / ADAPTER_FOLDER)
                 state = merge_lora(state, self.settings.lora.alpha / self.settings.lora.rank)
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()
                      if k not in _tied_output_keys(model)}

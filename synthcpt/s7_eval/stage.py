@@ -9,9 +9,12 @@ from synthcpt.stats import EvalResults
 
 
 def run(ctx: StageContext) -> EvalResults:
+    from synthcpt.cards import write_model_card
     from synthcpt.s7_eval.evaluation import evaluate_stage
 
-    return evaluate_stage(ctx)
+    results = evaluate_stage(ctx)
+    write_model_card(ctx.run, ctx.config)  # the trained model's card now shows what was measured
+    return results
 
 
 def show(ctx: StageContext) -> None:

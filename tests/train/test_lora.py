@@ -44,6 +44,15 @@ def test_lora_saves_a_merged_plain_model_with_low_rank_updates(tmp_path, tiny_ll
     assert torch.equal(after["model.norm.weight"], before["model.norm.weight"])  # frozen
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "train" / "model")
     assert type(model).__name__ == "LlamaForCausalLM"
+    # The adapters alone, beside it: peft loads them onto the base and rebuilds the merged model.
+    from peft import PeftModel
+
+    rebuilt = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama),
+                                        tmp_path / "train" / "adapter").merge_and_unload().state_dict()
+    merged = model.state_dict()
+    assert rebuilt.keys() == merged.keys()
+    for name, weight in merged.items():
+        assert torch.allclose(rebuilt[name], weight, atol=1e-5), name
 
 
 def _run(out: Path, model: Path, data: Path, settings: dict) -> subprocess.Popen:
@@ -91,3 +100,28 @@ def test_lora_target_modules_that_match_nothing_are_one_clear_error(tmp_path, ti
     with pytest.raises(SynthcptError, match="train.lora.target_modules") as error:
         train_on_files(settings, [tiny_data], tmp_path / "train", seed=0)
     assert "\n" not in str(error.value)
+
+
+def test_push_shares_a_lora_runs_merged_model_and_its_adapters_alone(tmp_path, tiny_llama, tiny_data):
+    from huggingface_hub import ModelCard
+
+    from synthcpt.config import load_config
+    from synthcpt.run_folder import RunFolder
+    from synthcpt.s6_train.settings import TrainSettings
+    from synthcpt.s6_train.training import train_on_files
+    from tests.helpers import synthcpt
+
+    settings = TrainSettings(model=str(tiny_llama), block_size=64, batch_size=4, micro_batch_size=2, max_steps=2,
+                             lr=1e-3, **LORA)
+    run = RunFolder(tmp_path / "run")
+    train_on_files(settings, [tiny_data], run.folder("train"), seed=0)
+    run.write_config(load_config(None, [f"train.model={tiny_llama}", "train.lora.enabled=true", "train.lora.rank=4",
+                                        "train.lora.alpha=8"]))
+    run.save()
+    proc = synthcpt("push", str(run.dir), "--to", str(tmp_path / "shared"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["adapter", "model"]  # no mix in this run
+    assert (tmp_path / "shared" / "adapter" / "adapter_model.safetensors").is_file()
+    adapter, model = (ModelCard.load(tmp_path / "shared" / name / "README.md") for name in ("adapter", "model"))
+    assert (adapter.data.library_name, model.data.library_name) == ("peft", "transformers")
+    assert "LoRA (rank 4, alpha 8" in model.text and "merged into these weights" in model.text
