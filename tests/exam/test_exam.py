@@ -161,8 +161,11 @@ def test_a_plain_text_corpus_runs_end_to_end_through_an_exam_killed_mid_way(vllm
     assert stats.drafts == 24 and stats.generated + sum(stats.rejected.values()) == stats.drafts
     assert stats.source == "generated" and stats.given == 0
 
-    done = synthcpt("run", *args, "--set", "generate.total_tokens=600", "--set", "train.max_steps=1",
-                    "--set", "eval.methods=[loglik]", timeout=1800)
+    # The rest at the smallest size: one generator, one step of short sequences, whose memory plan (about a
+    # GiB) fits beside the suite's engines; the preset's 4 x 512-token micro-batches plan 5.4 GiB.
+    done = synthcpt("run", *args, "--set", "generate.total_tokens=600", "--set", "generate.generators=[wrap]",
+                    "--set", "train.max_steps=1", "--set", "train.block_size=256", "--set", "train.batch_size=2",
+                    "--set", "train.micro_batch_size=2", "--set", "eval.methods=[loglik]", timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "exam: up to date, skipped" in done.stdout + done.stderr
     results = run.eval_results()
