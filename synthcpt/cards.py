@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synthcpt.models import DEFAULT_MODEL, EMBEDDED_NAME
-from synthcpt.run_folder import RunFolder, is_main_process
+from synthcpt.run_folder import CARD_FILE, RunFolder, is_main_process
 from synthcpt.stats import EvalResults, GenerateStats, Score, TrainStats
 
 # The embedded model is converted from this hub model's GGUF (synthcpt.models): the card names the
@@ -41,8 +41,8 @@ def base_model(train_model: str, resolved: str) -> tuple[str | None, str | None]
         return EMBEDDED_BASE
     local = Path(resolved)
     if local.exists():
-        return None, _card_license(local / "README.md")
-    cached = try_to_load_from_cache(resolved, "README.md")
+        return None, _card_license(local / CARD_FILE)
+    cached = try_to_load_from_cache(resolved, CARD_FILE)
     return resolved, _card_license(Path(cached)) if isinstance(cached, str) else None
 
 

@@ -69,12 +69,16 @@ def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, openai_engine
                 "entities.extractor=spacy",
                 f"generate.generators=[{', '.join(LLM_GENERATORS)}]",
                 "generate.tokens={" + ", ".join(f"{g}: 40" for g in LLM_GENERATORS) + "}",
-                "generate.entigraph.max_relations=2", "generate.entigraph.max_tokens=48",
+                # Six relations of 96 tokens: with two of 48 a sampled pair of answers was sometimes all
+                # rejected (truncated or empty), and EntiGraph had no relation left to try.
+                "generate.entigraph.max_relations=6", "generate.entigraph.max_tokens=96",
                 "generate.wrap.max_tokens=48", "generate.rc_llm.max_tokens=96", "generate.bonito.max_tokens=96",
                 # Greedy lists, as tests/generate/test_active_reading.py has them: the 135M model's parse.
                 "generate.active_reading.strategies=1", "generate.active_reading.strategies_temperature=0",
                 "generate.active_reading.strategies_max_tokens=200",
-                "generate.active_reading.max_tokens=64", "generate.mix.min_tokens=4",
+                # Greedy applications too: two sampled ones (a strategy per story) were sometimes both rejected.
+                "generate.active_reading.max_tokens=64", "generate.active_reading.temperature=0",
+                "generate.mix.min_tokens=4",
                 # Question lists as tests/generate/test_smt.py has them (the 135M model's JSON), and
                 # focal's rewrites of the question's passage.
                 # Four lists a passage and kind: the two stories' ten first lists may all fail to parse.
