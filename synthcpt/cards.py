@@ -256,9 +256,9 @@ def dataset_card(run: RunFolder, config: Any, model: str | None = None):
     mix = generate.mix
     data = DatasetCardData(pretty_name="synthcpt synthetic corpus", task_categories=["text-generation"],
                            language=["en"], size_categories=[_size_category(mix.records)],
-                           tags=[*TAGS, *sorted(g for g in mix.by_generator if g != "raw")],
-                           configs=[{"config_name": "default",
-                                     "data_files": [{"split": "train", "path": "part-*.parquet"}]}])
+                           # No `configs`: datasets caches a folder that declares them by its name and the
+                           # declared pattern, so a second mix folder of the same name loaded the first's rows.
+                           tags=[*TAGS, *sorted(g for g in mix.by_generator if g != "raw")])
     body = ["# synthcpt synthetic corpus", "",
             ("Synthetic text written from a small set of documents by synthcpt, for continued pretraining: the documents' facts in many "
             "phrasings, mixed with the documents themselves. `datasets.load_dataset` reads this folder as it is "
