@@ -112,9 +112,11 @@ def test_the_mix_holds_the_qa_share_at_two_budgets(smt_runs):
         qa, documents = (sum(r["n_tokens"] for r in rows) for rows in by_kind.values())
         assert qa and documents, (budget, run["stats"]["generators"])
         assert mix["qa_share"] == round(qa / (qa + documents), 4)
-        # The kind that was cut holds its share, less than one of its records over it.
-        if mix["by_generator"]["qa"]["rejected"].get("over_qa_share"):
-            assert 0 <= qa - documents < max(r["n_tokens"] for r in by_kind["qa"])
-        else:
-            assert 0 <= documents - qa < max(r["n_tokens"] for r in by_kind["focal"])
+        # The kind in excess keeps the shortest prefix reaching its share: it is over it by less than
+        # one of its records. A kind was in excess even when nothing was cut, when it needed every record.
+        cut = {kind: mix["by_generator"][kind]["rejected"].get("over_qa_share", 0) for kind in by_kind}
+        assert not (cut["qa"] and cut["focal"]), cut
+        excess = "qa" if cut["qa"] or (not cut["focal"] and qa > documents) else "focal"
+        over = qa - documents if excess == "qa" else documents - qa
+        assert 0 <= over < max(r["n_tokens"] for r in by_kind[excess]), (budget, cut, qa, documents)
     assert runs[BUDGETS[0]]["stats"]["targets"] == {"qa": BUDGETS[0] // 2, "focal": BUDGETS[0] // 2}
