@@ -7,6 +7,12 @@ process; throughput is over the steps after the first (warm-up, compilation); pe
 process's peak RSS on a CPU and the peak of torch's allocations on a GPU, next to the memory
 planner's estimate (synthcpt.s6_train.memory, from the config alone). speedup = our tokens/s / HF's.
 
+Context distillation (train.objective=distill), on the same model: the teacher pass over texts that each
+follow a context (the second half of each general text after its first half), in tokens read per second
+by our forward pass and by vLLM's prompt log-probabilities (prefix-cached; where vLLM is installed),
+with how often the two teachers' top tokens agree; then distillation training on the teacher's rows,
+whose tokens/s over next-token training's is `distill_over_next_token`.
+
     python bench/train.py --quick           # CPU: SmolLM2-135M shape, a few minutes on 2 cores
     python bench/train.py                   # on a GPU: the Llama 3.2 1B shape, block 2048, bf16, compiled
     python bench/train.py --dry-run         # the setup's data, settings, memory plan and batches; no
@@ -31,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np
 import torch
 
 # Imported here, not where they are called, so that a rename breaks `--dry-run` too.
@@ -40,7 +47,15 @@ from synthcpt.replay import read_texts
 from synthcpt.s6_train.data import Example, PackedData, TokenStream, build_stream
 from synthcpt.s6_train.memory import CUDA_OVERHEAD, model_shape, plan_memory
 from synthcpt.s6_train.runtime import start_runtime
-from synthcpt.s6_train.settings import TrainSettings
+from synthcpt.s6_train.settings import DistillSettings, TrainSettings
+from synthcpt.s6_train.teacher import (
+    context_ids,
+    document_bounds,
+    open_rows,
+    teacher_key,
+    teacher_rows,
+    teacher_view,
+)
 from synthcpt.s6_train.trainer import Trainer, flops_per_token, make_plan
 
 REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
@@ -82,6 +97,17 @@ def _prepare(workdir: Path, setup: dict, weights: bool = True) -> None:
     repeats = 1 + needed // sum(len(t) // 4 for t in texts)
     build_stream(workdir / "data", (Example(t) for _ in range(repeats) for t in texts), tokenizer, "bench",
                  "tokenising")
+    build_stream(workdir / "distill-data", distill_examples(texts, repeats), tokenizer, "bench-distill", "tokenising")
+
+
+def distill_examples(texts: list[str], repeats: int):
+    """Each text's second half after its first half as the teacher's context (the continuation setup),
+    repeated as the next-token data is."""
+    for _ in range(repeats):
+        for text in texts:
+            half = text.rfind(" ", 0, len(text) // 2)
+            if half > 0:
+                yield Example(text[half:], context=text[:half], context_keeps_end=True)
 
 
 def save_random_model(folder: Path, config, setup: dict, weights: bool = True) -> None:
@@ -200,12 +226,88 @@ def run_hf(workdir: Path, setup: dict) -> dict:
             "steps": result.global_step}
 
 
+def _distill_settings(setup: dict) -> DistillSettings:
+    return DistillSettings(top_k=20, context_tokens=setup["block_size"])
+
+
+def run_teacher(workdir: Path, setup: dict) -> dict:
+    """Our teacher pass over the distillation stream: tokens read (contexts once, texts) per second."""
+    from transformers import AutoTokenizer
+
+    stream, settings = TokenStream.open(workdir / "distill-data"), _distill_settings(setup)
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "model")
+    started = time.perf_counter()
+    teacher_rows(str(workdir / "model"), tokenizer, stream, settings, workdir / "teacher", start_runtime().device)
+    seconds = time.perf_counter() - started
+    meta = json.loads((workdir / "teacher" / "meta.json").read_text())
+    return {"tokens_read": meta["tokens_read"], "seconds": seconds, "tokens_per_s": meta["tokens_read"] / seconds,
+            "rows": meta["n_rows"]}
+
+
+def run_vllm_teacher(workdir: Path, setup: dict) -> dict:
+    """vLLM's prompt log-probabilities of the same contexts and texts (the engine's start not timed), and
+    the share of rows whose top token is ours."""
+    from transformers import AutoTokenizer
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from synthcpt.engine.backends.vllm import is_cpu_build, llm_arguments, set_cpu_environment
+    from synthcpt.engine.settings import EngineSettings
+
+    stream, settings = TokenStream.open(workdir / "distill-data"), _distill_settings(setup)
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "model")
+    rows = open_rows(workdir / "teacher", teacher_key(stream, str(workdir / "model"), settings))
+    contexts, index = stream.contexts()
+    bounds = document_bounds(stream)
+    prompts, views = [], []
+    for doc in range(len(stream.doc_starts)):
+        context = context_ids(tokenizer, contexts[index[doc]], settings.context_tokens) if index[doc] >= 0 else []
+        tokens, dropped = teacher_view(stream, bounds, doc, bool(context), tokenizer.bos_token_id)
+        prompts.append(TokensPrompt(prompt_token_ids=context + tokens.tolist()))
+        views.append((doc, len(context), dropped))
+    if is_cpu_build():
+        set_cpu_environment()
+    llm = LLM(**llm_arguments(EngineSettings(), str(workdir / "model")), max_logprobs=settings.top_k)
+    started = time.perf_counter()
+    outputs = llm.generate(prompts, SamplingParams(max_tokens=1, prompt_logprobs=settings.top_k), use_tqdm=False)
+    seconds = time.perf_counter() - started
+    agree = total = 0
+    for output, (doc, n_context, dropped) in zip(outputs, views):
+        doc_rows = np.asarray(rows.row_of_token[bounds[doc]:bounds[doc + 1]])
+        for position in np.nonzero(doc_rows >= 0)[0]:
+            theirs = output.prompt_logprobs[n_context + position - dropped]
+            top = min(theirs.items(), key=lambda item: item[1].rank)[0]
+            agree += int(top == rows.ids[doc_rows[position], 0])
+            total += 1
+    tokens = sum(len(p["prompt_token_ids"]) for p in prompts)
+    return {"tokens_read": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
+            "top1_agreement": agree / max(1, total)}
+
+
+def run_distill(workdir: Path, setup: dict) -> dict:
+    """Distillation training on the teacher's rows (run_teacher first), as `run_ours` trains."""
+    settings = _settings(workdir, setup).model_copy(update={"objective": "distill",
+                                                            "distill": _distill_settings(setup)})
+    runtime = start_runtime()
+    stream = TokenStream.open(workdir / "distill-data")
+    rows = open_rows(workdir / "teacher", teacher_key(stream, settings.model, settings.distill))
+    data = PackedData(stream, None, settings.block_size, False, rows)
+    trainer = Trainer(settings, data, settings.model, workdir / "distill", 0, runtime)
+    trainer.save_model = lambda target: None
+    trainer.train()
+    log = [json.loads(line) for line in (workdir / "distill" / "log.jsonl").read_text().splitlines()]
+    tokens_per_step = settings.batch_size * settings.block_size
+    return {"tokens_per_s": _steady_tokens_per_s([tokens_per_step / r["tokens_per_s"] for r in log], tokens_per_step),
+            "mean_loss": sum(r["loss"] for r in log) / len(log)}
+
+
 def run_prepare(workdir: Path, setup: dict) -> dict:
     _prepare(workdir, setup)
     return {}
 
 
-WORKERS = {"ours": run_ours, "hf": run_hf, "prepare": run_prepare}
+WORKERS = {"ours": run_ours, "hf": run_hf, "prepare": run_prepare, "teacher": run_teacher,
+           "vllm_teacher": run_vllm_teacher, "distill": run_distill}
 
 
 def _worker(kind: str, workdir: Path, setup: dict) -> dict:
@@ -248,6 +350,27 @@ def compare(workdir: Path, setup: dict, vs_hf: bool) -> dict:
     return figures
 
 
+def compare_distill(workdir: Path, setup: dict, ours_tokens_per_s: float) -> dict:
+    """The teacher pass (ours, and vLLM's where it is installed) and distillation training's throughput."""
+    import importlib.util
+
+    teacher = _worker("teacher", workdir, setup)
+    figures = {"teacher_tokens_per_s": round(teacher["tokens_per_s"], 1), "teacher_rows": teacher["rows"]}
+    if importlib.util.find_spec("vllm") is not None:
+        vllm = _worker("vllm_teacher", workdir, setup)
+        figures.update(vllm_teacher_tokens_per_s=round(vllm["tokens_per_s"], 1),
+                       vllm_over_forward_pass=round(vllm["tokens_per_s"] / teacher["tokens_per_s"], 3),
+                       teacher_top1_agreement=round(vllm["top1_agreement"], 4))
+    distill = _worker("distill", workdir, setup)
+    figures.update(distill_tokens_per_s=round(distill["tokens_per_s"], 1),
+                   distill_over_next_token=round(distill["tokens_per_s"] / ours_tokens_per_s, 3),
+                   distill_mean_loss=round(distill["mean_loss"], 4))
+    console.print(f"teacher pass {figures['teacher_tokens_per_s']:,.0f} tok/s"
+                  + (f" (vLLM {figures['vllm_teacher_tokens_per_s']:,.0f})" if "vllm_teacher_tokens_per_s" in figures
+                     else "") + f"; distillation {figures['distill_tokens_per_s']:,.0f} tok/s")
+    return figures
+
+
 def device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
 
@@ -264,7 +387,9 @@ def dry_run(setups: list[dict]) -> dict:
             _prepare(workdir, setup, weights=False)
             settings = _settings(workdir, setup)
             data = _data(workdir, settings)
+            distill = TokenStream.open(workdir / "distill-data")
             cases.append({**{k: v for k, v in setup.items() if k != "config"}, "data_tokens": data.main.n_tokens,
+                          "distill_data_tokens": distill.n_tokens, "distill_contexts": len(distill.contexts()[0]),
                           "sequences": len(make_plan(settings, data, 0, 1).order),
                           "planned_memory_gb": round(_planned_memory(settings, device) / 2**30, 2)})
     return {"device": device_name(), "dry_run": True, "cases": cases,
@@ -294,6 +419,7 @@ def main() -> None:
         with console.status(f"preparing a random {setup['shape']} and the data"):
             _prepare(workdir, setup)
         figures = {"device": device_name(), **compare(workdir, setup, vs_hf=True)}
+        figures.update(compare_distill(workdir, setup, figures["ours_tokens_per_s"]))
     print(json.dumps(figures))
 
 

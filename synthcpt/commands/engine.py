@@ -36,7 +36,8 @@ def _planned_steps(config: Config, chosen: list[Stage]) -> list:
 
 
 def _resource_tables(config: Config, chosen: list[Stage]) -> list[Table]:
-    """A (what, amount) table for each chosen stage that plans resources (the train stage's memory)."""
+    """A (what, amount) table for each chosen stage that plans resources (the train stage's memory, and
+    its teacher pass under distillation)."""
     from rich.table import Table
 
     from synthcpt.run_folder import RunFolder
@@ -44,7 +45,7 @@ def _resource_tables(config: Config, chosen: list[Stage]) -> list[Table]:
 
     run, tables = RunFolder(Path(config.run.dir)), []
     for stage in (s for s in chosen if s.resources):
-        table = Table("", "estimate", title=f"{stage.name}: memory before loading anything")
+        table = Table("", "estimate", title=f"{stage.name}: resources, estimated before loading anything")
         for what, amount in stage.resources(StageContext(config, stage, run)):
             table.add_row(what, amount)
         tables.append(table)

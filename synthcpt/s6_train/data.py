@@ -6,7 +6,8 @@ from disk. Alongside the tokens: the start offset of every document (for documen
 and, for instruction pairs, a mask of the tokens that carry the loss (the responses).
 
 A packed stream lives in a folder: `tokens.bin`, `targets.bin` (1 where the token carries the loss:
-every token of plain text, the response tokens of instruction pairs), `doc_starts.npy` and
+every token of plain text, the response tokens of instruction pairs), `doc_starts.npy`, for context
+distillation the teacher's context of each document (`contexts.json`, `context_index.npy`), and
 `meta.json`, written last, so a folder without it is incomplete and rebuilt.
 """
 
@@ -31,10 +32,14 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class Example:
-    """One training document: plain text, or an instruction whose response alone carries the loss."""
+    """One training document: plain text, or an instruction whose response alone carries the loss;
+    for context distillation, what the teacher reads before it (`context`) and whether a long context
+    keeps its end (the text just before a chunk) or its beginning (a source document)."""
 
     text: str
     prompt: str = ""
+    context: str = ""
+    context_keeps_end: bool = False
 
 
 def read_parquet_column(files: list[Path], column: str, where: tuple[str, set[str]] | None = None) -> Iterator[str]:
@@ -121,12 +126,16 @@ def build_stream(folder: Path, examples: Iterable[Example], tokenizer, key: str,
     eos = _eos_id(tokenizer)
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.uint32
     doc_starts, n_tokens, n_targets, batch = [], 0, 0, []
+    contexts: dict[tuple[str, bool], int] = {}
+    context_index: list[int] = []
     with open(folder / "tokens.bin", "wb") as tokens_file, open(folder / "targets.bin", "wb") as targets_file:
         def flush() -> None:
             nonlocal n_tokens, n_targets
             if not batch:
                 return
-            for tokens, targets in _encode_batch(batch, tokenizer, eos):
+            for example, (tokens, targets) in zip(batch, _encode_batch(batch, tokenizer, eos)):
+                context = (example.context, example.context_keeps_end)
+                context_index.append(contexts.setdefault(context, len(contexts)) if example.context else -1)
                 doc_starts.append(n_tokens)
                 tokens_file.write(np.asarray(tokens, dtype=dtype).tobytes())
                 targets_file.write(np.asarray(targets, dtype=np.uint8).tobytes())
@@ -140,6 +149,9 @@ def build_stream(folder: Path, examples: Iterable[Example], tokenizer, key: str,
                 flush()
         flush()
     np.save(folder / "doc_starts.npy", np.asarray(doc_starts, dtype=np.int64))
+    if contexts:
+        np.save(folder / "context_index.npy", np.asarray(context_index, dtype=np.int64))
+        write_json(folder / "contexts.json", [{"text": text, "keeps_end": end} for text, end in contexts])
     write_json(folder / "meta.json", {"key": key, "dtype": np.dtype(dtype).name, "n_tokens": n_tokens,
                                       "n_target_tokens": n_targets, "n_documents": len(doc_starts)})
     return TokenStream.open(folder)
@@ -168,6 +180,12 @@ class TokenStream:
             return cls(folder, json.loads(meta_path.read_text()))
         except (OSError, ValueError, KeyError):
             return None
+
+    def contexts(self) -> tuple[list[dict], np.ndarray]:
+        """The distinct teacher contexts ({text, keeps_end}) and each document's index into them (-1: none)."""
+        if not (self.folder / "contexts.json").is_file():
+            return [], np.full(len(self.doc_starts), -1, dtype=np.int64)
+        return json.loads((self.folder / "contexts.json").read_text()), np.load(self.folder / "context_index.npy")
 
     def n_blocks(self, block_size: int) -> int:
         return self.n_tokens // block_size
@@ -210,10 +228,12 @@ def sequence_order(n_main: int, n_replay: int, replay_share: float, n_sequences:
 
 
 class PackedData:
-    """The main stream and the optional replay stream, addressed through `sequence_order` ids."""
+    """The main stream and the optional replay stream, addressed through `sequence_order` ids; with
+    `teacher` (context distillation), each batch also holds the teacher's top-k rows of its tokens."""
 
-    def __init__(self, main: TokenStream, replay: TokenStream | None, block_size: int, document_attention: bool):
-        self.main, self.replay = main, replay
+    def __init__(self, main: TokenStream, replay: TokenStream | None, block_size: int, document_attention: bool,
+                 teacher: TeacherRows | None = None):
+        self.main, self.replay, self.teacher = main, replay, teacher
         self.block_size = block_size
         self.document_attention = document_attention
         self.n_main = main.n_blocks(block_size)
@@ -222,10 +242,45 @@ class PackedData:
     def batch(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         items = [self.main.block(int(i), self.block_size, self.document_attention) if i >= 0
                  else self.replay.block(int(-1 - i), self.block_size, self.document_attention) for i in ids]
+        if self.teacher is not None:
+            for i, item in zip(ids, items):
+                item.update(self.teacher.block(int(i), self.block_size) if i >= 0
+                            else self.teacher.empty(self.block_size))
         return {key: np.stack([item[key] for item in items]) for key in items[0]}
 
     def n_target_tokens(self, ids: np.ndarray) -> int:
         """Tokens that carry the loss in these sequences (after the causal shift: the first of each
-        sequence predicts nothing)."""
-        return int(sum((self.batch(ids[i:i + 64])["labels"][:, 1:] != IGNORE_INDEX).sum()
-                       for i in range(0, len(ids), 64)))
+        sequence predicts nothing): under distillation, the main blocks' tokens with a teacher row
+        and the replay blocks' labels."""
+        total = 0
+        for i in range(0, len(ids), 64):
+            batch = self.batch(ids[i:i + 64])
+            carried = batch["labels"][:, 1:] != IGNORE_INDEX
+            if self.teacher is not None:
+                carried = np.where(batch["replay"][:, None], carried, batch["teacher_mask"][:, 1:])
+            total += int(carried.sum())
+        return total
+
+
+class TeacherRows:
+    """The teacher's top-k token ids and log-probabilities of a packed stream's tokens (s6_train.teacher
+    writes them): row r of `ids`/`logprobs` is the teacher's distribution of token p where
+    `row_of_token[p] == r`, -1 where the token carries no distillation loss."""
+
+    def __init__(self, row_of_token: np.ndarray, ids: np.ndarray, logprobs: np.ndarray):
+        self.row_of_token, self.ids, self.logprobs = row_of_token, ids, logprobs
+        self.top_k = ids.shape[1]
+
+    def block(self, index: int, block_size: int) -> dict[str, np.ndarray]:
+        rows = np.asarray(self.row_of_token[index * block_size:(index + 1) * block_size], dtype=np.int64)
+        mask = rows >= 0
+        ids = np.zeros((block_size, self.top_k), dtype=np.int64)
+        logprobs = np.zeros((block_size, self.top_k), dtype=np.float32)
+        ids[mask], logprobs[mask] = self.ids[rows[mask]], self.logprobs[rows[mask]]
+        return {"teacher_ids": ids, "teacher_logprobs": logprobs, "teacher_mask": mask, "replay": np.bool_(False)}
+
+    def empty(self, block_size: int) -> dict[str, np.ndarray]:
+        """A replay block's: no teacher, the labels carry the loss."""
+        return {"teacher_ids": np.zeros((block_size, self.top_k), dtype=np.int64),
+                "teacher_logprobs": np.zeros((block_size, self.top_k), dtype=np.float32),
+                "teacher_mask": np.zeros(block_size, dtype=bool), "replay": np.bool_(True)}

@@ -146,3 +146,113 @@ def fuse_loss(model, use_liger: bool) -> None:
         return total / num_items_in_batch
 
     model.loss_function = loss_function
+
+
+# Context distillation: KL(teacher || student) over the teacher's top-k tokens plus one bin holding
+# the rest of each distribution's mass. It is an exact KL of the two coarsened distributions (zero, with
+# a zero gradient, where the student already matches the teacher) and a lower bound of the full KL.
+TAIL_FLOOR = -1e-6  # top-k mass at most 1 - 1e-6: the tail bin's log stays finite
+
+
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x < 0, accurate near 0 and far from it."""
+    x = x.clamp(max=TAIL_FLOOR)
+    return torch.where(x > -0.6931, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+class ChunkedTopKDistillation(torch.autograd.Function):
+    """sum over rows of the binned KL of the student's logits hidden @ weight.T from the teacher's
+    top-k log-probabilities, chunk by chunk, gradients computed in the forward pass (as
+    `ChunkedLinearCrossEntropy`: no logits kept, and the weight is not needed again in backward).
+
+    With p the student's softmax, t the teacher's top-k probabilities, tail_t and tail_p the mass
+    outside the top k: d loss / d logit_i = p_i - t_i inside the top k, p_i (1 - tail_t / tail_p)
+    outside it."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, teacher_ids: torch.Tensor,
+                teacher_logprobs: torch.Tensor) -> torch.Tensor:
+        compute = compute_dtype(hidden)
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(compute)
+            grad_hidden = torch.empty_like(hidden)
+            grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
+                if ctx.needs_input_grad[1] else None
+            loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            step = chunk_rows(hidden.shape[0], hidden.shape[1], weight.shape[0])
+            for start in range(0, hidden.shape[0], step):
+                h = hidden[start:start + step].to(compute)
+                ids, teacher_top = teacher_ids[start:start + step], teacher_logprobs[start:start + step].float()
+                student = (h @ w.T).float().log_softmax(-1)
+                student_top = student.gather(1, ids)
+                student_tail = _log1mexp(torch.logsumexp(student_top, -1))
+                teacher_tail = _log1mexp(torch.logsumexp(teacher_top, -1))
+                loss += ((teacher_top.exp() * (teacher_top - student_top)).sum(-1)
+                         + teacher_tail.exp() * (teacher_tail - student_tail)).sum()
+                # The gradient in place of the student's log-probabilities, to save a copy.
+                grad = student.exp_().mul_((1 - (teacher_tail - student_tail).exp())[:, None])
+                grad.scatter_(1, ids, student_top.exp() - teacher_top.exp())
+                grad = grad.to(compute)
+                grad_hidden[start:start + step] = grad @ w
+                if grad_weight is not None:
+                    _add_product(grad_weight, grad.T, h)
+        ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return (grad_hidden * grad_loss.to(grad_hidden.dtype),
+                None if grad_weight is None else grad_weight * grad_loss.to(grad_weight.dtype), None, None)
+
+
+def topk_kl_sum(hidden: torch.Tensor, weight: torch.Tensor, teacher_ids: torch.Tensor,
+                teacher_logprobs: torch.Tensor) -> torch.Tensor:
+    """Summed binned KL of the rows' student logits hidden @ weight.T from the teacher's top-k rows."""
+    if hidden.shape[0] == 0:
+        return hidden.sum() * 0.0 + weight.sum() * 0.0
+    return ChunkedTopKDistillation.apply(hidden, weight, teacher_ids, teacher_logprobs)
+
+
+class DistillTargets:
+    """The teacher's rows of the batch about to go through the model, set by the trainer before each
+    forward pass and read by the loss inside it (under FSDP the head's weight is whole only there)."""
+
+    def __init__(self):
+        self.ids = self.logprobs = self.mask = self.replay = None
+
+    def set(self, ids: torch.Tensor, logprobs: torch.Tensor, mask: torch.Tensor, replay: torch.Tensor) -> None:
+        self.ids, self.logprobs, self.mask, self.replay = ids, logprobs, mask, replay
+
+
+def _shift(x: torch.Tensor, fill) -> torch.Tensor:
+    """Row t+1 moved to t (the logits at t predict token t+1), `fill` at the end."""
+    return torch.cat([x[:, 1:], torch.full_like(x[:, :1], fill)], dim=1)
+
+
+def distill_loss(model, ce_weight: float, use_liger: bool) -> DistillTargets:
+    """Swap the model's head for `FusedHead` and its loss for context distillation (in place): on the
+    main blocks, the binned KL from the teacher plus `ce_weight` × cross-entropy; on replay blocks,
+    cross-entropy. Returns the holder the trainer fills before each forward pass."""
+    head = FusedHead(model.get_output_embeddings())
+    model.set_output_embeddings(head)
+    targets = DistillTargets()
+
+    def loss_function(logits, labels, vocab_size=None, num_items_in_batch=None, shift_labels=None, **_):
+        hidden = logits.reshape(-1, logits.shape[-1])
+        if shift_labels is None:
+            shift_labels = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
+        mask = _shift(targets.mask, False).reshape(-1)
+        ids = _shift(targets.ids, 0).reshape(-1, targets.ids.shape[-1])[mask]
+        logprobs = _shift(targets.logprobs, 0.0).reshape(-1, targets.logprobs.shape[-1])[mask]
+        total = topk_kl_sum(hidden[mask], head.weight, ids, logprobs)
+        replay = targets.replay[:, None].expand_as(shift_labels)
+        replay_labels = torch.where(replay, shift_labels, IGNORE_INDEX).reshape(-1)
+        total = total + linear_cross_entropy_sum(hidden, head.weight, replay_labels, use_liger)
+        if ce_weight:
+            main_labels = torch.where(replay, IGNORE_INDEX, shift_labels).reshape(-1)
+            total = total + ce_weight * linear_cross_entropy_sum(hidden, head.weight, main_labels, use_liger)
+        return total / num_items_in_batch
+
+    model.loss_function = loss_function
+    return targets

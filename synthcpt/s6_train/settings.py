@@ -30,12 +30,38 @@ class LoraSettings(Section):
                                 "(a tenth of the adapters': Unsloth's continued-pretraining recipe).")
 
 
+class DistillSettings(Section):
+    """Context distillation (`train.objective: distill`): the teacher is the base model with a record's
+    source in its context, the student the model being trained without it, matched on the record's
+    tokens. What the student reads follows `train.data`: 'mix' is prompt distillation's setup (Kujanpää
+    et al., arXiv 2412.14964: text about a passage, written by the model that read it, with the passage
+    as the teacher's context; QA records on their answers), 'raw' is Deep Context Distillation's (Caccia
+    et al., arXiv 2503.08727: each chunk of the corpus with the chunks before it as the teacher's
+    context). The teacher never sees the text it predicts: a copying teacher teaches nothing."""
+
+    top_k: int = Field(20, gt=0, le=1000, description="Teacher log-probabilities kept per token (the rest of "
+                       "its mass is one tail bin, so the loss is an exact KL of the coarsened distributions).")
+    ce_weight: float = Field(0.0, ge=0, description="Weight of next-token cross-entropy added to the KL (the "
+                             "papers train on the KL alone).")
+    qa_answers_only: bool = Field(True, description="QA records carry the loss on their answers only, as in "
+                                  "prompt distillation; false: on the question too.")
+    context_tokens: int = Field(2048, gt=0, description="Most tokens of the teacher's context: a source "
+                                "document keeps its beginning, the chunks before a chunk their end.")
+    teacher_batch_tokens: int = Field(8192, gt=0, description="Tokens per forward pass of the teacher over "
+                                      "the records that share one context (its KV cache computed once).")
+
+
 class TrainSettings(Section):
     model: str = Field("default", description="Base model: 'default' (embedded SmolLM2-135M-Instruct), an HF "
                        "folder or a hub id; any causal LM that transformers loads.")
     data: Literal["mix", "raw", "instructions"] = Field(
         "mix", description="Training data: 'mix' (generate/mix, the synthetic corpus), 'raw' (the ingested "
         "corpus alone, the raw-CPT baseline) or 'instructions' (generate/instructions pairs, loss on responses).")
+    objective: Literal["next_token", "distill"] = Field(
+        "next_token", description="'next_token': cross-entropy on the text; 'distill': match the base model "
+        "reading each record's source (train.distill).")
+    distill: DistillSettings = Field(default_factory=DistillSettings, description="Context distillation, "
+                                     "with train.objective=distill.")
     generators: list[str] | None = Field(
         None, min_length=1, description="With data 'mix': train only on the mix records of these generators ('raw' is the "
         "corpus copies), e.g. [entigraph] or [wrap] to compare generators at equal tokens; null: all of them.")
@@ -100,6 +126,9 @@ class TrainSettings(Section):
             raise ValueError("warmup_share + decay_share must not exceed 1 for the wsd schedule")
         if isinstance(self.micro_batch_size, int) and self.micro_batch_size < 1:
             raise ValueError("micro_batch_size must be a positive integer or 'auto'")
+        if self.objective == "distill" and self.data == "instructions":
+            raise ValueError("train.objective=distill reads mix records or the corpus (train.data mix or raw), "
+                             "not instruction pairs")
         if self.generators is not None and self.data != "mix":
             raise ValueError(f"train.generators selects mix records; it does not apply to data '{self.data}'")
         return self

@@ -23,10 +23,15 @@ def show(ctx: StageContext) -> None:
 
 
 def resources(ctx: StageContext) -> list[tuple[str, str]]:
-    """The memory plan, estimated before anything is loaded."""
+    """The memory plan, estimated before anything is loaded; under distillation, the teacher pass's cost."""
     from synthcpt.s6_train.memory import plan_rows
 
-    return plan_rows(ctx.config)
+    rows = plan_rows(ctx.config)
+    if ctx.settings.objective == "distill":
+        from synthcpt.s6_train import teacher
+
+        rows += teacher.plan_rows(ctx.settings, ctx.run)
+    return rows
 
 
 def external_inputs(config: Config) -> str:

@@ -27,11 +27,12 @@ from synthcpt.progress import progress
 from synthcpt.run_folder import ADAPTER_FOLDER, MODEL_FOLDER, TRAINING_LOG_FILE
 from synthcpt.s6_train.checkpoint import full_model_state, resume, save_checkpoint
 from synthcpt.s6_train.data import PackedData, sequence_order, stream_key
-from synthcpt.s6_train.loss import fuse_loss
+from synthcpt.s6_train.loss import distill_loss, fuse_loss
 from synthcpt.s6_train.runtime import Runtime, decoder_layers, shard
 from synthcpt.s6_train.schedule import learning_rate
 from synthcpt.s6_train.settings import TrainSettings
 
+TEACHER_KEYS = ("teacher_ids", "teacher_logprobs", "teacher_mask", "replay")
 # Settings that change neither the data, the model nor the numbers: a checkpoint stays valid across them.
 RESULT_NEUTRAL = {"checkpoint_every", "keep_checkpoints", "log_every", "peak_tflops", "memory_limit_gb"}
 
@@ -72,7 +73,8 @@ def compute_dtype(settings: TrainSettings, runtime: Runtime) -> torch.dtype:
 
 def load_model(path: str, settings: TrainSettings, runtime: Runtime, dtype: torch.dtype):
     """The causal LM on the training device: fp32 master weights for full training; under LoRA a
-    frozen base in the compute dtype with fp32 adapters (and embeddings, when trained)."""
+    frozen base in the compute dtype with fp32 adapters (and embeddings, when trained). The third
+    value is the holder of the teacher's rows when the objective is distillation."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
@@ -91,10 +93,13 @@ def load_model(path: str, settings: TrainSettings, runtime: Runtime, dtype: torc
         enable_checkpointing(model, settings.checkpoint_every_k_layers)
     if settings.lora.enabled:
         add_lora(model, settings.lora)
-    if settings.fused_loss:
+    distill = None
+    if settings.objective == "distill":
+        distill = distill_loss(model, settings.distill.ce_weight, use_liger=runtime.device.type == "cuda")
+    elif settings.fused_loss:
         fuse_loss(model, use_liger=runtime.device.type == "cuda")
     model.to(runtime.device)
-    return model, config
+    return model, config, distill
 
 
 def enable_checkpointing(model, every_k: int) -> None:
@@ -243,7 +248,7 @@ class Trainer:
         self.plan = make_plan(settings, data, seed, runtime.world_size)
         self.dtype = compute_dtype(settings, runtime)
         torch.manual_seed(seed)
-        self.model, self.base_config = load_model(model_path, settings, runtime, self.dtype)
+        self.model, self.base_config, self.distill = load_model(model_path, settings, runtime, self.dtype)
         self.flops_per_token = flops_per_token(self.model, settings.block_size)
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.n_trained = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -277,6 +282,8 @@ class Trainer:
         for start in range(0, len(local), s.micro_batch_size):
             batch = {k: torch.from_numpy(v).to(runtime.device)
                      for k, v in self.data.batch(local[start:start + s.micro_batch_size]).items()}
+            if self.distill is not None:
+                self.distill.set(*(batch.pop(k) for k in TEACHER_KEYS))
             with self._autocast():
                 loss = self.model(**batch, num_items_in_batch=n_targets).loss
             # FSDP averages gradients over processes; each process's loss is its share of the sum.

@@ -12,6 +12,7 @@ from synthcpt.run_folder import STATS_FILE
 from synthcpt.s6_train.data import (
     Example,
     PackedData,
+    TeacherRows,
     TokenStream,
     build_stream,
     instruction_examples,
@@ -21,6 +22,14 @@ from synthcpt.s6_train.data import (
 )
 from synthcpt.s6_train.runtime import Runtime, start_runtime
 from synthcpt.s6_train.settings import TrainSettings
+from synthcpt.s6_train.teacher import (
+    Sources,
+    corpus_examples,
+    mix_examples,
+    open_rows,
+    teacher_key,
+    teacher_rows,
+)
 from synthcpt.stage import StageContext
 from synthcpt.stats import TrainStats
 
@@ -46,15 +55,16 @@ def _files_key(files: list[Path]) -> list[str]:
 
 
 def prepare_data(settings: TrainSettings, files: list[Path], replay_texts: list[str] | None, tokenizer, folder: Path,
-                 runtime: Runtime) -> PackedData:
+                 runtime: Runtime, sources: Sources | None = None) -> PackedData:
     """Tokenise and pack the training files (and replay texts) into `folder` (the main process writes,
     the others wait and read), then check there is at least one block of training data."""
     tokenizer_id = getattr(tokenizer, "name_or_path", "")
+    distill = settings.distill.qa_answers_only if settings.objective == "distill" else None
     main_key = stream_key({"files": _files_key(files), "mode": settings.data, "generators": settings.generators,
-                           "tokenizer": tokenizer_id})
+                           "tokenizer": tokenizer_id, "distill": distill})
     replay_key = stream_key({"texts": stream_key(replay_texts), "tokenizer": tokenizer_id}) if replay_texts else None
     if runtime.is_main:
-        main = build_stream(folder / "main", _examples(settings, files, tokenizer), tokenizer, main_key,
+        main = build_stream(folder / "main", _examples(settings, files, tokenizer, sources), tokenizer, main_key,
                             "tokenising training data")
         replay = build_stream(folder / "replay", (Example(t) for t in replay_texts), tokenizer, replay_key,
                               "tokenising replay data") if replay_texts else None
@@ -74,7 +84,13 @@ def prepare_data(settings: TrainSettings, files: list[Path], replay_texts: list[
     return PackedData(main, replay, settings.block_size, settings.document_attention)
 
 
-def _examples(settings: TrainSettings, files: list[Path], tokenizer) -> Iterable[Example]:
+def _examples(settings: TrainSettings, files: list[Path], tokenizer, sources: Sources | None) -> Iterable[Example]:
+    if settings.objective == "distill":
+        if sources is None:
+            raise SynthcptError("train.objective=distill needs the run's corpus (the records' sources)")
+        if settings.data == "raw":
+            return corpus_examples(sources)
+        return mix_examples(files, settings.generators, sources, settings.distill)
     if settings.data == "instructions":
         return instruction_examples(read_instruction_pairs(files), tokenizer)
     where = ("generator", set(settings.generators)) if settings.generators else None
@@ -95,8 +111,10 @@ def check_causal_lm(model_path: str) -> None:
                             f"train.model needs a decoder LM such as Llama, Qwen or SmolLM")
 
 
-def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: int) -> TrainStats:
-    """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this."""
+def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: int,
+                   sources: Sources | None = None) -> TrainStats:
+    """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this.
+    Distillation also reads `sources`, the corpus the records were written from."""
     from synthcpt.models import load_tokenizer, resolve
     from synthcpt.replay import split_replay
     from synthcpt.s6_train.memory import fit_memory
@@ -110,7 +128,9 @@ def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: 
     if settings.replay_path is not None and settings.replay_share > 0:
         replay_texts, _ = split_replay(settings.replay_path, settings.replay_heldout_share, seed,
                                        settings.replay_max_documents)
-    data = prepare_data(settings, files, replay_texts, tokenizer, out / "data", runtime)
+    data = prepare_data(settings, files, replay_texts, tokenizer, out / "data", runtime, sources)
+    if settings.objective == "distill":
+        data.teacher = distill_targets(settings, model_path, tokenizer, data, out / "data" / "teacher", runtime)
     # Before the model is loaded: what does not fit ends in one line (data errors came first).
     settings = fit_memory(settings, model_path, runtime)
     trainer = Trainer(settings, data, model_path, out, seed, runtime)
@@ -121,8 +141,24 @@ def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: 
     return stats
 
 
+def distill_targets(settings: TrainSettings, model_path: str, tokenizer, data: PackedData, folder: Path,
+                    runtime: Runtime) -> TeacherRows:
+    """The teacher pass, on the main process (the others wait, then read its rows)."""
+    if runtime.is_main:
+        teacher_rows(model_path, tokenizer, data.main, settings.distill, folder, runtime.device)
+    runtime.barrier()
+    rows = open_rows(folder, teacher_key(data.main, model_path, settings.distill))
+    if rows is None:
+        raise SynthcptError(f"the teacher pass left no complete rows in {folder}")
+    return rows
+
+
 def train_run(ctx: StageContext) -> TrainStats:
-    return train_on_files(ctx.settings, source_files(ctx), ctx.out, ctx.config.run.seed)
+    sources = None
+    if ctx.settings.objective == "distill":
+        ctx.input("ingest")
+        sources = Sources(ctx.run.documents(), ctx.run.chunks())
+    return train_on_files(ctx.settings, source_files(ctx), ctx.out, ctx.config.run.seed, sources)
 
 
 def show_training(ctx: StageContext) -> None:

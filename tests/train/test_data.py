@@ -146,9 +146,9 @@ def test_generator_selection_trains_on_those_mix_records_only(tmp_path, tokenize
     mix = [{"text": f"{name} text {i}", "generator": name} for i in range(3) for name in ("entigraph", "wrap", "raw")]
     write_records(tmp_path / "part-00000.parquet", mix)
     settings = load_config(None, ["train.generators=[entigraph, raw]"]).train
-    texts = [e.text for e in _examples(settings, [tmp_path / "part-00000.parquet"], tokenizer)]
+    texts = [e.text for e in _examples(settings, [tmp_path / "part-00000.parquet"], tokenizer, None)]
     assert texts == [r["text"] for r in mix if r["generator"] != "wrap"]
     everything = load_config(None, []).train
-    assert len(list(_examples(everything, [tmp_path / "part-00000.parquet"], tokenizer))) == len(mix)
+    assert len(list(_examples(everything, [tmp_path / "part-00000.parquet"], tokenizer, None))) == len(mix)
     with pytest.raises(SynthcptError, match="train.generators selects mix records"):
         load_config(None, ["train.data=raw", "train.generators=[wrap]"])

@@ -116,5 +116,5 @@ def test_plan_train_prints_the_memory_plan(tmp_path):
     proc = synthcpt("plan", "train", "--set", f"run.dir={tmp_path}", "--set", "train.block_size=256",
                     "--set", "train.micro_batch_size=2")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "memory before loading anything" in proc.stdout
+    assert "resources, estimated before loading anything" in proc.stdout
     assert "weights" in proc.stdout and "optimizer" in proc.stdout and "fits" in proc.stdout
