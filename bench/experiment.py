@@ -16,6 +16,10 @@ the stories' questions closed-book:
     focal      Focal Rewriting only: rewrites each focused on one question about the story
     smt        Synthetic Mixed Training: qa and focal together, 1:1 by tokens (equal budgets; the shared
                generation is not balanced, so that every arm's text is its generator's whole budget)
+    distill    context distillation on the corpus (train.objective=distill, train.data=raw): each chunk,
+               the base model reading the story before it as the teacher (Deep Context Distillation)
+    distill_qa context distillation on the QA records, the teacher reading each one's passage (prompt
+               distillation)
     control    the positive control: the evaluation's questions with their correct answers, stated as
                text. Not a method: it shows whether this learner, trainer and evaluator can register
                knowledge at all at this scale; every arm's gain is also reported as a share of its gain.
@@ -25,7 +29,9 @@ a half of its synthetic tokens (fewer steps over the same data, one pass), accur
 synthetic tokens.
 
 Beside the arms, the bar a trained model must beat: the base model with BM25-retrieved passages
-("base + RAG", the eval's `rag` method), scored like the arms.
+("base + RAG", the eval's `rag` method), and the ceiling of what reading can teach: the base model with
+the whole story in its prompt ("base + open book", the eval's `open_book` method), scored like the arms;
+each arm's gain is also reported as a share of the open book's (its `Δmargin` over base).
 
 Per arm: accuracy and acc_norm with bootstrap intervals, the paired difference to base, the
 correct option's log-likelihood margin over the other options and its paired change from base (a
@@ -35,6 +41,9 @@ finer signal than accuracy when few questions flip), and perplexity on held-out 
     python bench/experiment.py --quick    # one story, tiny budgets: the whole path in a few minutes
     python bench/experiment.py            # the committed table: bench/results/experiment-quality.*
     python bench/experiment.py --dry-run  # the stages before generate, generate's plan, every arm's settings
+    python bench/experiment.py --arms raw,wrap,distill,distill_qa --out bench/results/experiment-distill
+                                          # some arms (and only the generators they need), with base, RAG,
+                                          # open book and the control
 
 Rerunning resumes: finished stages, engine requests, trained arms and scored models are reused.
 The last stdout line is one JSON object with every figure.
@@ -62,6 +71,7 @@ from synthcpt.pipeline import Runner, StageContext, fingerprints, stage_by_name
 from synthcpt.progress import console
 from synthcpt.questions import LETTERS
 from synthcpt.run_folder import RunFolder
+from synthcpt.s6_train.teacher import Sources
 from synthcpt.s6_train.training import source_files, train_on_files
 from synthcpt.s7_eval.evaluate import evaluate_models
 from synthcpt.s7_eval.evaluation import heldout_texts
@@ -85,10 +95,14 @@ ARMS = {  # arm → train settings that choose its data
     "qa": ["train.data=mix", "train.generators=[qa]"],
     "focal": ["train.data=mix", "train.generators=[focal]"],
     "smt": ["train.data=mix", "train.generators=[qa, focal]"],
+    "distill": ["train.data=raw", "train.objective=distill"],
+    "distill_qa": ["train.data=mix", "train.generators=[qa]", "train.objective=distill"],
 }
 GENERATORS = ["entigraph", "wrap", "rc_mined", "rc_llm", "bonito", "active_reading", "qa", "focal"]
-# The row of the base model with retrieved passages: the eval's rag method.
+# The rows of the base model with retrieved passages (the eval's rag method) and with the whole story
+# in its prompt (open_book: the ceiling of what reading it can teach).
 RAG_ROW = "base + RAG"
+OPEN_BOOK_ROW = "base + open book"
 # The stages run once for every arm: the arms train on the same generation.
 SHARED_STAGES = ["ingest", "entities", "graph", "exam", "generate"]
 # The sweep: the entigraph arm on these shares of its synthetic tokens (the full arm is the last point).
@@ -99,12 +113,26 @@ def sweep_steps(share: float, s: dict) -> int:
     return max(1, round(share * s["steps"]))
 
 
-def arms(s: dict) -> dict[str, list[str]]:
-    """Every trained arm's train settings: the methods, then the entigraph sweep points (fewer steps)."""
-    found = dict(ARMS)
-    for share in SWEEP:
+def arms(s: dict, chosen: list[str] | None = None) -> dict[str, list[str]]:
+    """Every trained arm's train settings (or the `chosen` ones): the methods, then the entigraph sweep
+    points (fewer steps) when the entigraph arm runs."""
+    found = {name: settings for name, settings in ARMS.items() if chosen is None or name in chosen}
+    for share in SWEEP if "entigraph" in found else ():
         found[f"entigraph@{share:g}"] = [*ARMS["entigraph"], f"train.max_steps={sweep_steps(share, s)}"]
     return found
+
+
+def needed_generators(arm_settings: dict[str, list[str]]) -> list[str]:
+    """The generators the arms train on: a mix arm without a selection needs them all."""
+    needed = set()
+    for settings in arm_settings.values():
+        if "train.data=mix" not in settings:
+            continue
+        chosen = next((x for x in settings if x.startswith("train.generators=")), None)
+        if chosen is None:
+            return GENERATORS
+        needed |= {g.strip() for g in chosen.split("=", 1)[1].strip("[]").split(",")}
+    return [g for g in GENERATORS if g in needed]
 
 
 def sweep_rows(rows: list[dict], s: dict) -> list[dict]:
@@ -160,12 +188,12 @@ def corpus_file(work: Path, stories: int) -> tuple[Path, str, int]:
     return path, os.path.relpath(source, ROOT), len(lines)
 
 
-def overrides(work: Path, corpus: Path, s: dict) -> list[str]:
+def overrides(work: Path, corpus: Path, s: dict, generators: list[str] = GENERATORS) -> list[str]:
     budget = "{" + ", ".join(f"{k}: {v}" for k, v in s["generate_tokens"].items()) + "}"
     return [
         f"run.dir={work / 'run'}",
         f"ingest.inputs=[{corpus}]",
-        f"generate.generators=[{', '.join(GENERATORS)}]",
+        f"generate.generators=[{', '.join(generators or GENERATORS)}]",
         f"generate.tokens={budget}",
         f"generate.active_reading.lists={s['active_reading_lists']}",
         # As long as the preset's EntiGraph and WRAP texts: the arms differ by method, not by length.
@@ -196,7 +224,11 @@ def train_arm(config, name: str, folder: Path) -> dict:
     ctx = StageContext(config, stage_by_name("train"), RunFolder(Path(config.run.dir)))
     chosen = f" / {', '.join(config.train.generators)}" if config.train.generators else ""
     console.print(f"[bold]arm {name}[/bold]: training on {config.train.data}{chosen}")
-    stats = train_on_files(config.train, source_files(ctx), folder, config.run.seed).model_dump(mode="json")
+    sources = None
+    if config.train.objective == "distill":
+        run = RunFolder(Path(config.run.dir))
+        sources = Sources(run.documents(), run.chunks())
+    stats = train_on_files(config.train, source_files(ctx), folder, config.run.seed, sources).model_dump(mode="json")
     write_json(done, {"fingerprint": key, "stats": stats})
     return stats
 
@@ -236,15 +268,25 @@ def rag_records(config, items, work: Path) -> list[dict]:
     return [{**r, "model": RAG_ROW} for r in records if r["method"] == "rag"]
 
 
+def open_book_records(config, items, work: Path) -> list[dict]:
+    """The base model's answers with the whole story in its prompt, as the row OPEN_BOOK_ROW."""
+    open_book = config.eval.model_copy(update={"methods": ["open_book"]})
+    records, _ = evaluate_models([Candidate("base", config.train.model)], items, open_book, config.engine,
+                                 work / "eval", config.run.seed)
+    return [{**r, "model": OPEN_BOOK_ROW} for r in records if r["method"] == "open_book"]
+
+
 def share_of_control(rows: list[dict]) -> None:
-    """Each arm's gain over base as a share of the positive control's (None when the control gained nothing)."""
-    control = next((r for r in rows if r["arm"] == "control"), None)
-    for row in rows:
-        for gain in ("acc_vs_base", "margin_vs_base"):
-            reference = control and control[gain] and control[gain][0]
-            own = row[gain][0] if row[gain] else None
-            row[f"{gain}_share_of_control"] = own / reference if reference and own is not None and reference > 0 \
-                else None
+    """Each arm's gain over base as a share of the positive control's and of the open book's (None when
+    that reference gained nothing)."""
+    for reference_arm, suffix in (("control", "control"), (OPEN_BOOK_ROW, "open_book")):
+        reference_row = next((r for r in rows if r["arm"] == reference_arm), None)
+        for row in rows:
+            for gain in ("acc_vs_base", "margin_vs_base"):
+                reference = reference_row and reference_row[gain] and reference_row[gain][0]
+                own = row[gain][0] if row[gain] else None
+                row[f"{gain}_share_of_{suffix}"] = own / reference \
+                    if reference and own is not None and reference > 0 else None
 
 
 def correct_margin(record: dict, letters: str = "ABCDEFGHIJ") -> float:
@@ -372,6 +414,7 @@ def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) ->
         "Δmargin vs raw [95% CI]",
         "share of control's Δacc",
         "share of control's Δmargin",
+        "share of open book's Δmargin",
         "held-out ppl",
     ]
     table = [
@@ -388,6 +431,7 @@ def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) ->
             _difference(r["margin_vs_raw"]),
             _share(r["acc_vs_base_share_of_control"]) if r["arm"] != "control" else "",
             _share(r["margin_vs_base_share_of_control"]) if r["arm"] != "control" else "",
+            _share(r["margin_vs_base_share_of_open_book"]) if r["arm"] != OPEN_BOOK_ROW else "",
             f"{r['heldout_perplexity']:.2f}" if r["heldout_perplexity"] else "",
         ]
         for r in rows
@@ -425,7 +469,9 @@ def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) ->
                 ),
             ],
         ),
-        Section(
+    ]
+    if sweep:  # the entigraph arm ran
+        sections.append(Section(
             "Token-budget sweep",
             "sweep",
             [
@@ -437,8 +483,7 @@ def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) ->
                 Figure("sweep", sweep_plot(sweep), "Accuracy and margin gain against tokens of EntiGraph text "
                                                    "trained on"),
             ],
-        ),
-    ]
+        ))
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(
         out.with_suffix(".md"),
@@ -511,6 +556,9 @@ def main() -> None:
     parser.add_argument("--synthetic-tokens", type=int,
                         help="generation budget of entigraph, wrap and active_reading each (default 1.2 x an "
                              "arm's training tokens; less is repeated, as the passes column shows)")
+    parser.add_argument("--arms", help=f"comma-separated arms to train (default: all of {', '.join(ARMS)}); "
+                        "base, RAG, open book and the control always run, and only the chosen arms' "
+                        "generators generate")
     parser.add_argument("--work", type=Path, help="work folder (default runs/experiment[-quick])")
     parser.add_argument(
         "--out",
@@ -529,22 +577,36 @@ def main() -> None:
         experiment(args, args.work or ROOT / "runs" / ("experiment-quick" if args.quick else "experiment"))
 
 
+def chosen_arms(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    chosen = [a.strip() for a in value.split(",") if a.strip()]
+    unknown = sorted(set(chosen) - set(ARMS))
+    if unknown or not chosen:
+        raise SystemExit(f"error: unknown arms {unknown or value!r}; known: {', '.join(ARMS)}")
+    return chosen
+
+
 def experiment(args, work: Path) -> None:
     s = setup(args.quick, args.stories, args.steps, args.synthetic_tokens)
     out = args.out or (work / "experiment-quality" if args.quick else RESULTS / "experiment-quality")
     corpus, source, stories = corpus_file(work, s["stories"])
-    config = load_config(None, overrides(work, corpus, s), preset="cpu-demo")
-    arm_configs = {name: load_config(None, overrides(work, corpus, s) + settings, preset="cpu-demo")
-                   for name, settings in arms(s).items()}
+    chosen = chosen_arms(args.arms)
+    generators = needed_generators(arms(s, chosen))
+    shared = overrides(work, corpus, s, generators)
+    config = load_config(None, shared, preset="cpu-demo")
+    arm_configs = {name: load_config(None, shared + settings, preset="cpu-demo")
+                   for name, settings in arms(s, chosen).items()}
     # The control trains on the answers file through the raw-data path.
-    arm_configs["control"] = load_config(None, overrides(work, corpus, s) + ["train.data=raw"], preset="cpu-demo")
+    arm_configs["control"] = load_config(None, shared + ["train.data=raw"], preset="cpu-demo")
     if args.dry_run:
         print(json.dumps(dry_run(config, arm_configs, work, s, source, stories)))
         return
-    Runner(config, reporter=console.print).execute(SHARED_STAGES, force=set())
+    # Arms that train on no generator's text (raw, distill) need no generation.
+    Runner(config, reporter=console.print).execute(SHARED_STAGES if generators else SHARED_STAGES[:-1], force=set())
 
     stats, candidates, not_trained = {}, [Candidate("base", config.train.model)], {}
-    for name in arms(s):
+    for name in arms(s, chosen):
         try:
             stats[name] = train_arm(arm_configs[name], name, work / "arms" / name)
         except SynthcptError as error:  # e.g. a generator that wrote less than one block: a row saying so
@@ -561,7 +623,7 @@ def experiment(args, work: Path) -> None:
     records, perplexity = evaluate_models(
         candidates, items, closed_book, config.engine, work / "eval", config.run.seed, heldout_texts(config)
     )
-    records += rag_records(config, items, work)
+    records += rag_records(config, items, work) + open_book_records(config, items, work)
     interval = {
         "resamples": config.eval.bootstrap_resamples,
         "confidence": config.eval.confidence,
@@ -571,14 +633,16 @@ def experiment(args, work: Path) -> None:
     share_of_control(rows)
     sweep = sweep_rows(rows, s)
     run = RunFolder(Path(config.run.dir)).stored_manifest().stages
-    generation = RunFolder(Path(config.run.dir)).generate_stats()
+    generation = RunFolder(Path(config.run.dir)).generate_stats() if generators else None
     device = device_name()
     meta = {
         "command": "python bench/experiment.py"
         + (" --quick" if args.quick else "")
         + (f" --stories {args.stories}" if args.stories else "")
         + (f" --steps {args.steps}" if args.steps else "")
-        + (f" --synthetic-tokens {args.synthetic_tokens}" if args.synthetic_tokens else ""),
+        + (f" --synthetic-tokens {args.synthetic_tokens}" if args.synthetic_tokens else "")
+        + (f" --arms {','.join(chosen)}" if chosen else "")
+        + (f" --out {os.path.relpath(out, ROOT)}" if args.out else ""),
         "corpus": source,
         "stories": stories,
         "questions": len(items),
@@ -589,12 +653,10 @@ def experiment(args, work: Path) -> None:
         "settings": s,
         "seed": config.run.seed,
         "not_trained": not_trained,
-        "usable_tokens_generated": {k: v.tokens for k, v in generation.generators.items()},
-        "mix_tokens": {k: v.tokens for k, v in generation.mix.by_generator.items()},
+        "usable_tokens_generated": {k: v.tokens for k, v in generation.generators.items()} if generation else {},
+        "mix_tokens": {k: v.tokens for k, v in generation.mix.by_generator.items()} if generation else {},
         "seconds": {
-            "stages_to_generate": round(
-                sum(run[n].seconds for n in ("ingest", "entities", "graph", "exam", "generate"))
-            ),
+            "stages_to_generate": round(sum(run[n].seconds for n in SHARED_STAGES if n in run)),
             "training": round(sum(a["seconds"] for a in stats.values())),
             "evaluation": round(time.perf_counter() - started),
         },
@@ -621,7 +683,7 @@ def experiment(args, work: Path) -> None:
     write_results(rows, meta, out, sweep)
     console.print(f"results: {out.with_suffix('.md')}")
     figures = ("acc", "acc_norm", "margin", "margin_vs_base", "margin_vs_raw", "heldout_perplexity", "passes",
-               "acc_vs_base_share_of_control", "margin_vs_base_share_of_control")
+               "acc_vs_base_share_of_control", "margin_vs_base_share_of_control", "margin_vs_base_share_of_open_book")
     print(
         json.dumps(
             {

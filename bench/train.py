@@ -237,7 +237,7 @@ def run_teacher(workdir: Path, setup: dict) -> dict:
     stream, settings = TokenStream.open(workdir / "distill-data"), _distill_settings(setup)
     tokenizer = AutoTokenizer.from_pretrained(workdir / "model")
     started = time.perf_counter()
-    teacher_rows(str(workdir / "model"), tokenizer, stream, settings, workdir / "teacher", start_runtime().device)
+    teacher_rows(str(workdir / "model"), tokenizer, stream, settings, workdir / "teacher", start_runtime())
     seconds = time.perf_counter() - started
     meta = json.loads((workdir / "teacher" / "meta.json").read_text())
     return {"tokens_read": meta["tokens_read"], "seconds": seconds, "tokens_per_s": meta["tokens_read"] / seconds,

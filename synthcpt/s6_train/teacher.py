@@ -15,8 +15,9 @@ the documents of the packed stream that share it go through in batches on top of
 causal model's real tokens never see the padding). Row r of `ids.bin`/`logprobs.bin` is the teacher's
 top-k distribution of token p of the stream where `row_of_token[p] == r`: every token with a target
 but the first of its document (which the packed student predicts from the document before it).
-Progress is committed after each context (`progress.json`, after its rows are flushed: a flush writes
-only the pages it changed), so a killed pass resumes where it stopped; `meta.json`, written last, marks the rows complete for their key.
+In a distributed run each process reads every world_size-th context. Each process commits its
+progress after each context (`progress-<rank>.json`, after its rows are flushed: a flush writes only
+the pages it changed), so a killed pass resumes where it stopped; `meta.json`, written last, marks the rows complete for their key.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,45 +242,56 @@ class TeacherPass:
 
 
 def teacher_rows(model_path: str, tokenizer, stream: TokenStream, settings: DistillSettings, folder: Path,
-                 device) -> TeacherRows:
-    """The teacher's rows of `stream` in `folder`: reused when complete for the same key, resumed from
-    the last committed group when a pass was killed, else computed."""
+                 runtime) -> TeacherRows:
+    """The teacher's rows of `stream` in `folder`: reused when complete for the same key, else computed,
+    each process of a distributed run taking every world_size-th context (so that no process waits
+    through the whole pass at a barrier), a killed pass resuming from each process's last commit."""
     key = teacher_key(stream, model_path, settings)
     done = open_rows(folder, key)
     if done is not None:
         return done
-    folder.mkdir(parents=True, exist_ok=True)
     rows = row_index(stream)
-    n_rows, k = int(rows.max(initial=-1)) + 1, settings.top_k
-    shape = (max(n_rows, 1), k)
-    state = _progress(folder, key)
-    mode = "r+" if state["groups_done"] else "w+"
-    if mode == "w+":
-        np.save(folder / "row_of_token.npy", rows)
-    ids = np.memmap(folder / "ids.bin", dtype=np.int32, mode=mode, shape=shape)
-    logprobs = np.memmap(folder / "logprobs.bin", dtype=np.float32, mode=mode, shape=shape)
+    shape = (max(int(rows.max(initial=-1)) + 1, 1), settings.top_k)
+    if runtime.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not any(_progress(folder, key, rank)["groups_done"] for rank in range(runtime.world_size)):
+            for rank in range(runtime.world_size):
+                (folder / f"progress-{rank}.json").unlink(missing_ok=True)
+            np.save(folder / "row_of_token.npy", rows)
+            for name, dtype in (("ids.bin", np.int32), ("logprobs.bin", np.float32)):
+                np.memmap(folder / name, dtype=dtype, mode="w+", shape=shape).flush()
+    runtime.barrier()
+    ids = np.memmap(folder / "ids.bin", dtype=np.int32, mode="r+", shape=shape)
+    logprobs = np.memmap(folder / "logprobs.bin", dtype=np.float32, mode="r+", shape=shape)
     contexts, context_index = stream.contexts()
     groups = _groups(context_index)
-    teacher = TeacherPass(model_path, tokenizer, stream, settings, device)
-    with progress() as bar:
-        task = bar.add_task("teacher pass", total=len(groups), completed=state["groups_done"])
-        for number in range(state["groups_done"], len(groups)):
+    mine = list(range(runtime.rank, len(groups), runtime.world_size))
+    state = _progress(folder, key, runtime.rank)
+    teacher = TeacherPass(model_path, tokenizer, stream, settings, runtime.device)
+    with progress() if runtime.is_main else nullcontext() as bar:
+        task = bar and bar.add_task("teacher pass", total=len(mine), completed=state["groups_done"])
+        for done_here, number in enumerate(mine[state["groups_done"]:], start=state["groups_done"] + 1):
             context, documents = groups[number]
             tokens = context_ids(tokenizer, contexts[context], settings.context_tokens) if context >= 0 else []
             state["tokens_read"] += teacher.group(tokens, documents, rows, ids, logprobs)
-            state["groups_done"] = number + 1
-            bar.update(task, completed=number + 1)
-            _commit(folder, state, ids, logprobs)
+            state["groups_done"] = done_here
+            _commit(folder, runtime.rank, state, ids, logprobs)
+            if bar:
+                bar.update(task, completed=done_here)
     del teacher
-    write_json(folder / "meta.json", {"key": key, "n_rows": n_rows, "top_k": k, "groups": len(groups),
-                                      "tokens_read": state["tokens_read"]})
+    runtime.barrier()
+    if runtime.is_main:
+        read = sum(_progress(folder, key, rank)["tokens_read"] for rank in range(runtime.world_size))
+        write_json(folder / "meta.json", {"key": key, "n_rows": shape[0] if rows.max(initial=-1) >= 0 else 0,
+                                          "top_k": settings.top_k, "groups": len(groups), "tokens_read": read})
+    runtime.barrier()
     return open_rows(folder, key)
 
 
-def _progress(folder: Path, key: str) -> dict:
-    """The committed progress of a pass for `key` (none when the files are another pass's)."""
+def _progress(folder: Path, key: str, rank: int) -> dict:
+    """The committed progress of process `rank` in a pass for `key` (none when the files are another pass's)."""
     try:
-        state = json.loads((folder / "progress.json").read_text())
+        state = json.loads((folder / f"progress-{rank}.json").read_text())
     except (OSError, ValueError):
         state = {}
     if state.get("key") != key or not (folder / "ids.bin").is_file():
@@ -286,11 +299,11 @@ def _progress(folder: Path, key: str) -> dict:
     return state
 
 
-def _commit(folder: Path, state: dict, ids: np.memmap, logprobs: np.memmap) -> None:
+def _commit(folder: Path, rank: int, state: dict, ids: np.memmap, logprobs: np.memmap) -> None:
     """Rows on disk first, then the progress that counts them."""
     ids.flush()
     logprobs.flush()
-    write_json(folder / "progress.json", state)
+    write_json(folder / f"progress-{rank}.json", state)
 
 
 def plan_rows(settings, run) -> list[tuple[str, str]]:

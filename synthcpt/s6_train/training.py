@@ -26,8 +26,6 @@ from synthcpt.s6_train.teacher import (
     Sources,
     corpus_examples,
     mix_examples,
-    open_rows,
-    teacher_key,
     teacher_rows,
 )
 from synthcpt.stage import StageContext
@@ -143,11 +141,8 @@ def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: 
 
 def distill_targets(settings: TrainSettings, model_path: str, tokenizer, data: PackedData, folder: Path,
                     runtime: Runtime) -> TeacherRows:
-    """The teacher pass, on the main process (the others wait, then read its rows)."""
-    if runtime.is_main:
-        teacher_rows(model_path, tokenizer, data.main, settings.distill, folder, runtime.device)
-    runtime.barrier()
-    rows = open_rows(folder, teacher_key(data.main, model_path, settings.distill))
+    """The teacher pass, shared by the processes of a distributed run."""
+    rows = teacher_rows(model_path, tokenizer, data.main, settings.distill, folder, runtime)
     if rows is None:
         raise SynthcptError(f"the teacher pass left no complete rows in {folder}")
     return rows

@@ -5,10 +5,10 @@ teacher's rows in `<work>/teacher`. Run as a process so that a test can kill it 
 import sys
 from pathlib import Path
 
-import torch
 from transformers import AutoTokenizer
 
 from synthcpt.s6_train.data import Example, build_stream
+from synthcpt.s6_train.runtime import start_runtime
 from synthcpt.s6_train.settings import DistillSettings
 from synthcpt.s6_train.teacher import teacher_rows
 from tests.fixtures.train import demo_texts
@@ -39,4 +39,4 @@ def build(model: str, work: Path):
 if __name__ == "__main__":
     model, work = sys.argv[1], Path(sys.argv[2])
     tokenizer, stream = build(model, work)
-    teacher_rows(model, tokenizer, stream, SETTINGS, work / "teacher", torch.device("cpu"))
+    teacher_rows(model, tokenizer, stream, SETTINGS, work / "teacher", start_runtime())

@@ -74,6 +74,7 @@ def _distill_model(embedded_model):
 def test_a_teacher_without_context_is_the_student_zero_loss_and_gradient(embedded_model, tokenizer, tmp_path):
     """The teacher pass's rows of a text without context, against the student reading the same text."""
     from synthcpt.s6_train.data import Example, PackedData, build_stream
+    from synthcpt.s6_train.runtime import start_runtime
     from synthcpt.s6_train.settings import DistillSettings
     from synthcpt.s6_train.teacher import teacher_rows
 
@@ -81,7 +82,7 @@ def test_a_teacher_without_context_is_the_student_zero_loss_and_gradient(embedde
     examples = [Example(text), Example(text, context=demo_texts(max_chars=600)[1])]
     stream = build_stream(tmp_path / "stream", examples, tokenizer, "k", "tokenising")
     rows = teacher_rows(str(embedded_model), tokenizer, stream, DistillSettings(top_k=16), tmp_path / "teacher",
-                        torch.device("cpu"))
+                        start_runtime())
     # Block 0 is the first text from its start, as the teacher read it; the second text starts its own block.
     second = int(stream.doc_starts[1])
     data = PackedData(stream, None, second, False, rows)
@@ -109,7 +110,7 @@ def teacher_passes(tmp_path_factory, embedded_model):
     assert done.returncode == 0, done.stderr[-3000:]
     proc = subprocess.Popen([*PROBE, str(embedded_model), str(killed)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    progress = killed / "teacher" / "progress.json"
+    progress = killed / "teacher" / "progress-0.json"
     while proc.poll() is None and not (progress.is_file() and json.loads(progress.read_text())["groups_done"] >= 2):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
