@@ -189,11 +189,12 @@ def corpus_file(work: Path, stories: int) -> tuple[Path, str, int]:
 
 
 def overrides(work: Path, corpus: Path, s: dict, generators: list[str] = GENERATORS) -> list[str]:
-    budget = "{" + ", ".join(f"{k}: {v}" for k, v in s["generate_tokens"].items()) + "}"
+    generators = generators or GENERATORS  # no arm trains on generated text: generate does not run
+    budget = "{" + ", ".join(f"{k}: {v}" for k, v in s["generate_tokens"].items() if k in generators) + "}"
     return [
         f"run.dir={work / 'run'}",
         f"ingest.inputs=[{corpus}]",
-        f"generate.generators=[{', '.join(generators or GENERATORS)}]",
+        f"generate.generators=[{', '.join(generators)}]",
         f"generate.tokens={budget}",
         f"generate.active_reading.lists={s['active_reading_lists']}",
         # As long as the preset's EntiGraph and WRAP texts: the arms differ by method, not by length.
