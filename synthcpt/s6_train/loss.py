@@ -53,33 +53,50 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                  compute: torch.dtype) -> torch.Tensor:
-        w = weight.to(compute)
-        grad_hidden = torch.empty_like(hidden)
-        # A frozen matrix (LoRA without trained embeddings) needs no gradient: a third of the head's FLOPs.
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
-            if ctx.needs_input_grad[1] else None
-        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        step = chunk_rows(hidden.shape[0], hidden.shape[1], weight.shape[0])
-        for start in range(0, hidden.shape[0], step):
-            h, t = hidden[start:start + step].to(compute), targets[start:start + step]
-            logits = (h @ w.T).float()
+        def chunk_loss(logits: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+            t = targets[rows]
             lse = torch.logsumexp(logits, dim=-1)
-            loss += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            loss = (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
             # d loss / d logits = softmax - one_hot(target), in place of the logits to save a copy.
             grad = logits.sub_(lse[:, None]).exp_()
             grad[torch.arange(len(t), device=t.device), t] -= 1
-            grad = grad.to(compute)
-            grad_hidden[start:start + step] = grad @ w
-            if grad_weight is not None:
-                _add_product(grad_weight, grad.T, h)
-        ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
-        return loss
+            return loss, grad
+
+        return chunked_head(ctx, hidden, weight, compute, chunk_loss)
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        return (grad_hidden * grad_loss.to(grad_hidden.dtype),
-                None if grad_weight is None else grad_weight * grad_loss.to(grad_weight.dtype), None)
+        return (*scaled_gradients(ctx, grad_loss), None)
+
+
+def chunked_head(ctx, hidden: torch.Tensor, weight: torch.Tensor, compute: torch.dtype, chunk_loss) -> torch.Tensor:
+    """The chunk loop of the fused losses: each chunk's fp32 logits go to `chunk_loss(logits, rows)`, which
+    returns the chunk's summed loss and d loss / d logits (it may reuse the logits' memory); the gradients
+    of the hidden states and of the matrix (when it trains) are summed here and saved for backward."""
+    w = weight.to(compute)
+    grad_hidden = torch.empty_like(hidden)
+    # A frozen matrix (LoRA without trained embeddings) needs no gradient: a third of the head's FLOPs.
+    grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
+        if ctx.needs_input_grad[1] else None
+    loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    step = chunk_rows(hidden.shape[0], hidden.shape[1], weight.shape[0])
+    for start in range(0, hidden.shape[0], step):
+        h = hidden[start:start + step].to(compute)
+        part, grad = chunk_loss((h @ w.T).float(), slice(start, start + step))
+        loss += part
+        grad = grad.to(compute)
+        grad_hidden[start:start + step] = grad @ w
+        if grad_weight is not None:
+            _add_product(grad_weight, grad.T, h)
+    ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
+    return loss
+
+
+def scaled_gradients(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The saved gradients of the hidden states and the matrix, times the loss's incoming gradient."""
+    grad_hidden, grad_weight = ctx.saved_tensors
+    return (grad_hidden * grad_loss.to(grad_hidden.dtype),
+            None if grad_weight is None else grad_weight * grad_loss.to(grad_weight.dtype))
 
 
 def _add_product(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -172,38 +189,26 @@ class ChunkedTopKDistillation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, teacher_ids: torch.Tensor,
                 teacher_logprobs: torch.Tensor) -> torch.Tensor:
+        def chunk_loss(logits: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+            ids, teacher_top = teacher_ids[rows], teacher_logprobs[rows].float()
+            student = logits.log_softmax(-1)
+            student_top = student.gather(1, ids)
+            student_tail = _log1mexp(torch.logsumexp(student_top, -1))
+            teacher_tail = _log1mexp(torch.logsumexp(teacher_top, -1))
+            loss = ((teacher_top.exp() * (teacher_top - student_top)).sum(-1)
+                    + teacher_tail.exp() * (teacher_tail - student_tail)).sum()
+            # The gradient in place of the student's log-probabilities, to save a copy.
+            grad = student.exp_().mul_((1 - (teacher_tail - student_tail).exp())[:, None])
+            grad.scatter_(1, ids, student_top.exp() - teacher_top.exp())
+            return loss, grad
+
         compute = compute_dtype(hidden)
         with torch.autocast(hidden.device.type, enabled=False):
-            w = weight.to(compute)
-            grad_hidden = torch.empty_like(hidden)
-            grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
-                if ctx.needs_input_grad[1] else None
-            loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
-            step = chunk_rows(hidden.shape[0], hidden.shape[1], weight.shape[0])
-            for start in range(0, hidden.shape[0], step):
-                h = hidden[start:start + step].to(compute)
-                ids, teacher_top = teacher_ids[start:start + step], teacher_logprobs[start:start + step].float()
-                student = (h @ w.T).float().log_softmax(-1)
-                student_top = student.gather(1, ids)
-                student_tail = _log1mexp(torch.logsumexp(student_top, -1))
-                teacher_tail = _log1mexp(torch.logsumexp(teacher_top, -1))
-                loss += ((teacher_top.exp() * (teacher_top - student_top)).sum(-1)
-                         + teacher_tail.exp() * (teacher_tail - student_tail)).sum()
-                # The gradient in place of the student's log-probabilities, to save a copy.
-                grad = student.exp_().mul_((1 - (teacher_tail - student_tail).exp())[:, None])
-                grad.scatter_(1, ids, student_top.exp() - teacher_top.exp())
-                grad = grad.to(compute)
-                grad_hidden[start:start + step] = grad @ w
-                if grad_weight is not None:
-                    _add_product(grad_weight, grad.T, h)
-        ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
-        return loss
+            return chunked_head(ctx, hidden, weight, compute, chunk_loss)
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        return (grad_hidden * grad_loss.to(grad_hidden.dtype),
-                None if grad_weight is None else grad_weight * grad_loss.to(grad_weight.dtype), None, None)
+        return (*scaled_gradients(ctx, grad_loss), None, None)
 
 
 def topk_kl_sum(hidden: torch.Tensor, weight: torch.Tensor, teacher_ids: torch.Tensor,
