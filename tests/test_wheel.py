@@ -73,6 +73,11 @@ def test_installed_wheel_runs_every_llm_generator(wheel, tmp_path, openai_engine
                 # rejected (truncated or empty), and EntiGraph had no relation left to try.
                 "generate.entigraph.max_relations=6", "generate.entigraph.max_tokens=96",
                 "generate.wrap.max_tokens=48", "generate.rc_llm.max_tokens=96", "generate.bonito.max_tokens=96",
+                # Two stories gave bonito and rc_llm two sampled answers each, which could all be rejected:
+                # bonito up to three tasks a chunk (sent in waves only while its budget is unmet), rc_llm
+                # one pair an answer (fewer truncated), and no repetition rule (it can never fire at 1.0;
+                # tests/generate/test_mix.py tests it).
+                "generate.bonito.tasks_per_chunk=3", "generate.rc_llm.questions=1", "generate.mix.max_repetition=1.0",
                 # Greedy lists, as tests/generate/test_active_reading.py has them: the 135M model's parse.
                 "generate.active_reading.strategies=1", "generate.active_reading.strategies_temperature=0",
                 "generate.active_reading.strategies_max_tokens=200",

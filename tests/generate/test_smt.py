@@ -92,8 +92,13 @@ def test_records_carry_their_question_passage_and_prompts(smt_runs):
         assert chunks[record["chunk_id"]]["doc_id"] == record["doc_id"]
         assert record["prompt_hash"] == pairs_hash and record["upstream_prompt_hash"] == ""
         assert record["style"] in {"fact", "relation", "reason", "number", "sequence"}
+    headers = {doc_id: doc.header for doc_id, doc in
+               FocalRewriting(generation_context(run["config"], run_dir)).corpus.by_id.items()}
     for record in run["focal"]:
-        assert record["question"].endswith("?") and record["question"] not in record["text"]
+        # The text is the document's header and the rewrite alone; the question it focused on is kept
+        # beside it (the model may quote the question in its rewrite, so that is not checked).
+        header, _, rewrite = record["text"].partition("\n\n")
+        assert record["question"].endswith("?") and header == headers[record["doc_id"]] and rewrite.strip()
         assert chunks[record["chunk_id"]]["doc_id"] == record["doc_id"]
         assert record["prompt_hash"] == rewrite_hash and record["upstream_prompt_hash"] == pairs_hash
     # The focus questions are the qa generator's: its first step came from the same cached answers.

@@ -2,6 +2,7 @@
 folder, optional JSON of settings that replace the defaults below)."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,4 +13,7 @@ if __name__ == "__main__":
     overrides = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     settings = TrainSettings(**{"model": sys.argv[1], "block_size": 64, "batch_size": 4, "micro_batch_size": 1,
                                 "max_steps": 6, "lr": 1e-3, "checkpoint_every": 3, **overrides})
-    print(train_on_files(settings, [Path(sys.argv[2])], Path(sys.argv[3]), seed=0).model_dump_json())
+    stats = train_on_files(settings, [Path(sys.argv[2])], Path(sys.argv[3]), seed=0)
+    # Every rank reports on the one stdout torchrun hands its workers: one os.write of a line shorter
+    # than PIPE_BUF is atomic, where print's buffered writes of two ranks can interleave on one line.
+    os.write(1, (stats.model_dump_json() + "\n").encode())

@@ -19,9 +19,15 @@ SCRIPT = Path(__file__).with_name("fsdp_train.py")
 
 
 def _train(command: list[str], out: Path) -> dict:
+    """Runs the script and returns its stats, checking that every process reported the same run."""
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == reports[0]["processes"]
+    # Timings are each process's own; what was trained is the run's.
+    run = ("steps", "resumed_from_step", "tokens", "first_loss", "final_loss", "parameters")
+    assert all({k: report[k] for k in run} == {k: reports[0][k] for k in run} for report in reports)
+    return reports[0]
 
 
 def _losses(out: Path) -> list[float]:
