@@ -18,8 +18,14 @@ the stories' questions closed-book:
                generation is not balanced, so that every arm's text is its generator's whole budget)
     distill    context distillation on the corpus (train.objective=distill, train.data=raw): each chunk,
                the base model reading the story before it as the teacher (Deep Context Distillation)
+    distill_ce distill with next-token cross-entropy added at equal weight (train.distill.ce_weight=1): does
+               the teacher's distribution add to what raw training teaches?
     distill_qa context distillation on the QA records, the teacher reading each one's passage (prompt
                distillation)
+    rounds2    two rounds (run.rounds=2) of qa and focal: the second generates only for the passages whose
+               quiz questions (cloze, from the passages) the first round's model missed, and trains on from it
+    budget2x   one round of qa and focal with twice the generation budget and twice the steps: rounds2's
+               tokens, spent uniformly (the two run only when --arms names them)
     control    the positive control: the evaluation's questions with their correct answers, stated as
                text. Not a method: it shows whether this learner, trainer and evaluator can register
                knowledge at all at this scale; every arm's gain is also reported as a share of its gain.
@@ -81,8 +87,11 @@ from synthcpt.s8_report import plots
 from synthcpt.s8_report.document import Figure, Paragraph, Preformatted, Section, Table, to_html, to_markdown
 from synthcpt.stats import Score
 
-SHARED_QUALITY = ROOT.parent / "shared" / "data" / "leval" / "quality.jsonl"
+SHARED_LEVAL = ROOT.parent / "shared" / "data" / "leval"
 SHIPPED_QUALITY = ROOT / "examples" / "quality" / "quality-demo.jsonl"
+# --corpus names: L-Eval's QuALITY stories (one answer per question) and Coursera lecture transcripts
+# (some questions with several right answers); any other value is the path of an L-Eval file.
+CORPORA = {"quality": "QuALITY", "coursera": "Coursera"}
 REPLAY = ROOT / "examples" / "replay" / "general-sample.jsonl"
 RESULTS = ROOT / "bench" / "results"
 
@@ -96,9 +105,15 @@ ARMS = {  # arm → train settings that choose its data
     "focal": ["train.data=mix", "train.generators=[focal]"],
     "smt": ["train.data=mix", "train.generators=[qa, focal]"],
     "distill": ["train.data=raw", "train.objective=distill"],
+    "distill_ce": ["train.data=raw", "train.objective=distill", "train.distill.ce_weight=1.0"],
     "distill_qa": ["train.data=mix", "train.generators=[qa]", "train.objective=distill"],
 }
 GENERATORS = ["entigraph", "wrap", "rc_mined", "rc_llm", "bonito", "active_reading", "qa", "focal"]
+# The rounds comparison (run.rounds), run when --arms names them: each arm its own run of the pipeline,
+# on qa and focal (generators that write from a passage), at equal training tokens. arm -> (rounds, the
+# factor of one round's generation budget and training steps).
+ROUND_ARMS = {"rounds2": (2, 1), "budget2x": (1, 2)}
+ROUND_GENERATORS = ["qa", "focal"]
 # The rows of the base model with retrieved passages (the eval's rag method) and with the whole story
 # in its prompt (open_book: the ceiling of what reading it can teach).
 RAG_ROW = "base + RAG"
@@ -175,11 +190,30 @@ def setup(quick: bool, stories: int | None, steps: int | None, synthetic_tokens:
     }
 
 
-def corpus_file(work: Path, stories: int) -> tuple[Path, str, int]:
-    """The first `stories` QuALITY stories (with their questions) as the run's input file; the source
-    and the number of stories it had."""
-    source = SHARED_QUALITY if SHARED_QUALITY.is_file() else SHIPPED_QUALITY
-    lines = source.read_text(encoding="utf-8").splitlines()[:stories]
+def corpus_source(corpus: str) -> Path:
+    """The L-Eval file a --corpus value names (QuALITY falls back to the three shipped stories)."""
+    if corpus in CORPORA:
+        shared = SHARED_LEVAL / f"{corpus}.jsonl"
+        if shared.is_file() or corpus != "quality":
+            return shared
+        return SHIPPED_QUALITY
+    return Path(corpus)
+
+
+def corpus_name(corpus: str) -> str:
+    return CORPORA.get(corpus, Path(corpus).stem)
+
+
+def corpus_file(work: Path, corpus: str, stories: int, documents: list[int] | None = None) -> tuple[Path, str, int]:
+    """The chosen documents of the corpus (`documents`: their line numbers from 0, else the first
+    `stories`), with their questions, as the run's input file; the source and how many documents it has."""
+    source = corpus_source(corpus)
+    if not source.is_file():
+        raise SynthcptError(f"corpus file {source} not found")
+    every = source.read_text(encoding="utf-8").splitlines()
+    if documents is not None and max(documents) >= len(every):
+        raise SynthcptError(f"--documents {max(documents)}: {source} has {len(every)} documents (0 to {len(every) - 1})")
+    lines = [every[i] for i in documents] if documents is not None else every[:stories]
     path = work / "corpus.jsonl"
     text = "\n".join(lines) + "\n"
     if not path.is_file() or path.read_text(encoding="utf-8") != text:  # rewritten only when it changes
@@ -232,6 +266,44 @@ def train_arm(config, name: str, folder: Path) -> dict:
     stats = train_on_files(config.train, source_files(ctx), folder, config.run.seed, sources).model_dump(mode="json")
     write_json(done, {"fingerprint": key, "stats": stats})
     return stats
+
+
+def round_arm_config(work: Path, corpus: Path, s: dict, name: str):
+    """A rounds arm's own run: the experiment's settings on qa and focal, its rounds, budget and steps."""
+    rounds, factor = ROUND_ARMS[name]
+    budgets = {**s, "generate_tokens": {g: factor * s["generate_tokens"][g] for g in ROUND_GENERATORS}}
+    return load_config(None, overrides(work, corpus, budgets, ROUND_GENERATORS) + [
+        f"run.dir={work / 'rounds' / name}", f"run.rounds={rounds}", f"train.max_steps={factor * s['steps']}",
+        # The embedded model writes no question that passes validation: the quiz blanks the passages' entities.
+        "quiz.source=cloze"], preset="cpu-demo")
+
+
+def train_round_arm(config, name: str) -> tuple[dict, str, list[dict]]:
+    """Run a rounds arm's pipeline up to its last round's training and probe: its training stats summed over
+    the rounds, its last model, and per round the text generated and the quiz."""
+    run = RunFolder(Path(config.run.dir))
+    if name == "budget2x":  # its first requests are rounds2's round 1: one engine cache answers them once
+        shared = RunFolder(Path(config.run.dir).parent / "rounds2").cache
+        shared.mkdir(parents=True, exist_ok=True)
+        if not run.cache.exists():
+            run.dir.mkdir(parents=True, exist_ok=True)
+            run.cache.symlink_to(shared.resolve(), target_is_directory=True)
+    console.print(f"[bold]arm {name}[/bold]: {config.run.rounds} round(s) of {', '.join(ROUND_GENERATORS)}")
+    Runner(config, reporter=console.print).execute([*SHARED_STAGES, "train", "quiz", "probe"], force=set())
+    views = [run.for_round(r) for r in range(1, config.run.rounds + 1)]
+    trained = [view.train_stats() for view in views]
+    stats = {key: sum(getattr(t, key) for t in trained)
+             for key in ("tokens", "sequences", "replay_sequences", "training_tokens", "seconds")}
+    stats["final_loss"] = trained[-1].final_loss
+    rounds = []
+    for view in views:
+        probe = view.probe_stats()
+        rounds.append({"round": view.round, "synthetic_tokens": view.generate_stats().mix.synthetic_tokens,
+                       "trained_tokens": view.train_stats().tokens,
+                       "quiz_accuracy": probe.accuracy if probe else None,
+                       "passages_missed": probe.passages_missed if probe else None,
+                       "passages": probe.passages if probe else None})
+    return stats, str(views[-1].trained_model), rounds
 
 
 def control_file(work: Path, items) -> Path:
@@ -291,12 +363,16 @@ def share_of_control(rows: list[dict]) -> None:
 
 
 def correct_margin(record: dict, letters: str = "ABCDEFGHIJ") -> float:
-    """Log-likelihood of the correct option minus the mean of the others (nats). The options' lengths
-    bias it, but the same way for every model: its change from base is what training taught."""
+    """Mean log-likelihood of the correct options minus the mean of the others (nats; a Coursera question
+    may have several correct options). The options' lengths bias it, but the same way for every model:
+    its change from base is what training taught."""
     scores = record["scores"]
-    correct = letters.index(record["answers"][0])
-    others = [s for i, s in enumerate(scores) if i != correct]
-    return scores[correct] - sum(others) / len(others)
+    correct = {letters.index(letter) for letter in record["answers"]}
+    right = [s for i, s in enumerate(scores) if i in correct]
+    others = [s for i, s in enumerate(scores) if i not in correct]
+    if not others:  # every option is right (4 of Coursera's 172 questions): nothing to separate, for any model
+        return 0.0
+    return sum(right) / len(right) - sum(others) / len(others)
 
 
 def arm_rows(
@@ -321,6 +397,8 @@ def arm_rows(
         arm = stats.get(model, {})
         accuracy = [r["acc"] for r in answered.values()]
         margins = [correct_margin(r) for r in answered.values()]
+        # acc_norm is defined for questions with one right option only (none of Coursera's has it).
+        normalised = [r["acc_norm"] for r in answered.values() if r["acc_norm"] is not None]
         flipped = sum(r["acc"] != by_model["base"][q]["acc"] for q, r in answered.items())
         main_tokens = (arm.get("sequences", 0) - arm.get("replay_sequences", 0)) * block_size
         rows.append(
@@ -333,7 +411,7 @@ def arm_rows(
                 "questions_changed": flipped,
                 "acc": sum(accuracy) / len(accuracy),
                 "acc_ci": bootstrap_interval(accuracy, **interval),
-                "acc_norm": sum(r["acc_norm"] for r in answered.values()) / len(answered),
+                "acc_norm": sum(normalised) / len(normalised) if normalised else None,
                 "acc_vs_base": paired(model, "base", lambda r: r["acc"]),
                 "margin": sum(margins) / len(margins),
                 "margin_vs_base": paired(model, "base", correct_margin) if model != "base" else None,
@@ -427,7 +505,7 @@ def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) ->
             f"{r['acc']:.3f} [{r['acc_ci'][0]:.3f}, {r['acc_ci'][1]:.3f}]",
             _difference(r["acc_vs_base"]),
             str(r["questions_changed"]) if r["arm"] != "base" else "",
-            f"{r['acc_norm']:.3f}",
+            f"{r['acc_norm']:.3f}" if r["acc_norm"] is not None else "",
             _difference(r["margin_vs_base"]),
             _difference(r["margin_vs_raw"]),
             _share(r["acc_vs_base_share_of_control"]) if r["arm"] != "control" else "",
@@ -443,7 +521,7 @@ def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) ->
     scores = [Score(model=r["arm"], method="closed book", metric="acc", n=meta["questions"], value=r["acc"],
                     ci=tuple(r["acc_ci"]))
               for r in rows]
-    title = "synthcpt experiment: QuALITY"
+    title = f"synthcpt experiment: {meta['corpus_name']}"
     sections = [
         Section(
             "Knowledge gain at equal training tokens",
@@ -471,6 +549,22 @@ def write_results(rows: list[dict], meta: dict, out: Path, sweep: list[dict]) ->
             ],
         ),
     ]
+    if meta["rounds"]:  # the rounds arms ran
+        round_table = [[arm, str(r["round"]), f"{r['synthetic_tokens']:,}", f"{r['trained_tokens']:,}",
+                        f"{r['quiz_accuracy']:.3f}" if r["quiz_accuracy"] is not None else "",
+                        f"{r['passages_missed']} of {r['passages']}" if r["passages"] else ""]
+                       for arm, rounds in meta["rounds"].items() for r in rounds]
+        sections.append(Section("Rounds", "rounds", [
+            Paragraph("rounds2's second round generated only for the passages whose cloze quiz questions its first "
+                      "round's model answered wrongly, and trained on from that model; budget2x spent the same "
+                      "generation and training budget in one round, uniformly over the passages."),
+            Table(["arm", "round", "synthetic tokens in its mix", "tokens trained", "quiz accuracy",
+                   "passages missed"], round_table),
+            *([Paragraph(f"rounds2 minus budget2x, paired over the exam's questions: accuracy "
+                         f"{_difference(meta['rounds2_minus_budget2x']['acc'])}, margin "
+                         f"{_difference(meta['rounds2_minus_budget2x']['margin'])} nats.")]
+              if meta["rounds2_minus_budget2x"] else []),
+        ]))
     if sweep:  # the entigraph arm ran
         sections.append(Section(
             "Token-budget sweep",
@@ -513,11 +607,23 @@ def summary_line(rows: list[dict], trained_tokens: int) -> str:
                 )
         parts.append(f"{r['arm']} {r['acc']:.3f} (margin {', '.join(verdicts)})")
     base = next(r for r in rows if r["arm"] == "base")
-    return (
-        f"Every arm trained on {trained_tokens:,} tokens. Closed-book accuracy: base {base['acc']:.3f}; "
-        + "; ".join(parts)
-        + "."
-    )
+    longer = [f"{r['arm']} {r['trained_tokens']:,}" for r in rows if r["trained_tokens"] not in (0, trained_tokens)]
+    trained = f"Every arm trained on {trained_tokens:,} tokens" + (f" (but {', '.join(longer)})" if longer else "")
+    return f"{trained}. Closed-book accuracy: base {base['acc']:.3f}; " + "; ".join(parts) + "."
+
+
+def rounds_comparison(records: list[dict], interval: dict) -> dict | None:
+    """rounds2 minus budget2x, paired over the questions: accuracy and the correct-option margin."""
+    by_model: dict[str, dict[str, dict]] = {}
+    for record in records:
+        by_model.setdefault(record["model"], {})[record["question_id"]] = record
+    if not {"rounds2", "budget2x"} <= by_model.keys():
+        return None
+    ids = list(by_model["rounds2"])
+    pairs = [(by_model["rounds2"][q], by_model["budget2x"][q]) for q in ids]
+    return {"acc": paired_difference([a["acc"] for a, _ in pairs], [b["acc"] for _, b in pairs], **interval),
+            "margin": paired_difference([correct_margin(a) for a, _ in pairs], [correct_margin(b) for _, b in pairs],
+                                        **interval)}
 
 
 def device_name() -> str:
@@ -534,7 +640,7 @@ def generate_plan(config) -> dict[str, int]:
     return {step: sum(1 for _ in requests) for step, requests in planned.items()}
 
 
-def dry_run(config, arm_configs: dict, work: Path, s: dict, source: str, stories: int) -> dict:
+def dry_run(config, arm_configs: dict, work: Path, s: dict, source: str, stories: int, round_configs: dict) -> dict:
     """The shared stages before generate (no model calls: the preset's spaCy entities), generate's plan,
     the control's answers file, and every arm's training settings: nothing generated or trained."""
     Runner(config, reporter=console.print).execute(SHARED_STAGES[:-1], force=set())
@@ -545,14 +651,109 @@ def dry_run(config, arm_configs: dict, work: Path, s: dict, source: str, stories
             "generate_requests": requests,
             "arms": {name: {"data": c.train.data, "generators": c.train.generators, "max_steps": c.train.max_steps,
                             "train_fingerprint": fingerprints(c)["train"]} for name, c in arm_configs.items()},
+            "round_arms": {name: {"rounds": c.run.rounds, "max_steps": c.train.max_steps, "steps": list(fingerprints(c)),
+                                  "generate_tokens": c.generate.tokens} for name, c in round_configs.items()},
             "counts": {"stories": stories, "questions": len(items), "generate_requests": sum(requests.values()),
                        "arms": len(arm_configs)}}
+
+
+def ceiling_rows(records: list[dict], items, documents, interval: dict) -> list[dict]:
+    """Per document (in corpus order), on the questions the open book could score (the document fits the
+    context window): closed-book and open-book accuracy of the base model and the paired change of the
+    correct-option margin; a last row "all" over every such question."""
+    by_method: dict[str, dict[str, dict]] = {}
+    for record in records:
+        by_method.setdefault(record["model"], {})[record["question_id"]] = record
+    closed, opened = by_method["base"], by_method.get(OPEN_BOOK_ROW, {})
+    order = {d.doc_id: i for i, d in enumerate(documents)}
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(item.doc_id, []).append(item)
+    groups["all"] = list(items)
+    rows = []
+    for doc_id, group in sorted(groups.items(), key=lambda g: order.get(g[0], len(order))):
+        scored = [i.question_id for i in group if i.question_id in opened]
+        row = {"document": order.get(doc_id, "all"), "title": group[0].title if doc_id != "all" else "all",
+               "questions": len(group), "open_book_scored": len(scored)}
+        if scored:
+            row |= {
+                "closed_acc": sum(closed[q]["acc"] for q in scored) / len(scored),
+                "open_acc": sum(opened[q]["acc"] for q in scored) / len(scored),
+                "margin_gain": paired_difference([correct_margin(opened[q]) for q in scored],
+                                                 [correct_margin(closed[q]) for q in scored], **interval),
+            }
+        rows.append(row)
+    return rows
+
+
+def write_ceiling(rows: list[dict], meta: dict, out: Path) -> None:
+    header = ["document", "title", "questions", "open book scored", "closed-book acc", "open-book acc",
+              "Δmargin open − closed [95% CI]"]
+    table = [[str(r["document"]), r["title"][:40], str(r["questions"]), str(r["open_book_scored"]),
+              f"{r['closed_acc']:.3f}" if "closed_acc" in r else "", f"{r['open_acc']:.3f}" if "open_acc" in r else "",
+              _difference(r.get("margin_gain"))] for r in rows]
+    title = f"synthcpt: the open-book ceiling on {meta['corpus_name']}"
+    sections = [Section("The base model with and without the document", "ceiling", [
+        Paragraph(meta["reading"]), Table(header, table),
+        Preformatted(json.dumps({k: v for k, v in meta.items() if k != "reading"}, indent=2), "command and corpus"),
+    ])]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out.with_suffix(".md"), to_markdown(title, sections, out.parent / f"{out.name}-figures",
+                                                   f"{out.name}-figures"))
+    write_json(out.with_suffix(".json"), {**meta, "documents": rows})
+
+
+def ceiling(args, work: Path) -> None:
+    """The open-book ceiling per document: the base model closed-book and with the whole document in its
+    prompt, on every document of the corpus (or the --documents chosen). It says which documents leave
+    reading something to teach before any arm is trained on them; nothing is generated or trained."""
+    s = setup(False, None, None)
+    documents = chosen_documents(args.documents)
+    corpus, source, count = corpus_file(work, args.corpus, 10**6, documents)
+    config = load_config(None, overrides(work, corpus, s, []), preset="cpu-demo")
+    Runner(config, reporter=console.print).execute(SHARED_STAGES[:-1], force=set())
+    run = RunFolder(Path(config.run.dir))
+    items = run.exam()
+    closed_book = config.eval.model_copy(update={"methods": ["loglik"]})
+    records, _ = evaluate_models([Candidate("base", config.train.model)], items, closed_book, config.engine,
+                                 work / "eval", config.run.seed)
+    records += open_book_records(config, items, work)
+    interval = {"resamples": config.eval.bootstrap_resamples, "confidence": config.eval.confidence,
+                "seed": config.run.seed}
+    rows = ceiling_rows(records, items, run.documents(), interval)
+    if documents is not None:  # rows by position in the chosen list back to the corpus's line numbers
+        for row in rows:
+            row["document"] = documents[row["document"]] if row["document"] != "all" else "all"
+    out = args.out or RESULTS / f"ceiling-{args.corpus if args.corpus in CORPORA else corpus_name(args.corpus)}"
+    meta = {
+        "command": f"python bench/experiment.py --ceiling --corpus {args.corpus}"
+        + (f" --documents {args.documents}" if args.documents else ""),
+        "corpus": source, "corpus_name": corpus_name(args.corpus), "documents_in_run": count,
+        "model": "SmolLM2-135M-Instruct (embedded)", "device": device_name(),
+        "reading": ("Closed book: the base model answers each question alone; open book: the same with the "
+                    "whole document before the question (the eval's open_book method), on the questions whose "
+                    "document fits the model's context window. Their difference bounds what training on the "
+                    "document can teach this model by reading it (context distillation's teacher is the open "
+                    "book). Margin: mean log-likelihood of the correct options minus the others' (nats); "
+                    "intervals are paired bootstraps over the document's questions."),
+    }
+    write_ceiling(rows, meta, out)
+    console.print(f"results: {out.with_suffix('.md')}")
+    print(json.dumps({"documents": [{k: r.get(k) for k in ("document", "open_book_scored", "closed_acc", "open_acc",
+                                                          "margin_gain")} for r in rows]}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one story, tiny budgets, a few steps")
-    parser.add_argument("--stories", type=int, help="QuALITY stories to use (default 3; quick: 1)")
+    parser.add_argument("--corpus", default="quality",
+                        help="L-Eval documents with their questions: quality (default), coursera, or a file's path")
+    parser.add_argument("--stories", type=int, help="documents to use, the corpus's first (default 3; quick: 1)")
+    parser.add_argument("--documents", help="comma-separated line numbers (from 0) of the documents to use, "
+                        "instead of the first --stories")
+    parser.add_argument("--ceiling", action="store_true", help="measure the open-book ceiling per document (the "
+                        "base model with and without the document) on every document of the corpus, or the "
+                        "--documents chosen, and stop (results: bench/results/ceiling-<corpus>.*)")
     parser.add_argument("--steps", type=int, help="optimizer steps per arm (default 10; quick: 3)")
     parser.add_argument("--synthetic-tokens", type=int,
                         help="generation budget of entigraph, wrap and active_reading each (default 1.2 x an "
@@ -570,7 +771,9 @@ def main() -> None:
                         "requests and build every arm's settings, then stop before generating (without --work, "
                         "in a temporary folder)")
     args = parser.parse_args()
-    if args.dry_run and args.work is None:
+    if args.ceiling:
+        ceiling(args, args.work or ROOT / "runs" / f"ceiling-{corpus_name(args.corpus).lower()}")
+    elif args.dry_run and args.work is None:
         # Not in runs/: the real run resumes from its work folder, and a test leaves nothing behind.
         with tempfile.TemporaryDirectory(prefix="synthcpt-experiment-dry-run-") as tmp:
             experiment(args, Path(tmp))
@@ -578,20 +781,33 @@ def main() -> None:
         experiment(args, args.work or ROOT / "runs" / ("experiment-quick" if args.quick else "experiment"))
 
 
+def chosen_documents(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        chosen = [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"error: --documents takes line numbers separated by commas, not {value!r}") from None
+    if not chosen or min(chosen) < 0 or len(set(chosen)) != len(chosen):
+        raise SystemExit(f"error: --documents {value!r}: distinct line numbers from 0")
+    return chosen
+
+
 def chosen_arms(value: str | None) -> list[str] | None:
     if value is None:
         return None
     chosen = [a.strip() for a in value.split(",") if a.strip()]
-    unknown = sorted(set(chosen) - set(ARMS))
+    unknown = sorted(set(chosen) - set(ARMS) - set(ROUND_ARMS))
     if unknown or not chosen:
-        raise SystemExit(f"error: unknown arms {unknown or value!r}; known: {', '.join(ARMS)}")
+        raise SystemExit(f"error: unknown arms {unknown or value!r}; known: {', '.join([*ARMS, *ROUND_ARMS])}")
     return chosen
 
 
 def experiment(args, work: Path) -> None:
     s = setup(args.quick, args.stories, args.steps, args.synthetic_tokens)
     out = args.out or (work / "experiment-quality" if args.quick else RESULTS / "experiment-quality")
-    corpus, source, stories = corpus_file(work, s["stories"])
+    documents = chosen_documents(args.documents)
+    corpus, source, stories = corpus_file(work, args.corpus, s["stories"], documents)
     chosen = chosen_arms(args.arms)
     generators = needed_generators(arms(s, chosen))
     shared = overrides(work, corpus, s, generators)
@@ -601,7 +817,8 @@ def experiment(args, work: Path) -> None:
     # The control trains on the answers file through the raw-data path.
     arm_configs["control"] = load_config(None, shared + ["train.data=raw"], preset="cpu-demo")
     if args.dry_run:
-        print(json.dumps(dry_run(config, arm_configs, work, s, source, stories)))
+        round_configs = {name: round_arm_config(work, corpus, s, name) for name in ROUND_ARMS}
+        print(json.dumps(dry_run(config, arm_configs, work, s, source, stories, round_configs)))
         return
     # Arms that train on no generator's text (raw, distill) need no generation.
     Runner(config, reporter=console.print).execute(SHARED_STAGES if generators else SHARED_STAGES[:-1], force=set())
@@ -615,6 +832,10 @@ def experiment(args, work: Path) -> None:
             not_trained[name] = str(error)
             continue
         candidates.append(Candidate(name, str(work / "arms" / name / "model")))
+    round_arms = {}
+    for name in [n for n in ROUND_ARMS if chosen and n in chosen]:
+        stats[name], model, round_arms[name] = train_round_arm(round_arm_config(work, corpus, s, name), name)
+        candidates.append(Candidate(name, model))
     items = RunFolder(config.run.dir).exam()
     stats["control"] = train_control(arm_configs["control"], items, work)
     candidates.append(Candidate("control", str(work / "arms" / "control" / "model")))
@@ -639,13 +860,17 @@ def experiment(args, work: Path) -> None:
     meta = {
         "command": "python bench/experiment.py"
         + (" --quick" if args.quick else "")
+        + (f" --corpus {args.corpus}" if args.corpus != "quality" else "")
         + (f" --stories {args.stories}" if args.stories else "")
+        + (f" --documents {args.documents}" if args.documents else "")
         + (f" --steps {args.steps}" if args.steps else "")
         + (f" --synthetic-tokens {args.synthetic_tokens}" if args.synthetic_tokens else "")
         + (f" --arms {','.join(chosen)}" if chosen else "")
         + (f" --out {os.path.relpath(out, ROOT)}" if args.out else ""),
         "corpus": source,
         "stories": stories,
+        "documents": documents,
+        "corpus_name": corpus_name(args.corpus),
         "questions": len(items),
         "chance": round(sum(1 / len(item.options) for item in items) / len(items), 4),
         "model": "SmolLM2-135M-Instruct (embedded), generator and learner",
@@ -654,6 +879,8 @@ def experiment(args, work: Path) -> None:
         "settings": s,
         "seed": config.run.seed,
         "not_trained": not_trained,
+        "rounds": round_arms,
+        "rounds2_minus_budget2x": rounds_comparison(records, interval),
         "usable_tokens_generated": {k: v.tokens for k, v in generation.generators.items()} if generation else {},
         "mix_tokens": {k: v.tokens for k, v in generation.mix.by_generator.items()} if generation else {},
         "seconds": {
@@ -673,7 +900,7 @@ def experiment(args, work: Path) -> None:
             "replay in every arm)."
         ),
         "scale": (
-            f"Scale: a 135M-parameter model learns {stories} QuALITY stories from {s['train_tokens']:,} "
+            f"Scale: a 135M-parameter model learns {stories} {corpus_name(args.corpus)} documents from {s['train_tokens']:,} "
             f"tokens per arm ({device}), with the same 135M model as the generator. The EntiGraph paper "
             "trains Llama 3 8B on 455M synthetic tokens from a far stronger generator, Synthetic Mixed "
             "Training on 700M from Llama 3.1 70B (where its 8B learner beats RAG); at this scale the "

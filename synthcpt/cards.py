@@ -10,6 +10,7 @@ built with huggingface_hub's `ModelCard`/`DatasetCard`, which write the header t
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,7 @@ def write_model_card(run: RunFolder, config: Any) -> None:
         return
     from synthcpt.atomic import write_text
 
-    link = Path("..") / ".." / run.report_html.name
+    link = Path(os.path.relpath(run.report_html, run.trained_model))  # a later round's model lies deeper
     write_text(run.model_card, str(model_card(run, config, report_link=link.as_posix())))
 
 

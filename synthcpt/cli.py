@@ -83,7 +83,7 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the config.")
 
 
 # The run's closing summary: tokens generated per generator, training, accuracy with intervals, the report.
-SUMMARY_STAGES = ("generate", "train", "eval", "report")
+SUMMARY_STAGES = ("generate", "train", "probe", "eval", "report")
 
 
 @app.command()
@@ -91,13 +91,18 @@ def run(corpus: CorpusArgument = None, config: ConfigOption = None, set_: SetOpt
         preset: PresetOption = None,
         start: Annotated[str | None, typer.Option("--from", help="Rerun from this stage on.")] = None,
         only: Annotated[str | None, typer.Option("--only", help="Rerun only this stage.")] = None,
+        rounds: Annotated[int | None, typer.Option(
+            "--rounds", help="Rounds of generate, train and quiz (sets run.rounds): each round after the "
+                                    "first generates for the passages the model has not learned.")] = None,
         verbose: VerboseOption = False) -> None:
     """Run the pipeline on CORPUS (or the config's ingest.inputs): stages already complete for the same
     inputs and settings are skipped."""
     from synthcpt.pipeline import is_main_process, select, stage_by_name, stage_names
     from synthcpt.stage import StageContext
 
-    runner = _runner(config, set_, preset, corpus, verbose)
+    # Before --set, so that --set still wins.
+    runner = _runner(config, ([f"run.rounds={rounds}"] if rounds is not None else []) + (set_ or []), preset, corpus,
+                     verbose)
     selected = select(stage_names(), start, only)
     runner.execute(selected, force=set(selected) if (start or only) else set())
     _release_engines()
@@ -105,9 +110,12 @@ def run(corpus: CorpusArgument = None, config: ConfigOption = None, set_: SetOpt
         return
     console.print(f"run folder: [bold]{runner.run.dir}[/bold]")
     # The report's line (its path) comes last, as the run's final word.
+    rounds = runner.config.run.rounds
     for stage in (stage_by_name(n) for n in SUMMARY_STAGES if n in selected):
-        if stage.show:
-            stage.show(StageContext(runner.config, stage, runner.run))
+        # A run of several rounds: generate and train of its last round, the probe of every round.
+        for round in range(1, rounds + 1) if stage.name == "probe" else [rounds]:
+            if stage.show:
+                stage.show(StageContext(runner.config, stage, runner.run.for_round(round)))
 
 
 # The stage whose command takes the corpus as arguments, like `run` does.

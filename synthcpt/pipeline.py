@@ -7,6 +7,10 @@ and writes its own into `run_dir/<name>/`.
 A stage is complete for a config when its manifest entry holds the fingerprint of its settings,
 the sections it `uses`, its external inputs and the fingerprint of the stage before it: so a
 change to one stage invalidates it and every stage after it.
+
+A run of several rounds (`run.rounds`, `synthcpt.rounds`) runs steps, not stages: the quiz after the
+exam, then generate, train and probe once per round, each round's steps chained to the round before,
+then eval and report. A run of one round has neither quiz nor probe, and its steps are the stages.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 
 from synthcpt.errors import SynthcptError
 from synthcpt.prompts import prompts_fingerprint
-from synthcpt.run_folder import RunFolder, is_main_process
+from synthcpt.rounds import PROBE, QUIZ
+from synthcpt.run_folder import ROUND_STAGES, RunFolder, is_main_process, step_name
 from synthcpt.s1_ingest.stage import STAGE as INGEST
 from synthcpt.s2_entities.stage import STAGE as ENTITIES
 from synthcpt.s3_graph.stage import STAGE as GRAPH
@@ -32,7 +37,42 @@ from synthcpt.s7_eval.stage import STAGE as EVAL
 from synthcpt.s8_report.stage import STAGE as REPORT
 from synthcpt.stage import Config, Stage, StageContext
 
-STAGES: tuple[Stage, ...] = (INGEST, ENTITIES, GRAPH, EXAM, GENERATE, TRAIN, EVAL, REPORT)
+STAGES: tuple[Stage, ...] = (INGEST, ENTITIES, GRAPH, EXAM, GENERATE, TRAIN, QUIZ, PROBE, EVAL, REPORT)
+# The stages of a run of several rounds alone.
+ROUNDS_ONLY = (QUIZ.name, PROBE.name)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A stage in one round (round 1 for the stages that run once)."""
+
+    stage: Stage
+    round: int = 1
+
+    @property
+    def name(self) -> str:
+        return step_name(self.stage.name, self.round)
+
+
+def steps(config: Config) -> list[Step]:
+    """The run's steps in order: the stages, with generate, train and probe once per round. The quiz is
+    written in round 1 just before its probe, so that round 1's generate and train are a run of one
+    round's: `--rounds 2` on a finished run goes on from its model."""
+    rounds, found = config.run.rounds, []
+    for stage in STAGES:
+        if stage.name in ROUNDS_ONLY:
+            continue  # placed within the rounds below
+        if stage.name not in ROUND_STAGES:
+            found.append(Step(stage))
+            continue
+        if stage.name != ROUND_STAGES[0]:
+            continue
+        for round in range(1, rounds + 1):
+            found += [Step(GENERATE, round), Step(TRAIN, round)]
+            if rounds > 1:
+                found += [Step(QUIZ)] if round == 1 else []
+                found.append(Step(PROBE, round))
+    return found
 
 
 def stage_names() -> list[str]:
@@ -57,7 +97,8 @@ def _section_identity(config: Config, name: str) -> dict[str, Any]:
     section = getattr(config, name)
     if hasattr(section, "identity"):
         return section.identity()
-    return section.model_dump(mode="json", exclude={"dir", "prompts_dir"} if name == "run" else None)
+    # The number of rounds is in the steps themselves: a run's round 1 is the same for any number of them.
+    return section.model_dump(mode="json", exclude={"dir", "prompts_dir", "rounds"} if name == "run" else None)
 
 
 def stage_prompts_fingerprint(stage: Stage, config: Config) -> str | None:
@@ -67,12 +108,13 @@ def stage_prompts_fingerprint(stage: Stage, config: Config) -> str | None:
 
 
 def fingerprints(config: Config) -> dict[str, str]:
-    """Each stage's fingerprint for this config, chained through the stages before it."""
+    """Each step's fingerprint for this config (by step name), chained through the steps before it."""
     previous = ""
     result = {}
-    for stage in STAGES:
+    for step in steps(config):
+        stage = step.stage
         payload = {
-            "stage": stage.name,
+            "stage": step.name,
             "version": stage.version,
             "settings": _section_identity(config, stage.name),
             "uses": {name: _section_identity(config, name) for name in stage.uses},
@@ -80,7 +122,7 @@ def fingerprints(config: Config) -> dict[str, str]:
             "prompts": stage_prompts_fingerprint(stage, config),
             "previous": previous,
         }
-        previous = result[stage.name] = _digest(payload)
+        previous = result[step.name] = _digest(payload)
     return result
 
 
@@ -109,39 +151,46 @@ class Runner:
             self.run.write_config(self.config)
 
     def execute(self, selected: list[str], force: set[str]) -> None:
+        """Run the steps of the `selected` stages (every round's), after checking the steps before them are
+        complete; `force`: stages whose steps run even when complete."""
         prints = fingerprints(self.config)
-        names = stage_names()
-        last = max(names.index(n) for n in selected)
-        for stage in STAGES[: last + 1]:
-            fingerprint = prints[stage.name]
-            done = self.run.is_complete(stage.name, fingerprint)
-            if stage.name not in selected:
+        run_steps = steps(self.config)
+        chosen = [step for step in run_steps if step.stage.name in selected]
+        if not chosen:
+            raise SynthcptError(f"stage '{selected[0]}' runs only in a run of several rounds (run.rounds)")
+        last = run_steps.index(chosen[-1])
+        for step in run_steps[: last + 1]:
+            run = self.run.for_round(step.round)
+            fingerprint = prints[step.name]
+            done = run.is_complete(step.stage.name, fingerprint)
+            if step.stage.name not in selected:
                 if not done:
                     raise SynthcptError(
-                        f"stage '{stage.name}' is not complete for this config: run it first "
-                        f"(synthcpt run --from {stage.name})")
+                        f"step '{step.name}' is not complete for this config: run it first "
+                        f"(synthcpt run --from {step.stage.name})")
                 continue
-            if done and stage.name not in force:
-                self.reporter(f"[dim]{stage.name}: up to date, skipped[/dim]")
+            if done and step.stage.name not in force:
+                self.reporter(f"[dim]{step.name}: up to date, skipped[/dim]")
                 continue
-            self._run_stage(stage, fingerprint)
+            self._run_step(step, run, fingerprint)
 
-    def _run_stage(self, stage: Stage, fingerprint: str) -> None:
-        self.run.update_stage(stage.name, status="running", fingerprint=fingerprint, started=time.time(), error=None)
-        self.reporter(f"[bold]{stage.name}[/bold]: {stage.help}")
+    def _run_step(self, step: Step, run: RunFolder, fingerprint: str) -> None:
+        stage = step.stage
+        run.update_stage(stage.name, status="running", fingerprint=fingerprint, started=time.time(), error=None)
+        self.reporter(f"[bold]{step.name}[/bold]: {stage.help}")
         start = time.perf_counter()
         try:
-            stats = stage.run(StageContext(self.config, stage, self.run))
+            stats = stage.run(StageContext(self.config, stage, run))
         except KeyboardInterrupt:
-            self.run.update_stage(stage.name, status="interrupted", seconds=round(time.perf_counter() - start, 2))
+            run.update_stage(stage.name, status="interrupted", seconds=round(time.perf_counter() - start, 2))
             raise
         except BaseException as e:
-            self.run.update_stage(stage.name, status="failed", seconds=round(time.perf_counter() - start, 2),
-                                  error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            run.update_stage(stage.name, status="failed", seconds=round(time.perf_counter() - start, 2),
+                             error=str(e).splitlines()[0] if str(e) else type(e).__name__)
             raise
-        entry = self.run.update_stage(stage.name, status="complete", finished=time.time(),
-                                      seconds=round(time.perf_counter() - start, 2), stats=stats.summary())
-        self.reporter(f"[green]{stage.name}: done[/green] in {entry.seconds:.1f} s  {_brief(entry.stats)}")
+        entry = run.update_stage(stage.name, status="complete", finished=time.time(),
+                                 seconds=round(time.perf_counter() - start, 2), stats=stats.summary())
+        self.reporter(f"[green]{step.name}: done[/green] in {entry.seconds:.1f} s  {_brief(entry.stats)}")
 
 
 def _brief(summary: dict[str, Any]) -> str:

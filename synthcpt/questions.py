@@ -52,6 +52,8 @@ class QAItem:
     passage: str = ""
     # "given" (the corpus's or a question file's) or "generated" (the exam stage's).
     origin: str = GIVEN
+    # The chunk of `passage` ("" for given questions).
+    chunk_id: str = ""
 
     @property
     def letters(self) -> str:

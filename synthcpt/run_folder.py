@@ -11,10 +11,16 @@
                    stats.json, coverage.json
       train/       model/ (HF folder with its card, README.md), adapter/ (LoRA runs), checkpoints/, log.jsonl,
                    stats.json
+      quiz/        questions.parquet (the probe questions of a run of several rounds: never the exam's), drafts.parquet,
+                   stats.json
+      probe/       answers.parquet (the round's model on the quiz: which passages it missed), stats.json
+      rounds/<r>/  generate/, train/ and probe/ of round r >= 2 (round 1's are the folders above)
       eval/        results.json, questions.parquet
       report.html  report.md  and report/, their figures
 
-Each stage's subfolder is named after the stage. This module owns every name in the run folder: a
+Each stage's subfolder is named after the stage. A run of several rounds (`run.rounds`) repeats the
+stages of `ROUND_STAGES`: `RunFolder.for_round(r)` is the same folder seen from round r, whose
+`folder("train")` is that round's and whose manifest entries are that round's (`step_name`). This module owns every name in the run folder: a
 stage writes into its own folder (`StageContext.out`) through the names here and reads another stage's
 outputs only through the readers here, never by spelling a path (tests/test_structure.py checks). A
 stage's private working files (skipped inputs, leaks, checkpoints, stored eval parts) are named in its
@@ -47,6 +53,8 @@ from synthcpt.stats import (
     GenerateStats,
     GraphStats,
     IngestStats,
+    ProbeStats,
+    QuizStats,
     StageStats,
     TrainStats,
 )
@@ -55,6 +63,10 @@ S = TypeVar("S", bound=StageStats)
 COVERAGE_BY_PART = TypeAdapter(dict[str, CorpusCoverage])
 
 CONFIG_FILE = "config.yaml"
+ROUNDS_FOLDER = "rounds"
+# The stages a run of several rounds repeats, in their order within a round.
+ROUND_STAGES = ("generate", "train", "probe")
+PROBE_FILE = "answers.parquet"
 MANIFEST_FILE = "manifest.json"
 CACHE_FOLDER = "cache"
 
@@ -95,7 +107,9 @@ EXAM_SCHEMA: Schema = {
     "question_id": "string", "doc_id": "string", "question": "string", "options": ["string"],
     "answers": ["string"], "qa_set": "string", "title": "string", "author": "string", "year": "string",
     "context": "string", "document": "string", "answer": "string", "passage": "string", "origin": "string",
+    "chunk_id": "string",
 }
+PROBE_SCHEMA: Schema = {"question_id": "string", "doc_id": "string", "chunk_id": "string", "correct": "bool"}
 DRAFTS_FILE = "drafts.parquet"
 ENTITY_SCHEMA: Schema = {
     "doc_id": "string", "entity": "string", "type": "string", "mentions": "int64", "extractor": "string",
@@ -112,6 +126,25 @@ class RunSettings(Section):
     prompts_dir: Path | None = Field(
         None, description="Folder of prompt files replacing the shipped ones by relative name (wrap/easy.md, "
                           "eval/closed_book.md, ...); every stage whose prompt changes is redone.")
+    rounds: int = Field(
+        1, ge=1, description="Rounds of generate, train and probe: after each round's training a quiz (probe "
+                             "questions, never the exam's) finds the passages the model has not learned, and "
+                             "the next round generates for those alone and trains on from the round's model.")
+
+
+def step_name(stage: str, round: int = 1) -> str:
+    """A step's name in the manifest and `synthcpt status`: the stage's, with its round after the first."""
+    return f"{stage}@{round}" if round > 1 and stage in ROUND_STAGES else stage
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """One quiz question as a round's model answered it (closed book)."""
+
+    question_id: str
+    doc_id: str
+    chunk_id: str
+    correct: bool
 
 
 @dataclass(frozen=True)
@@ -153,10 +186,28 @@ def document_of(row: dict[str, Any]) -> Document:
 
 
 class RunFolder:
-    """A run's folder: its manifest (read when first needed) and the paths and readers of its outputs."""
+    """A run's folder: its manifest (read when first needed) and the paths and readers of its outputs,
+    seen from one round (`round`: the folders and manifest entries of `ROUND_STAGES` are that round's)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, round: int = 1):
         self.dir = Path(directory)
+        self.round = round
+
+    def for_round(self, round: int) -> RunFolder:
+        """The same run seen from `round`, sharing this view's manifest (one file, one writer)."""
+        view = RunFolder(self.dir, round)
+        view.__dict__["manifest"] = self.manifest
+        return view
+
+    def rounds(self) -> int:
+        """The last round the manifest holds a step of (1 for a run of one round)."""
+        later = [int(name.rpartition("@")[2]) for name in self.manifest.stages if "@" in name]
+        return max(later, default=1)
+
+    def previous_round(self) -> RunFolder:
+        if self.round == 1:
+            raise SynthcptError("round 1 has no round before it")
+        return self.for_round(self.round - 1)
 
     # The manifest.
 
@@ -181,19 +232,20 @@ class RunFolder:
             save_manifest(self.manifest_path, self.manifest)
 
     def update_stage(self, name: str, **changes: Any) -> StageEntry:
-        """Change a stage's manifest entry and save the manifest."""
-        entry = self.manifest.stages.get(name, StageEntry()).model_copy(update=changes)
-        self.manifest.stages[name] = entry
+        """Change a stage's manifest entry (this round's) and save the manifest."""
+        key = step_name(name, self.round)
+        entry = self.manifest.stages.get(key, StageEntry()).model_copy(update=changes)
+        self.manifest.stages[key] = entry
         self.save()
         return entry
 
     def is_done(self, name: str) -> bool:
-        """The stage has completed (for some config)."""
-        entry = self.manifest.stages.get(name)
+        """The stage has completed (for some config), in this round."""
+        entry = self.manifest.stages.get(step_name(name, self.round))
         return entry is not None and entry.status == "complete"
 
     def is_complete(self, name: str, fingerprint: str) -> bool:
-        return self.is_done(name) and self.manifest.stages[name].fingerprint == fingerprint
+        return self.is_done(name) and self.manifest.stages[step_name(name, self.round)].fingerprint == fingerprint
 
     def write_config(self, config: BaseModel) -> None:
         write_text(self.config_path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False,
@@ -214,6 +266,8 @@ class RunFolder:
     # Folders.
 
     def folder(self, stage: str) -> Path:
+        if self.round > 1 and stage in ROUND_STAGES:
+            return self.dir / ROUNDS_FOLDER / str(self.round) / stage
         return self.dir / stage
 
     @property
@@ -269,6 +323,36 @@ class RunFolder:
 
     def exam_stats(self) -> ExamStats | None:
         return self._stats("exam", ExamStats)
+
+    # quiz and probe (runs of several rounds)
+
+    def quiz(self) -> list[QAItem]:
+        """The probe questions, one or more per passage, none of them the exam's."""
+        return [QAItem(**{**row, "options": tuple(row["options"]), "answers": tuple(row["answers"])})
+                for row in read_records(self._needed("quiz", QUESTIONS_FILE, "run --rounds 2"))]
+
+    def write_quiz(self, items: list[QAItem]) -> None:
+        write_records(self.folder("quiz") / QUESTIONS_FILE, [asdict(item) for item in items], EXAM_SCHEMA)
+
+    def quiz_drafts_path(self) -> Path:
+        return self.folder("quiz") / DRAFTS_FILE
+
+    def quiz_stats(self) -> QuizStats | None:
+        return self._stats("quiz", QuizStats)
+
+    def write_probe(self, answers: list[ProbeAnswer]) -> None:
+        write_records(self.folder("probe") / PROBE_FILE, [asdict(a) for a in answers], PROBE_SCHEMA)
+
+    def probe_answers(self) -> list[ProbeAnswer]:
+        """This round's model on the quiz."""
+        return [ProbeAnswer(**row) for row in read_records(self._needed("probe", PROBE_FILE, "run --rounds 2"))]
+
+    def missed_chunks(self) -> set[str]:
+        """The passages (chunk ids) with a quiz question this round's model answered wrongly."""
+        return {a.chunk_id for a in self.probe_answers() if not a.correct}
+
+    def probe_stats(self) -> ProbeStats | None:
+        return self._stats("probe", ProbeStats)
 
     # graph
 

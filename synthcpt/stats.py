@@ -69,6 +69,26 @@ class ExamStats(StageStats):
     source: str  # what the exam holds: given, generated or both (exam.source resolved)
 
 
+# rounds: the quiz (probe questions, once) and each round's probe of its model
+
+
+class QuizStats(StageStats):
+    questions: int  # in the quiz: validated, none shared with the exam
+    passages: int  # passages with at least one quiz question
+    drafts: int
+    rejected: dict[str, int]  # drafts rejected by validation (duplicate: of the exam or the quiz), by reason
+
+
+class ProbeStats(StageStats):
+    round: int
+    model: str  # the round's trained model
+    questions: int
+    correct: int
+    accuracy: float
+    passages: int  # passages the quiz asks about
+    passages_missed: int  # passages with a quiz question the round's model answered wrongly
+
+
 # entities
 
 
@@ -231,9 +251,16 @@ class TrainStats(StageStats):
     base_model: str
     training_tokens: int
     replay_tokens: int
+    # The weights training started from when not the base model's (a later round: the round before's model).
+    started_from: str | None = None
 
 
 # eval
+
+
+def round_model(round: int, rounds: int) -> str:
+    """How the eval results name a round's model: the last round's is the trained model."""
+    return "trained" if round == rounds else f"round {round}"
 
 
 class Score(Record):

@@ -153,3 +153,54 @@ def test_the_gpu_check_dry_run_trains_every_part_without_what_the_gpu_machine_la
     # The GPU cases fit an H200 by the planner, before any GPU is lent.
     assert set(figures["gpu_plans"]) == {"llama-3.2-1b", "llama-3.1-8b"}
     assert all(plan["fits"] and plan["planned_memory_gb"] > 10 for plan in figures["gpu_plans"].values())
+
+
+def _experiment():
+    """bench/experiment.py as a module (bench/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("experiment", ROOT / "bench" / "experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_margin_of_a_question_with_several_right_options_is_their_mean_over_the_others():
+    experiment = _experiment()
+    one = {"scores": [-1.0, -3.0, -5.0, -7.0], "answers": ["A"]}
+    assert experiment.correct_margin(one) == pytest.approx(-1.0 - (-5.0))
+    two = {"scores": [-1.0, -3.0, -5.0, -7.0], "answers": ["A", "C"]}
+    assert experiment.correct_margin(two) == pytest.approx(-3.0 - (-5.0))
+    every = {"scores": [-1.0, -3.0], "answers": ["A", "B"]}
+    assert experiment.correct_margin(every) == 0.0
+
+
+def test_arm_rows_average_acc_norm_over_the_questions_that_have_it():
+    experiment = _experiment()
+
+    def record(model, question, acc, acc_norm):
+        return {"model": model, "question_id": question, "acc": acc, "acc_norm": acc_norm,
+                "scores": [-1.0, -2.0], "answers": "A"}
+
+    interval = {"resamples": 200, "confidence": 0.95, "seed": 0}
+    # A set of questions with several right options only (as Coursera's): acc_norm has no value.
+    multi = experiment.arm_rows([record(m, q, 1.0, None) for m in ("base", "raw") for q in "xy"], {}, {}, 64, interval)
+    assert [row["acc_norm"] for row in multi] == [None, None]
+    mixed = [record("base", "x", 1.0, 1.0), record("base", "y", 0.0, None), record("base", "z", 1.0, 0.0)]
+    assert experiment.arm_rows(mixed, {}, {}, 64, interval)[0]["acc_norm"] == pytest.approx(0.5)
+
+
+def test_the_experiment_takes_the_chosen_documents_of_an_leval_file(tmp_path):
+    experiment = _experiment()
+    source = tmp_path / "docs.jsonl"
+    lines = [json.dumps({"input": f"document {i}", "instructions": [], "outputs": []}) for i in range(5)]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path, _, count = experiment.corpus_file(tmp_path / "work", str(source), 3, [4, 1])
+    assert count == 2 and path.read_text(encoding="utf-8").splitlines() == [lines[4], lines[1]]
+    path, _, count = experiment.corpus_file(tmp_path / "work", str(source), 2)
+    assert count == 2 and path.read_text(encoding="utf-8").splitlines() == lines[:2]
+    with pytest.raises(experiment.SynthcptError, match="has 5 documents"):
+        experiment.corpus_file(tmp_path / "work", str(source), 3, [5])
+    assert experiment.chosen_documents("0, 4,13") == [0, 4, 13]
+    with pytest.raises(SystemExit):
+        experiment.chosen_documents("1,1")

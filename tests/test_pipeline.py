@@ -53,14 +53,21 @@ def test_forced_stage_reruns(tmp_path, embedded_model):
     assert ingest_started(tmp_path) != first
 
 
-def test_a_changed_stage_invalidates_every_later_stage(tmp_path):
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_a_changed_stage_invalidates_every_later_stage(tmp_path, rounds):
+    base = fingerprints(config_for(tmp_path, f"run.rounds={rounds}"))
+    assert len(base) >= 2
+    changed = fingerprints(config_for(tmp_path, f"run.rounds={rounds}", "ingest.chunk_tokens=77"))
+    assert base.keys() == changed.keys() and all(base[n] != changed[n] for n in base)
+    # A change in round 2 leaves round 1 and what came before it, and redoes everything after.
+    trained = fingerprints(config_for(tmp_path, f"run.rounds={rounds}", "train.lr=0.001"))
+    steps = list(base)
+    first_train = steps.index("train")
+    assert all(trained[n] == base[n] for n in steps[:first_train])
+    assert all(trained[n] != base[n] for n in steps[first_train:])
     names = stage_names()
-    assert len(names) >= 2
-    base = fingerprints(config_for(tmp_path))
-    changed = fingerprints(config_for(tmp_path, "ingest.chunk_tokens=77"))
-    assert all(base[n] != changed[n] for n in names)
     later = names[1]
-    changed_later = fingerprints(config_for(tmp_path, f"run.dir={tmp_path / 'other'}"))
+    changed_later = fingerprints(config_for(tmp_path, f"run.rounds={rounds}", f"run.dir={tmp_path / 'other'}"))
     assert changed_later == base, "the run folder is not part of any stage's fingerprint"
     section = type(getattr(config_for(tmp_path), later)).model_fields
     assert section, f"stage {later} has settings"
@@ -94,3 +101,16 @@ def test_cli_run_only_and_status(tmp_path, embedded_model):
     status = synthcpt("status", "--config", str(config))
     assert "complete" in status.stderr + status.stdout
     assert_one_line_error(synthcpt("run", "--config", str(config), "--only", "nosuch"), "unknown stage 'nosuch'")
+
+
+def test_rounds_repeat_generate_train_and_probe_and_round_one_is_a_run_of_one_round(tmp_path):
+    one = fingerprints(config_for(tmp_path))
+    three = fingerprints(config_for(tmp_path, "run.rounds=3"))
+    assert list(one) == ["ingest", "entities", "graph", "exam", "generate", "train", "eval", "report"]
+    assert list(three) == ["ingest", "entities", "graph", "exam", "generate", "train", "quiz", "probe",
+                           "generate@2", "train@2", "probe@2", "generate@3", "train@3", "probe@3", "eval", "report"]
+    # `--rounds 3` on a finished run of one round goes on from its model: round 1 is that run.
+    assert all(three[name] == one[name] for name in list(one)[:6])
+    assert three["eval"] != one["eval"]
+    with pytest.raises(SynthcptError, match="runs only in a run of several rounds"):
+        Runner(config_for(tmp_path)).execute(["quiz"], force=set())

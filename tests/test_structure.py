@@ -18,7 +18,7 @@ from synthcpt.pipeline import STAGES
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "synthcpt"
-TOP = {"synthcpt.cli", "synthcpt.config", "synthcpt.pipeline", "synthcpt.commands"}
+TOP = {"synthcpt.cli", "synthcpt.config", "synthcpt.pipeline", "synthcpt.rounds", "synthcpt.quiz", "synthcpt.commands"}
 STAGE_PACKAGE = re.compile(r"^s\d+_[a-z]+$")
 
 

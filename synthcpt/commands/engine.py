@@ -91,10 +91,13 @@ def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] =
 
     from synthcpt.config import load_config
     from synthcpt.engine.plan import estimate
-    from synthcpt.pipeline import STAGES, stage_by_name
+    from synthcpt.pipeline import STAGES, stage_by_name, steps
 
     cfg = load_config(config, set_ or [], preset)
-    chosen = [stage_by_name(stage)] if stage else list(STAGES)
+    in_run = {step.stage.name for step in steps(cfg)}
+    if stage and stage_by_name(stage).name not in in_run:
+        raise SynthcptError(f"stage {stage} runs only in a run of several rounds (run.rounds)")
+    chosen = [stage_by_name(stage)] if stage else [s for s in STAGES if s.name in in_run]
     plans = [(stage_name, estimate(cfg.engine, Path(cfg.run.dir), description, requests))
              for stage_name, description, requests in _planned_steps(cfg, chosen)]
     # Resources are planned for a named stage: the memory plan reads the learner's config, which a plan of
@@ -114,6 +117,10 @@ def plan(stage: Annotated[str | None, typer.Argument(help="Only this stage.")] =
     if any(p.batch_cost for _, p in plans):
         notes.add("batch API: engine.backend=openai_batch, answered within engine.openai_batch.completion_window")
     out.print(_plan_table(cfg, plans))
+    if cfg.run.rounds > 1 and any(name == "generate" for name, _ in plans):
+        notes.add(f"rounds 2 to {cfg.run.rounds}: each generates again, with the generators that write from a "
+                  "passage, for the passages its quiz finds missed: at most the generate rows above a round, "
+                  "known once the round before has been probed")
     for note in sorted(notes):
         out.print(f"[dim]{note}[/dim]")
 

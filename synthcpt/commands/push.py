@@ -76,6 +76,8 @@ def _parts(run_dir: Path, model: str | None, dataset: str | None, adapter: str |
     run = RunFolder(run_dir)
     if not run.manifest_path.is_file():
         raise SynthcptError(f"{run_dir} is not a run folder (no {run.manifest_path.name})")
+    rounds = run.rounds()
+    run = run.for_round(rounds)  # a run of several rounds shares its last round's model
     if not (model or dataset or adapter or everything):
         raise SynthcptError("nothing to push: name --model REPO and/or --dataset REPO, or write a folder with --to PATH")
     for option, repo in (("--model", model), ("--dataset", dataset), ("--adapter", adapter)):
@@ -95,7 +97,9 @@ def _parts(run_dir: Path, model: str | None, dataset: str | None, adapter: str |
     config = load_config(run.config_path)
     parts = []
     if has_dataset and (dataset or everything):
-        files = {path.name: path for path in sorted(run.mix.glob("*.parquet"))}
+        # Every round's mix: a later round's text covers only what the model had missed.
+        files = {(f"round-{r}-" if rounds > 1 else "") + path.name: path for r in range(1, rounds + 1)
+                 for path in sorted(run.for_round(r).mix.glob("*.parquet"))}
         parts.append(Part("dataset", dataset, files, str(dataset_card(run, config, model=model))))
     if has_model and (model or everything):
         files = {path.name: path for path in sorted(run.trained_model.iterdir())

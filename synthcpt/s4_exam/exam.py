@@ -109,7 +109,7 @@ class ExamWriter:
         return QAItem(slot.question_id, doc.doc_id, draft.question.strip(), tuple(options[i] for i in order),
                       (LETTERS[order.index(0)],), GENERATED, title=doc.title, author=doc.author or "",
                       year=doc.year or "", document=doc.text, answer=draft.answer.strip(), passage=slot.chunk.text,
-                      origin=GENERATED)
+                      origin=GENERATED, chunk_id=slot.chunk.chunk_id)
 
     def check_requests(self, item: QAItem) -> list[Request]:
         """The open-book self-check in the exam's order of the options and in the reverse order."""
@@ -141,19 +141,47 @@ class Generated:
     rejected: Counter
 
 
-def generate_questions(ctx: StageContext, given: list[QAItem]) -> Generated:
-    from synthcpt.engine import open_engine
+@dataclass
+class Validated:
+    """The drafts of some slots and what validation made of them: the candidates that passed every check
+    so far, and why each other draft failed."""
 
+    slots: list[Slot]
+    drafts: dict[str, ExamDraft]
+    candidates: list[tuple[Slot, ExamDraft, QAItem]]
+    verdicts: dict[str, str]
+
+    def rows(self) -> list[dict]:
+        """Every draft with its reason, as `DRAFT_SCHEMA` rows."""
+        drafts = self.drafts
+        return [{"question_id": s.question_id, "doc_id": s.document.doc_id, "chunk_id": s.chunk.chunk_id,
+                 "question": drafts[s.question_id].question if s.question_id in drafts else "",
+                 "answer": drafts[s.question_id].answer if s.question_id in drafts else "",
+                 "distractors": drafts[s.question_id].distractors if s.question_id in drafts else [],
+                 "rejected": self.verdicts.get(s.question_id, "")} for s in self.slots]
+
+
+def generate_questions(ctx: StageContext, given: list[QAItem]) -> Generated:
     settings: ExamSettings = ctx.settings
     writer = ExamWriter(settings, ctx.config.run.seed, ctx.config.run.prompts_dir)
     slots = draft_slots(ctx.run.documents(), ctx.run.chunks(), settings)
-    rejected: Counter = Counter()
+    found = draft_and_check(ctx, writer, slots, (DRAFT_STEP, CHECK_STEP))
+    kept = keep(slots, found.candidates, found.verdicts, given, settings)
+    return Generated(kept, found.rows(), Counter(found.verdicts.values()))
+
+
+def draft_and_check(ctx: StageContext, writer: ExamWriter, slots: list[Slot], steps: tuple[str, str]) -> Validated:
+    """Draft a question for each slot, then validate it (text checks, then the engine's self-check); both
+    steps through the engine under the `steps` names (drafts, self-checks)."""
+    from synthcpt.engine import open_engine
+
+    settings = writer.settings
     verdicts: dict[str, str] = {}
     candidates: list[tuple[Slot, ExamDraft, QAItem]] = []
     drafts: dict[str, ExamDraft] = {}
     with open_engine(ctx.config.engine, ctx.run.dir) as engine:
         by_id = {slot.question_id: slot for slot in slots}
-        for result in engine.generate([writer.draft_request(s) for s in slots], description=DRAFT_STEP):
+        for result in engine.generate([writer.draft_request(s) for s in slots], description=steps[0]):
             slot = by_id[result.request.metadata["question_id"]]
             draft = validated(ExamDraft, result.parsed) if result.ok else None
             if draft is None:
@@ -168,21 +196,14 @@ def generate_questions(ctx: StageContext, given: list[QAItem]) -> Generated:
         if settings.self_check and candidates:
             requests = [request for _, _, item in candidates for request in writer.check_requests(item)]
             checks: dict[tuple[str, str], str | None] = {}
-            for result in engine.generate(requests, description=CHECK_STEP):
+            for result in engine.generate(requests, description=steps[1]):
                 checks[result.request.metadata["question_id"], result.request.metadata["order"]] = check_verdict(result)
             for _, _, item in candidates:
                 # The reason of the first order that fails, whatever order the results came back in.
                 reason = next((checks[item.question_id, o] for o in ORDERS if checks[item.question_id, o]), None)
                 if reason:
                     verdicts[item.question_id] = reason
-    kept = keep(slots, candidates, verdicts, given, settings)
-    rejected.update(verdicts.values())
-    rows = [{"question_id": s.question_id, "doc_id": s.document.doc_id, "chunk_id": s.chunk.chunk_id,
-             "question": drafts[s.question_id].question if s.question_id in drafts else "",
-             "answer": drafts[s.question_id].answer if s.question_id in drafts else "",
-             "distractors": drafts[s.question_id].distractors if s.question_id in drafts else [],
-             "rejected": verdicts.get(s.question_id, "")} for s in slots]
-    return Generated(kept, rows, rejected)
+    return Validated(slots, drafts, candidates, verdicts)
 
 
 def keep(slots: list[Slot], candidates: list[tuple[Slot, ExamDraft, QAItem]], verdicts: dict[str, str],
@@ -249,13 +270,18 @@ def planned_requests(ctx: StageContext) -> dict[str, Iterable[Request]]:
     if resolved_source(settings.source, given_questions(ctx.run, settings.qa_files)) == "given":
         return {}
     writer = ExamWriter(settings, ctx.config.run.seed, ctx.config.run.prompts_dir)
-    slots = draft_slots(ctx.run.documents(), ctx.run.chunks(), settings)
+    return planned_drafts(writer, draft_slots(ctx.run.documents(), ctx.run.chunks(), settings), (DRAFT_STEP, CHECK_STEP))
+
+
+def planned_drafts(writer: ExamWriter, slots: list[Slot], steps: tuple[str, str]) -> dict[str, Iterable[Request]]:
+    """The drafts of `slots` and, with the self-check, two checks a draft, each of a question and options of a
+    typical length, under the `steps` names (the exam's plan and the quiz's)."""
     typical = ExamDraft(question="Which of these did the person named in the document do, and where did it "
                                  "happen?", answer="a short answer of a few words",
                         distractors=["a wrong answer of a few words"] * 3)
-    planned = {DRAFT_STEP: [writer.draft_request(slot) for slot in slots]}
-    if settings.self_check:
-        planned[CHECK_STEP] = [request for slot in slots for request in writer.check_requests(writer.item(slot, typical))]
+    planned = {steps[0]: [writer.draft_request(slot) for slot in slots]}
+    if writer.settings.self_check:
+        planned[steps[1]] = [request for slot in slots for request in writer.check_requests(writer.item(slot, typical))]
     return planned
 
 

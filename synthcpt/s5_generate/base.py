@@ -46,6 +46,9 @@ TextKind = Literal["qa", "document"]
 QA, DOCUMENT = "qa", "document"
 # Tokens the chat template adds around a message, kept free when a document is cut to fit.
 CHAT_TEMPLATE_MARGIN = 64
+# A later round's requests are other draws than the rounds' before (their `sample` starts this much
+# higher a round), so the engine's cache never answers a round with the text of an earlier one.
+ROUND_DRAWS = 10_000
 
 
 @dataclass
@@ -77,6 +80,9 @@ class GenerationContext:
     context_window: int | None = None  # the model's context length, when known
     tokenizer: Any = None
     prompts_dir: Path | None = None  # the user's prompt overrides (run.prompts_dir)
+    # The round it generates for (run.rounds): after the first, the corpus holds the passages the last
+    # round's model missed, and every request is a new draw (`ROUND_DRAWS`).
+    round: int = 1
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,9 @@ class Generator(Plugin[S]):
     # What its records are in the mix's QA : document ratio (`generate.mix.qa_share`): "qa" for
     # question-answer pairs, "document" for prose about the corpus.
     text_kind: ClassVar[TextKind] = DOCUMENT
+    # Each of its requests is written from one passage (named by `chunk_id` in its metadata) and a new
+    # draw gives new text: it can run in a later round, on the passages the last round's model missed.
+    from_passages: ClassVar[bool] = False
 
     def __init__(self, ctx: GenerationContext):
         super().__init__(ctx.settings)
@@ -178,6 +187,7 @@ class Generator(Plugin[S]):
         """A request for `content` (rendered from `prompt`), with `system` as the system message if given:
         the record's provenance then names both (`system+user`) and hashes both."""
         source = Prompt(f"{system.name}+{prompt.name}", system.text + prompt.text) if system else prompt
+        sample += ROUND_DRAWS * (self.ctx.round - 1)
         metadata = {"generator": self.name, "prompt_file": source.name,
                     "prompt_hash": source.hash, "sample": sample, **metadata}
         messages = None if raw else [{"role": "user", "content": content.strip()}]

@@ -29,12 +29,13 @@ from synthcpt.cards import write_dataset_card
 from synthcpt.engine.settings import BACKENDS
 from synthcpt.engine.tokens import text_tokenizer
 from synthcpt.engine.types import Request, Result
+from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
-from synthcpt.run_folder import RunFolder
+from synthcpt.run_folder import RunFolder, step_name
 from synthcpt.s5_generate.base import Corpus, GenerationContext, Generator, Rejected, TwoStepGenerator
 from synthcpt.s5_generate.mix import quality_reason
 from synthcpt.s5_generate.records import INSTRUCTION_SCHEMA, RECORD_SCHEMA, count_tokens, write_shards
-from synthcpt.s5_generate.settings import GENERATORS
+from synthcpt.s5_generate.settings import GENERATORS, GenerateSettings
 from synthcpt.stage import Config, StageContext
 from synthcpt.stats import CorpusCoverage, GenerateStats, GeneratorStats
 
@@ -76,7 +77,14 @@ class Outcome:
 
 
 def load_corpus(run: RunFolder) -> Corpus:
-    corpus = Corpus(run.documents(), run.chunks(), summaries=run.summaries(), graph_dir=run.graph_dir)
+    """The corpus a round generates from: all of it in round 1; in a later round, the passages the round
+    before's model missed on the quiz (and their documents)."""
+    documents, chunks = run.documents(), run.chunks()
+    if run.round > 1:
+        missed = run.previous_round().missed_chunks()
+        chunks = [c for c in chunks if c.chunk_id in missed]
+        documents = [d for d in documents if d.doc_id in {c.doc_id for c in chunks}]
+    corpus = Corpus(documents, chunks, summaries=run.summaries(), graph_dir=run.graph_dir)
     for row in sorted(run.entities(), key=lambda r: -(r.get("salience") or 0.0)):
         corpus.entities.setdefault(row["doc_id"], []).append(row["entity"])
     return corpus
@@ -95,11 +103,28 @@ def context_window(engine_settings) -> int | None:
     return getattr(AutoConfig.from_pretrained(resolve(engine_settings.model)), "max_position_embeddings", None)
 
 
-def generation_context(config: Config, run_dir: Path, tokenizer=None) -> GenerationContext:
-    return GenerationContext(settings=config.generate, corpus=load_corpus(RunFolder(run_dir)), seed=config.run.seed,
+def generation_context(config: Config, run: RunFolder | Path, tokenizer=None) -> GenerationContext:
+    """What the generators of `run`'s round get (a path: the run seen from round 1)."""
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    return GenerationContext(settings=round_settings(config.generate, run.round), corpus=load_corpus(run),
+                             seed=config.run.seed,
                              model=config.engine.model, context_window=context_window(config.engine),
                              tokenizer=tokenizer if tokenizer is not None else text_tokenizer(config.engine, "generate"),
-                             prompts_dir=config.run.prompts_dir)
+                             prompts_dir=config.run.prompts_dir, round=run.round)
+
+
+def round_settings(settings: GenerateSettings, round: int) -> GenerateSettings:
+    """The generate settings of a round: as set in round 1; after it, only the generators that write from a
+    passage (the others would write about what the model already knows), sharing the round's budget, and
+    no copies of the raw corpus in the mix: round 1's mix holds them, and the train stage replays it."""
+    if round == 1:
+        return settings
+    chosen = [name for name in settings.generators if GENERATORS.get(name).from_passages]
+    if not chosen:
+        targeting = ", ".join(n for n in GENERATORS.names() if GENERATORS.get(n).from_passages)
+        raise SynthcptError(f"round {round} generates for the passages the model missed, and none of "
+                            f"generate.generators writes from a passage (those that do: {targeting})")
+    return settings.model_copy(update={"generators": chosen, "mix": settings.mix.model_copy(update={"raw_ratio": 0.0})})
 
 
 def generators(gen_ctx: GenerationContext) -> list[Generator]:
@@ -107,9 +132,12 @@ def generators(gen_ctx: GenerationContext) -> list[Generator]:
 
 
 def check_inputs(ctx: StageContext) -> None:
-    """The corpus, and the outputs of the earlier stages the selected generators need."""
+    """The corpus, the outputs of the earlier stages the selected generators need, and in a later round the
+    round before's probe."""
     ctx.input("ingest")
     ctx.require(GENERATORS.get(name) for name in ctx.settings.generators)
+    if ctx.run.round > 1 and not ctx.run.previous_round().is_done("probe"):
+        raise SynthcptError(f"round {ctx.run.round} needs round {ctx.run.round - 1}'s probe, which has not run")
 
 
 def prompt_files(config: Config) -> list[str]:
@@ -135,8 +163,9 @@ def next_wave(missing: int, sent: int, generated: int, last: int, max_tokens: in
 
 
 def step(generator: Generator) -> str:
-    """The engine step of a generator: its usage, cache statistics and plan are reported under it."""
-    return f"generate: {generator.name}"
+    """The engine step of a generator: its usage, cache statistics and plan are reported under it (a later
+    round's under the round's step name)."""
+    return f"{step_name('generate', generator.ctx.round)}: {generator.name}"
 
 
 def first_step(generator: TwoStepGenerator) -> str:
@@ -175,8 +204,8 @@ def planned_requests(ctx: StageContext) -> dict[str, Iterable[Request]]:
     from synthcpt.engine.plan import mean_completion_tokens
 
     check_inputs(ctx)
-    gen_ctx = generation_context(ctx.config, ctx.run.dir)
-    targets = ctx.settings.targets()
+    gen_ctx = generation_context(ctx.config, ctx.run)
+    targets = gen_ctx.settings.targets()
     planned = {}
     for generator in generators(gen_ctx):
         if not generator.max_tokens or targets[generator.name] == 0:
@@ -298,11 +327,16 @@ def generate(ctx: StageContext) -> GenerateStats:
     from synthcpt.engine import open_engine
     from synthcpt.s5_generate.mix import build_mix
 
-    config, settings, out = ctx.config, ctx.settings, ctx.out
+    config, out = ctx.config, ctx.out
     run_dir = ctx.run.dir
     check_inputs(ctx)
     ctx.input("exam")  # the leak guard keeps the exam's questions out of the mix
-    gen_ctx = generation_context(config, run_dir)
+    gen_ctx = generation_context(config, ctx.run)
+    if ctx.run.round > 1 and not gen_ctx.corpus.chunks:
+        raise SynthcptError(f"round {ctx.run.round}: round {ctx.run.round - 1}'s model answered every quiz question, "
+                            f"so no passage is left to generate for: rounds 1 to {ctx.run.round - 1} are complete "
+                            f"(run.rounds={ctx.run.round - 1} finishes the run with them)")
+    settings = gen_ctx.settings
     targets = settings.targets()
     outcomes: dict[str, Outcome] = {}
     with open_engine(config.engine, run_dir) as engine:

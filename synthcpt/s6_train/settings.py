@@ -74,6 +74,9 @@ class TrainSettings(Section):
                                 "replay text (EntiGraph: 10%).")
     replay_heldout_share: float = Field(0.1, ge=0, lt=1, description="Share of replay documents kept out of "
                                         "training; evaluation measures forgetting on them.")
+    earlier_rounds_replay: float = Field(
+        0.5, ge=0, description="A later round (run.rounds): tokens of the earlier rounds' mix trained on again per "
+        "token of the round's new text, so what the model learned before is not overwritten (0: new text alone).")
     block_size: int = Field(2048, gt=1, description="Tokens per packed training sequence.")
     batch_size: int = Field(16, gt=0, description="Sequences per optimizer step, over all GPUs.")
     micro_batch_size: int | Literal["auto"] = Field(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from synthcpt.atomic import write_model
+from synthcpt.atomic import atomic_path, write_model
 from synthcpt.errors import SynthcptError
 from synthcpt.progress import console
-from synthcpt.run_folder import STATS_FILE
+from synthcpt.run_folder import STATS_FILE, RunFolder
 from synthcpt.s6_train.data import (
     Example,
     PackedData,
@@ -32,15 +32,17 @@ from synthcpt.stage import StageContext
 from synthcpt.stats import TrainStats
 
 
-def source_files(ctx: StageContext) -> list[Path]:
-    """The parquet files of the configured data source, from the earlier stages' outputs."""
-    data = ctx.settings.data
+def source_files(ctx: StageContext, run: RunFolder | None = None) -> list[Path]:
+    """The parquet files of the configured data source, from the earlier stages' outputs (of `run`'s round,
+    by default the stage's own)."""
+    data, run = ctx.settings.data, run or ctx.run
     if data == "raw":
         ctx.input("ingest")
-        files = [ctx.run.documents_path]
+        files = [run.documents_path]
     else:
-        ctx.input("generate")
-        files = sorted((ctx.run.mix if data == "mix" else ctx.run.instructions).glob("*.parquet"))
+        if not run.is_done("generate"):
+            raise SynthcptError(f"stage 'train' needs the output of 'generate' (round {run.round}), which has not run")
+        files = sorted((run.mix if data == "mix" else run.instructions).glob("*.parquet"))
     files = [f for f in files if f.is_file()]
     if not files:
         raise SynthcptError(f"no training data for train.data={data}: no parquet files found "
@@ -110,9 +112,11 @@ def check_causal_lm(model_path: str) -> None:
 
 
 def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: int,
-                   sources: Sources | None = None) -> TrainStats:
+                   sources: Sources | None = None, start_from: Path | None = None) -> TrainStats:
     """Train `settings.model` on the parquet `files` (+ replay) into `out`; the stage and tests call this.
-    Distillation also reads `sources`, the corpus the records were written from."""
+    Distillation also reads `sources`, the corpus the records were written from. `start_from`: the weights
+    training starts from when not the base model's (a later round: the round before's model); the
+    tokenizer and the distillation teacher stay the base model's."""
     from synthcpt.models import load_tokenizer, resolve
     from synthcpt.replay import split_replay
     from synthcpt.s6_train.memory import fit_memory
@@ -131,9 +135,10 @@ def train_on_files(settings: TrainSettings, files: list[Path], out: Path, seed: 
         data.teacher = distill_targets(settings, model_path, tokenizer, data, out / "data" / "teacher", runtime)
     # Before the model is loaded: what does not fit ends in one line (data errors came first).
     settings = fit_memory(settings, model_path, runtime)
-    trainer = Trainer(settings, data, model_path, out, seed, runtime)
+    trainer = Trainer(settings, data, str(start_from) if start_from else model_path, out, seed, runtime)
     stats = TrainStats(**trainer.train(), data=settings.data, generators=settings.generators, base_model=model_path,
-                       training_tokens=data.main.n_tokens, replay_tokens=data.replay.n_tokens if data.replay else 0)
+                       training_tokens=data.main.n_tokens, replay_tokens=data.replay.n_tokens if data.replay else 0,
+                       started_from=str(start_from) if start_from else None)
     if runtime.is_main:
         write_model(out / STATS_FILE, stats)
     return stats
@@ -153,7 +158,55 @@ def train_run(ctx: StageContext) -> TrainStats:
     if ctx.settings.objective == "distill":
         ctx.input("ingest")
         sources = Sources(ctx.run.documents(), ctx.run.chunks())
-    return train_on_files(ctx.settings, source_files(ctx), ctx.out, ctx.config.run.seed, sources)
+    files, start_from = source_files(ctx), None
+    if ctx.run.round > 1:
+        if ctx.settings.data != "mix":
+            raise SynthcptError(f"a run of several rounds trains on the mix each round generates (train.data=mix, "
+                                f"not {ctx.settings.data})")
+        start_from = ctx.run.previous_round().trained_model
+        if not (start_from / "config.json").is_file():
+            raise SynthcptError(f"round {ctx.run.round} trains on from round {ctx.run.round - 1}'s model, which is "
+                                f"not in {start_from}")
+        earlier = earlier_rounds_sample(ctx, files)
+        files += [earlier] if earlier else []
+    return train_on_files(ctx.settings, files, ctx.out, ctx.config.run.seed, sources, start_from)
+
+
+# The train stage's own file: the earlier rounds' records a later round trains on again.
+EARLIER_ROUNDS_FILE = "earlier-rounds.parquet"
+
+
+def earlier_rounds_sample(ctx: StageContext, files: list[Path]) -> Path | None:
+    """The earlier rounds' mix records, shuffled by the run's seed and the round, up to
+    `earlier_rounds_replay` times the tokens of this round's mix (`files`), as one parquet file."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    share = ctx.settings.earlier_rounds_replay
+    if share == 0:
+        return None
+    new_tokens = sum(sum(pq.read_table(f, columns=["n_tokens"]).column("n_tokens").to_pylist()) for f in files)
+    earlier = [f for r in range(1, ctx.run.round) for f in source_files(ctx, ctx.run.for_round(r))]
+    table = pa.concat_tables([pq.read_table(f) for f in earlier], promote_options="default")
+    order = list(range(table.num_rows))
+    random.Random(f"{ctx.config.run.seed}:{ctx.run.round}").shuffle(order)
+    tokens, chosen, total = table.column("n_tokens").to_pylist(), [], 0
+    for index in order:
+        if total >= share * new_tokens:
+            break
+        chosen.append(index)
+        total += tokens[index]
+    sample, path = table.take(chosen), ctx.out / EARLIER_ROUNDS_FILE
+    # Written only when it changes: the packed data and a killed training's checkpoints are keyed by
+    # the files' sizes and times, so a rewrite would start the round's training over.
+    if not (path.is_file() and pq.read_table(path).equals(sample)):
+        with atomic_path(path) as staging:
+            pq.write_table(sample, staging)
+    console.print(f"train: round {ctx.run.round} replays {len(chosen)} records of the earlier rounds "
+                  f"({total:,} tokens; its new text: {new_tokens:,})")
+    return path
 
 
 def show_training(ctx: StageContext) -> None:

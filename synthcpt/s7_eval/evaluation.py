@@ -14,20 +14,27 @@ from synthcpt.run_folder import QUESTIONS_FILE, RESULTS_FILE, Chunk, RunFolder
 from synthcpt.s7_eval.evaluate import evaluate_models, summarise
 from synthcpt.s7_eval.records import RECORD_SCHEMA, Candidate
 from synthcpt.stage import Config, StageContext
-from synthcpt.stats import EvalResults, Forgetting, Perplexity, Score
+from synthcpt.stats import EvalResults, Forgetting, Perplexity, Score, round_model
 
 BASELINE = "base"
 
 
 def run_candidates(config: Config, run_dir: Path) -> list[Candidate]:
-    """The base model and, when the train stage has produced it, the trained model."""
+    """The base model and, when the train stage has produced it, the trained model (the last round's); in a
+    run of several rounds, each earlier round's model too ("round 1", ...), so the exam scores every round."""
     candidates = [Candidate(BASELINE, config.train.model)]
-    trained = RunFolder(run_dir).trained_model
+    rounds = config.run.rounds
+    for round in range(1, rounds):
+        model = RunFolder(run_dir, round).trained_model
+        if (model / "config.json").is_file():
+            candidates.append(Candidate(round_model(round, rounds), str(model)))
+    trained = RunFolder(run_dir, rounds).trained_model
     if (trained / "config.json").is_file():
-        candidates.append(Candidate("trained", str(trained)))
+        candidates.append(Candidate(round_model(rounds, rounds), str(trained)))
     else:
         console.print(f"[yellow]eval: no trained model in {trained}; evaluating the base model alone")
     return candidates
+
 
 
 def heldout_texts(config: Config) -> list[str]:

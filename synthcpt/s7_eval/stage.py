@@ -13,7 +13,8 @@ def run(ctx: StageContext) -> EvalResults:
     from synthcpt.s7_eval.evaluation import evaluate_stage
 
     results = evaluate_stage(ctx)
-    write_model_card(ctx.run, ctx.config)  # the trained model's card now shows what was measured
+    # The trained model's card (the last round's) now shows what was measured.
+    write_model_card(ctx.run.for_round(ctx.config.run.rounds), ctx.config)
     return results
 
 

@@ -28,6 +28,7 @@ from synthcpt.s8_report.document import (
 from synthcpt.s8_report.exam import exam
 from synthcpt.s8_report.learning import learning
 from synthcpt.s8_report.readers import exam_items, exam_ran, fields, number, share, titles, training_log
+from synthcpt.s8_report.rounds import rounds
 from synthcpt.s8_report.settings import ReportSettings
 from synthcpt.s8_report.synthetic import synthetic
 from synthcpt.stats import Coverage, EvalResults, GraphStats, ReportStats
@@ -170,7 +171,7 @@ def training(run: RunFolder, settings: ReportSettings) -> Section | None:
 
 
 SECTIONS: tuple[Callable[[RunFolder, Any], Section | None], ...] = (
-    learning, exam, synthetic, graph, coverage, training, corpus, overview, config_section)
+    learning, rounds, exam, synthetic, graph, coverage, training, corpus, overview, config_section)
 
 
 def _section(build: Callable[[RunFolder, ReportSettings], Section | None], run: RunFolder,

@@ -142,3 +142,21 @@ def coverage_per_document(per_document: dict[str, Coverage], titles: dict[str, s
 
 def _short(text: str, limit: int = 32) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def rounds_scores(rounds: list[dict[str, Any]]) -> bytes:
+    """The exam and quiz accuracy of each round's model against the synthetic tokens generated so far."""
+    figure, axis = _pyplot().subplots(figsize=(6, 3.2))
+    tokens = [r["tokens_so_far"] for r in rounds]
+    for key, label in (("exam", "exam (held out, closed book)"), ("quiz", "quiz (chooses the next round's text)")):
+        points = [(t, r[key]) for t, r in zip(tokens, rounds) if r[key] is not None]
+        if points:
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    for t, r in zip(tokens, rounds):
+        axis.annotate(f"round {r['round']}", (t, 1), textcoords="offset points", xytext=(0, -12), fontsize=8,
+                      ha="center", xycoords=("data", "axes fraction"))
+    axis.set_xlabel("synthetic tokens generated, all rounds so far")
+    axis.set_ylabel("accuracy")
+    axis.grid(alpha=.3)
+    axis.legend(fontsize=8)
+    return _png(figure)

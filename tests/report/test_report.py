@@ -332,12 +332,12 @@ def test_report_stage_is_not_shown_running(full_run):
     """Run as the pipeline's last stage, the report does not list itself (its entry reads "running"
     while it is written)."""
     from synthcpt.config import load_config
-    from synthcpt.pipeline import STAGES, Runner, fingerprints
+    from synthcpt.pipeline import Runner, fingerprints, steps
 
     config = load_config(None, [f"run.dir={full_run}", "report.samples=1"])
     folder, prints = RunFolder(full_run), fingerprints(config)
-    for stage in STAGES[:-1]:  # the earlier stages' outputs are in the folder; mark them done for this config
-        folder.update_stage(stage.name, status="complete", fingerprint=prints[stage.name])
+    for step in steps(config)[:-1]:  # the earlier steps' outputs are in the folder; mark them done for this config
+        folder.update_stage(step.stage.name, status="complete", fingerprint=prints[step.name])
     Runner(config, reporter=lambda _: None).execute(["report"], force={"report"})
     table = re.search(r'<table id="stages-table">.*?</table>', (full_run / "report.html").read_text(), re.DOTALL)
     assert table and "<td>eval</td>" in table.group(0)

@@ -1,6 +1,7 @@
 """Context distillation (`train.objective: distill`) on the embedded model: the binned top-k KL, the
 teacher pass against fresh forward passes with the context, a killed teacher pass and a killed
-distillation run resuming exactly, and a record without a source refused in one line."""
+distillation run resuming exactly, the same run under FSDP and with LoRA, and a record without a source
+refused in one line."""
 
 from __future__ import annotations
 
@@ -249,3 +250,36 @@ def test_the_plan_counts_the_teacher_pass_and_a_record_without_a_source_is_refus
     with pytest.raises(SynthcptError, match=r"mix record wrap-0 \(wrap\) names no chunk or document"):
         train_on_files(config.train, sorted(run.mix.glob("*.parquet")), tmp_path / "bad" / "train", 0,
                        teacher.Sources(run.documents(), run.chunks()))
+
+
+@pytest.mark.slow
+def test_distillation_under_fsdp_trains_like_one_process_and_with_lora_trains_only_the_adapters(tmp_path):
+    # Two micro-batches of one sequence a step: alone they accumulate, under FSDP each process takes one.
+    train = {**DISTILL_RUN, "micro_batch_size": 1, "max_steps": 4, "checkpoint_every": 100}
+    alone = _distill_run(tmp_path / "alone", train)
+    done = synthcpt("train", "-c", str(alone))
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = _log(tmp_path / "alone")
+
+    sharded = _distill_run(tmp_path / "sharded", train)
+    cli = Path(sys.executable).with_name("synthcpt")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(cli), "train", "-c", str(sharded)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((tmp_path / "sharded" / "train" / "stats.json").read_text())
+    assert stats["processes"] == 2
+    # One teacher pass, the same rows for both processes: the same KL, step by step, as one process.
+    assert [r["loss"] for r in _log(tmp_path / "sharded")] == pytest.approx([r["loss"] for r in reference], rel=1e-4)
+
+    adapters_only = {"enabled": True, "rank": 16, "alpha": 32.0, "train_embeddings": False}
+    lora = _distill_run(tmp_path / "lora", {**train, "lora": adapters_only})
+    done = synthcpt("train", "-c", str(lora))
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = json.loads((tmp_path / "lora" / "train" / "stats.json").read_text())
+    assert 0 < stats["trained_parameters"] < stats["parameters"] / 10
+    assert (tmp_path / "lora" / "train" / "adapter").is_dir()
+    log = _log(tmp_path / "lora")
+    # The adapters start at zero: the first step is the base model's KL from the teacher, as in full training.
+    assert log[0]["loss"] == pytest.approx(reference[0]["loss"], rel=1e-5)
+    assert log[-1]["loss"] != log[0]["loss"]

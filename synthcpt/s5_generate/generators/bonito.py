@@ -101,6 +101,7 @@ class Bonito(Generator[BonitoSettings]):
     name = "bonito"
     summary = "instruction/response pairs"
     position = 5
+    from_passages = True
     enabled_by_default = True
 
     @classmethod
@@ -143,7 +144,7 @@ class Bonito(Generator[BonitoSettings]):
                 sampling = self.sampling(s.temperature, s.max_tokens, top_p=s.top_p)
                 yield self.request(content, template, sampling, raw=self.raw,
                                    json_schema=None if self.raw else INSTRUCTION_PAIR_SCHEMA,
-                                   metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": task_type})
+                                   metadata={"doc_id": chunk.doc_id, "chunk_id": chunk.chunk_id, "unit": chunk.chunk_id, "style": task_type})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if result.truncated:

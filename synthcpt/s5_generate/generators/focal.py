@@ -70,6 +70,7 @@ class FocalRewriting(TwoStepGenerator[FocalSettings]):
     name = "focal"
     summary = "rewrites of each document, each focused on one question about it (Focal Rewriting)"
     position = 8
+    from_passages = True
     enabled_by_default = False  # new: opt in with generate.generators, or the smt preset
     model_written = True
     first_step_name = "questions"

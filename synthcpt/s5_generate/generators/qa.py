@@ -199,6 +199,7 @@ class SyntheticQA(Generator[QASettings]):
     name = "qa"
     summary = "question-answer pairs about every passage (Synthetic Mixed Training)"
     position = 7
+    from_passages = True
     enabled_by_default = False  # new: opt in with generate.generators, or the smt preset
     model_written = True
     text_kind = QA

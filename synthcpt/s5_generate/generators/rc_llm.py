@@ -47,6 +47,7 @@ class RcLlm(Generator[RcLlmSettings]):
     name = "rc_llm"
     summary = "LLM-written question/answer pairs"
     position = 4
+    from_passages = True
     enabled_by_default = True
 
     @classmethod
@@ -75,7 +76,7 @@ class RcLlm(Generator[RcLlmSettings]):
             content = template.render(header=doc.header, text=chunk.text.strip(), count=str(s.questions))
             sampling = self.sampling(s.temperature, s.max_tokens)
             yield self.request(content, template, sampling, json_schema=self.schema,
-                               metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id})
+                               metadata={"doc_id": chunk.doc_id, "chunk_id": chunk.chunk_id, "unit": chunk.chunk_id})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         if result.truncated:  # an answer cut off by max_tokens keeps the pairs it completed

@@ -36,6 +36,7 @@ class Wrap(Generator[WrapSettings]):
     name = "wrap"
     summary = "rephrasings in four styles"
     position = 2
+    from_passages = True
     enabled_by_default = True
     model_written = True
 
@@ -60,7 +61,7 @@ class Wrap(Generator[WrapSettings]):
                 header = self.corpus.by_id[chunk.doc_id].header
                 yield self.request(template.render(header=header, text=chunk.text.strip()), template, sampling,
                                    sample=sample,
-                                   metadata={"doc_id": chunk.doc_id, "unit": chunk.chunk_id, "style": style})
+                                   metadata={"doc_id": chunk.doc_id, "chunk_id": chunk.chunk_id, "unit": chunk.chunk_id, "style": style})
 
     def parse(self, result: Result) -> list[dict[str, Any]] | Rejected:
         style = result.request.metadata["style"]
