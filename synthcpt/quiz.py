@@ -194,11 +194,10 @@ def probe_round(ctx: StageContext) -> ProbeStats:
     correct = {record["question_id"]: bool(record["acc"]) for record in records}
     answers = [ProbeAnswer(i.question_id, i.doc_id, i.chunk_id, correct[i.question_id]) for i in items]
     ctx.run.write_probe(answers)
-    passages = {a.chunk_id for a in answers}
-    missed = {a.chunk_id for a in answers if not a.correct}
-    stats = ProbeStats(round=ctx.run.round, model=str(model), questions=len(answers),
-                       correct=sum(a.correct for a in answers), accuracy=sum(a.correct for a in answers) / len(answers),
-                       passages=len(passages), passages_missed=len(missed))
+    right = sum(a.correct for a in answers)
+    stats = ProbeStats(round=ctx.run.round, model=str(model), questions=len(answers), correct=right,
+                       accuracy=right / len(answers), passages=len({a.chunk_id for a in answers}),
+                       passages_missed=len(ctx.run.missed_chunks()))
     ctx.run.write_stats("probe", stats)
     console.print(f"probe: round {stats.round}'s model answered {stats.correct} of {stats.questions} quiz questions; "
                   f"{stats.passages_missed} of {stats.passages} passages missed")
